@@ -1,0 +1,260 @@
+"""The TOML configuration shared by the bridge and the collectors (CONTRACT section 5).
+
+One file serves every program: each validates the whole file strictly (an
+unknown key or a bad value is a `ConfigError` naming the key) and then asks
+`require()` for the keys only it needs. Relative paths are taken from the
+working directory, as the service units and `make run` set it.
+
+The MQTT credentials are the one thing that differs per process on a single
+box (each role has its own broker user), so `SE3_MQTT_USERNAME` and
+`SE3_MQTT_PASSWORD_FILE` override `[mqtt]` for the process that has them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge.errors import ConfigError
+
+ENV_CONFIG = "SE3_CONFIG"
+ENV_MQTT_USERNAME = "SE3_MQTT_USERNAME"
+ENV_MQTT_PASSWORD_FILE = "SE3_MQTT_PASSWORD_FILE"  # noqa: S105 - a variable name
+
+_PROBE = re.compile(r"^(rtsp|none|tcp:([1-9][0-9]{0,4}))$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class GatewaySection(_Section):
+    sn: str = ""
+    sn_file: Path | None = None
+    dev_sno: str = ""
+    name: str = ""
+    interface: str = ""
+    sw_version_file: Path | None = None
+    sdk_version: str = ""
+    sdk_version_file: Path | None = None
+    data_path: Path = Path("/data")
+
+    def serial(self) -> str:
+        """The gateway serial: `sn`, or the stripped content of `sn_file`."""
+        if self.sn:
+            return self.sn
+        if self.sn_file is not None:
+            try:
+                return self.sn_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"gateway.sn_file: cannot read {self.sn_file}: {exc}") from exc
+        return ""
+
+
+class MqttSection(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str = ""
+    password_file: Path | None = None
+    topic_prefix: Annotated[str, Field(min_length=1)] = "se3"
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    qos: Literal[0, 1] = 1
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _no_wildcards(cls, value: str) -> str:
+        if any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must not contain + or # nor start or end with /")
+        return value
+
+    def password(self) -> str | None:
+        """The password from `password_file`, or None for a broker without auth."""
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            where = f"mqtt.password_file: cannot read {self.password_file}"
+            raise ConfigError(f"{where}: {exc.strerror or exc}") from exc
+
+
+class PlatformSection(_Section):
+    report_url: list[str] = Field(default_factory=list)
+    login_url: str = ""
+    interval: Annotated[float, Field(gt=0, le=86400)] = 20.0
+    min_interval: Annotated[float, Field(ge=0, le=3600)] = 1.0
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    retry_max: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    retry_min: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    shutdown_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    ca_file: Path | None = None
+
+    @field_validator("report_url", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        if isinstance(value, str):
+            return split_urls(value)
+        return value
+
+    @field_validator("report_url")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            check_http_url(url)
+        return value
+
+    @field_validator("login_url")
+    @classmethod
+    def _login_http(cls, value: str) -> str:
+        if value:
+            check_http_url(value)
+        return value
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class BridgeSection(_Section):
+    max_devices: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
+    max_payload: Annotated[int, Field(ge=256, le=1_048_576)] = 16_384
+    metrics_listen: str = ""
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _loopback_port(cls, value: str) -> str:
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9530")
+        return value
+
+
+class CollectorsSection(_Section):
+    metrics_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    probe_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    probe_timeout: Annotated[float, Field(gt=0, le=60)] = 3.0
+    probe_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    ttl_factor: Annotated[float, Field(ge=1.5, le=100)] = 3.0
+
+
+class DeviceEntry(_Section):
+    ip: str
+    name: str = ""
+    location: Annotated[str, Field(min_length=1)]
+    type: Literal["0", "1", "2", "3", "4"]
+    url: str = ""
+    probe: str = "none"
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        return str(ipaddress.ip_address(value.strip()))
+
+    @field_validator("probe")
+    @classmethod
+    def _probe(cls, value: str) -> str:
+        match = _PROBE.match(value)
+        if match is None or (match.group(2) and int(match.group(2)) > 65535):
+            raise ValueError("must be rtsp, tcp:PORT or none")
+        return value
+
+
+class Config(_Section):
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    platform: PlatformSection = Field(default_factory=PlatformSection)
+    bridge: BridgeSection = Field(default_factory=BridgeSection)
+    collectors: CollectorsSection = Field(default_factory=CollectorsSection)
+    devices: list[DeviceEntry] = Field(default_factory=list)
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_ips(cls, value: list[DeviceEntry]) -> list[DeviceEntry]:
+        seen: set[str] = set()
+        for device in value:
+            if device.ip in seen:
+                raise ValueError(f"device ip {device.ip} is listed twice")
+            seen.add(device.ip)
+        return value
+
+    def require(self, *keys: str) -> None:
+        """Raise a ConfigError naming every dotted key in `keys` that is empty."""
+        missing = [key for key in keys if not _lookup(self, key)]
+        if missing:
+            raise ConfigError("; ".join(f"{key}: required by this program" for key in missing))
+
+
+def _lookup(config: Config, dotted: str) -> object:
+    if dotted == "gateway.sn":
+        return config.gateway.sn or config.gateway.sn_file
+    section, _, key = dotted.partition(".")
+    return getattr(getattr(config, section), key)
+
+
+def split_urls(text: str) -> list[str]:
+    """Split a comma-separated list of URLs, dropping blanks."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def check_http_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file named by `path`, else by $SE3_CONFIG."""
+    chosen = path if path is not None else os.environ.get(ENV_CONFIG)
+    if not chosen:
+        raise ConfigError(f"no config file: pass --config PATH or set {ENV_CONFIG}")
+    try:
+        with open(chosen, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
+    return parse_config(raw, source=str(chosen), env=os.environ)
+
+
+def parse_config(
+    raw: Mapping[str, object], source: str = "config", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a parsed TOML document; errors name the file and the dotted key."""
+    data = dict(raw)
+    if env:
+        overrides = {
+            "username": env.get(ENV_MQTT_USERNAME),
+            "password_file": env.get(ENV_MQTT_PASSWORD_FILE),
+        }
+        chosen = {k: v for k, v in overrides.items() if v is not None}
+        if chosen:
+            mqtt = data.get("mqtt", {})
+            data["mqtt"] = {**(mqtt if isinstance(mqtt, dict) else {}), **chosen}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(exc.errors()))) from exc
+
+
+def _describe(errors: Iterable[Mapping[str, object]]) -> list[str]:
+    out = []
+    for err in errors:
+        loc = err.get("loc", ())
+        parts = [str(p) for p in loc] if isinstance(loc, tuple) else [str(loc)]
+        key = ".".join(parts) or "(top level)"
+        if err.get("type") == "extra_forbidden":
+            out.append(f"{key}: unknown key")
+            continue
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        out.append(f"{key}: {msg}")
+    return out

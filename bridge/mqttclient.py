@@ -1,0 +1,121 @@
+"""One way to make a paho client for this project: credentials, last will, reconnects.
+
+Every program (bridge, collectors, the publish command) gets its client here,
+so they all behave alike towards the broker:
+- the last will is `offline`, retained, and `online` is published after every
+  connect (PITFALLS: paho threading and wills);
+- `connect_async` + `loop_start`, so a program started before the broker keeps
+  trying instead of dying, with a bounded reconnect backoff;
+- `on_connect` callbacks registered with `on_connected` run after every
+  (re)connect, which is where subscriptions belong.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bridge.config import MqttSection
+
+logger = logging.getLogger(__name__)
+
+ConnectHook = Callable[[mqtt.Client], None]
+
+
+class Connection:
+    """A paho client running its own network thread, with an 'online' last will.
+
+    `status_topic` gets `online` (retained) after each connect and `offline` as
+    the last will; `close()` publishes `offline` itself before disconnecting.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSection,
+        client_id: str,
+        status_topic: str | None = None,
+        clean_start: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.status_topic = status_topic
+        self.connected = threading.Event()
+        self._hooks: list[ConnectHook] = []
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_start,
+            protocol=mqtt.MQTTv311,
+        )
+        password = settings.password()
+        if settings.username:
+            client.username_pw_set(settings.username, password)
+        if status_topic:
+            client.will_set(status_topic, b"offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # Thousands of retained records arrive at once at start; the default of 20
+        # in flight is per-client QoS 1 outgoing, and queued outgoing is unbounded.
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self.client = client
+
+    def on_connected(self, hook: ConnectHook) -> None:
+        """Run `hook(client)` on the network thread after every successful connect."""
+        self._hooks.append(hook)
+
+    def start(self) -> None:
+        """Connect in the background; returns at once, retries until the broker answers."""
+        self.client.connect_async(
+            self.settings.host, self.settings.port, keepalive=self.settings.keepalive
+        )
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def publish(
+        self, topic: str, payload: bytes | str, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Say `offline` (when connected), disconnect and stop the network thread."""
+        if self.status_topic and self.connected.is_set():
+            info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                logger.debug("offline status not confirmed before disconnect")
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks: network thread; cheap, never blocking ---------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            logger.warning(
+                "broker %s:%s refused the connection: %s",
+                self.settings.host, self.settings.port, reason,
+            )
+            return
+        logger.info("connected to broker %s:%s", self.settings.host, self.settings.port)
+        self.connected.set()
+        if self.status_topic:
+            client.publish(self.status_topic, b"online", qos=1, retain=True)
+        for hook in self._hooks:
+            hook(client)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            logger.info("disconnected from broker: %s", reason)

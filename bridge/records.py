@@ -1,0 +1,155 @@
+"""The MQTT records (CONTRACT section 2) and the one parser that admits them.
+
+A record is the JSON object a collector or an app publishes, retained, for one
+subject. `parse_record` turns raw bytes into a validated, frozen model or raises
+`RecordError` with a reason fit for a log line and a `bridge/errors` event; it
+never raises anything else (pinned down by a property-based test).
+
+Types are strict: `"ep_type": 2` is refused, not coerced, because an app that
+sends numbers where the platform wants strings is a bug worth hearing about.
+Keys the contract does not name are ignored, so newer publishers keep working.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge.errors import RecordError
+from bridge.topics import Kind
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+Status = Literal["online", "offline"]
+EpType = Literal["0", "1", "2", "3", "4"]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Short = Annotated[str, Field(max_length=256)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    source: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class _Fresh(_Record):
+    """A record that may expire: `ts` (publisher's Unix time) and `ttl` (seconds)."""
+
+    ts: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    ttl: Annotated[float, Field(gt=0, le=30 * 86400, allow_inf_nan=False)] | None = None
+
+
+def _ip(value: str) -> str:
+    return str(ipaddress.ip_address(value.strip()))
+
+
+class GatewayInfo(_Record):
+    gateway_ip: Short
+    gateway_name: Annotated[str, Field(min_length=1, max_length=256)]
+    dev_sno: Annotated[str, Field(min_length=1, max_length=128)]
+    sw_version: Annotated[str, Field(max_length=4096)]
+    sdk_version: Short | None = None
+    gateway_mac: Short | None = None
+
+    @field_validator("gateway_ip")
+    @classmethod
+    def _gateway_ip(cls, value: str) -> str:
+        return _ip(value)
+
+    @field_validator("gateway_mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        mac = value.strip().lower().replace("-", ":")
+        if not _MAC.match(mac):
+            raise ValueError("must look like aa:bb:cc:dd:ee:ff")
+        return mac
+
+
+class GatewayMetrics(_Fresh):
+    cpu_usage: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    memory_size: NonNegative | None = None
+    memory_usage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    disk_size: NonNegative | None = None
+    disk_free_size: NonNegative | None = None
+    temperature: Annotated[int, Field(ge=-100, le=300)] | None = None
+
+
+class DeviceState(_Fresh):
+    ep_status: Status
+    ep_type: EpType
+    ep_location: Annotated[str, Field(min_length=1, max_length=256)]
+    ep_ip: Short | None = None
+    ep_name: Short = ""
+    ep_url: Annotated[str, Field(max_length=2048)] | None = None
+
+    @field_validator("ep_ip")
+    @classmethod
+    def _ep_ip(cls, value: str | None) -> str | None:
+        return None if value is None else _ip(value)
+
+
+Record = GatewayInfo | GatewayMetrics | DeviceState
+
+_MODELS: dict[Kind, type[GatewayInfo] | type[GatewayMetrics] | type[DeviceState]] = {
+    Kind.GATEWAY_INFO: GatewayInfo,
+    Kind.GATEWAY_METRICS: GatewayMetrics,
+    Kind.DEVICE_STATE: DeviceState,
+}
+
+
+def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_384) -> Record:
+    """Validate one JSON record of `kind`; `key` is the device IP from the topic.
+
+    Raises RecordError, and only RecordError, for anything that is not a
+    conforming record.
+    """
+    model = _MODELS.get(kind)
+    if model is None:
+        raise RecordError(f"{kind.value} does not carry a JSON record")
+    if len(payload) > max_size:
+        raise RecordError(f"payload of {len(payload)} bytes is over the {max_size}-byte limit")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"not a JSON object but {_json_type(data)}")
+    try:
+        record = model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"])
+        got = "" if err["type"] == "missing" else f" (got {_brief(err.get('input'))})"
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+        raise RecordError(f"{msg}{got}{more}", field=field) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RecordError(f"invalid record: {exc}") from None
+    if isinstance(record, DeviceState) and record.ep_ip is not None and key and record.ep_ip != key:
+        raise RecordError(f"ep_ip {record.ep_ip} does not match the topic's {key}", field="ep_ip")
+    return record
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def _brief(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

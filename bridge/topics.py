@@ -1,0 +1,122 @@
+"""The MQTT topic layout (CONTRACT section 2): building topics and parsing them back.
+
+    {prefix}/{sn}/gateway/info
+    {prefix}/{sn}/gateway/metrics
+    {prefix}/{sn}/devices/{ip}/state
+    {prefix}/{sn}/collectors/{name}/status
+    {prefix}/{sn}/bridge/status | bridge/report | bridge/errors
+    {prefix}/{sn}/config/report_url
+
+Parsing is pure and cheap: it runs for every message the bridge receives.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+
+
+class Kind(enum.Enum):
+    GATEWAY_INFO = "gateway/info"
+    GATEWAY_METRICS = "gateway/metrics"
+    DEVICE_STATE = "devices/state"
+    COLLECTOR_STATUS = "collectors/status"
+    BRIDGE_STATUS = "bridge/status"
+    BRIDGE_REPORT = "bridge/report"
+    BRIDGE_ERRORS = "bridge/errors"
+    REPORT_URL = "config/report_url"
+
+
+_FIXED = {
+    ("gateway", "info"): Kind.GATEWAY_INFO,
+    ("gateway", "metrics"): Kind.GATEWAY_METRICS,
+    ("bridge", "status"): Kind.BRIDGE_STATUS,
+    ("bridge", "report"): Kind.BRIDGE_REPORT,
+    ("bridge", "errors"): Kind.BRIDGE_ERRORS,
+    ("config", "report_url"): Kind.REPORT_URL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRef:
+    """A parsed topic: whose (`sn`), what (`kind`) and, for devices and collectors, `key`.
+
+    `key` is the device IP in canonical form, or the collector name.
+    """
+
+    sn: str
+    kind: Kind
+    key: str = ""
+
+
+class TopicError(ValueError):
+    """A topic under our prefix that has no meaning in the layout."""
+
+
+def parse(topic: str, prefix: str) -> TopicRef:
+    """Parse `topic`, raising TopicError when it is not of a known shape."""
+    parts = topic.split("/")
+    n_prefix = prefix.count("/") + 1
+    if "/".join(parts[:n_prefix]) != prefix:
+        raise TopicError("not under the topic prefix")
+    rest = parts[n_prefix:]
+    if len(rest) < 3 or not rest[0]:
+        raise TopicError("unknown topic shape")
+    sn = rest[0]
+    if len(rest) == 3:
+        kind = _FIXED.get((rest[1], rest[2]))
+        if kind is None:
+            raise TopicError("unknown topic shape")
+        return TopicRef(sn, kind)
+    if len(rest) == 4 and rest[1] == "devices" and rest[3] == "state":
+        try:
+            ip = str(ipaddress.ip_address(rest[2]))
+        except ValueError:
+            raise TopicError(f"bad device IP in topic: {rest[2][:64]!r}") from None
+        return TopicRef(sn, Kind.DEVICE_STATE, ip)
+    if len(rest) == 4 and rest[1] == "collectors" and rest[3] == "status" and rest[2]:
+        return TopicRef(sn, Kind.COLLECTOR_STATUS, rest[2])
+    raise TopicError("unknown topic shape")
+
+
+class Topics:
+    """Builds the topics of one gateway under one prefix."""
+
+    def __init__(self, prefix: str, sn: str) -> None:
+        self.base = f"{prefix}/{sn}"
+
+    @property
+    def gateway_info(self) -> str:
+        return f"{self.base}/gateway/info"
+
+    @property
+    def gateway_metrics(self) -> str:
+        return f"{self.base}/gateway/metrics"
+
+    def device_state(self, ip: str) -> str:
+        return f"{self.base}/devices/{ip}/state"
+
+    def collector_status(self, name: str) -> str:
+        return f"{self.base}/collectors/{name}/status"
+
+    @property
+    def bridge_status(self) -> str:
+        return f"{self.base}/bridge/status"
+
+    @property
+    def bridge_report(self) -> str:
+        return f"{self.base}/bridge/report"
+
+    @property
+    def bridge_errors(self) -> str:
+        return f"{self.base}/bridge/errors"
+
+    @property
+    def report_url(self) -> str:
+        return f"{self.base}/config/report_url"
+
+    @property
+    def everything(self) -> str:
+        """The subscription filter for all of this gateway's topics."""
+        return f"{self.base}/#"
