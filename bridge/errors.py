@@ -22,12 +22,17 @@ class ConfigError(Se3Error):
 
 
 class RecordError(Se3Error):
-    """An MQTT message that is not a valid record; `reason` says why."""
+    """An MQTT message that is not a valid record; `reason` says why.
 
-    def __init__(self, reason: str, field: str = "") -> None:
+    `code` is a short, bounded category (a field name, `json`, `size`,
+    `topic`, ...) fit for a metric label.
+    """
+
+    def __init__(self, reason: str, field: str = "", code: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.code = code or field or "invalid"
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}" if self.field else self.reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -96,30 +96,40 @@ class DeviceState(_Fresh):
 
 Record = GatewayInfo | GatewayMetrics | DeviceState
 
-_MODELS: dict[Kind, type[GatewayInfo] | type[GatewayMetrics] | type[DeviceState]] = {
+_MODELS: dict[Kind, type[_Record]] = {
     Kind.GATEWAY_INFO: GatewayInfo,
     Kind.GATEWAY_METRICS: GatewayMetrics,
     Kind.DEVICE_STATE: DeviceState,
 }
 
 
-def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_384) -> Record:
-    """Validate one JSON record of `kind`; `key` is the device IP from the topic.
+R = TypeVar("R", bound=_Record)
+
+
+def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_384) -> _Record:
+    """Validate one JSON record of the model that `kind` of topic carries."""
+    model = _MODELS.get(kind)
+    if model is None:
+        raise RecordError(f"{kind.value} does not carry a JSON record")
+    return parse_as(model, payload, key, max_size)
+
+
+def parse_as(model: type[R], payload: bytes, key: str = "", max_size: int = 16_384) -> R:
+    """Validate one JSON record as `model`; `key` is the device IP from the topic.
 
     Raises RecordError, and only RecordError, for anything that is not a
     conforming record.
     """
-    model = _MODELS.get(kind)
-    if model is None:
-        raise RecordError(f"{kind.value} does not carry a JSON record")
     if len(payload) > max_size:
-        raise RecordError(f"payload of {len(payload)} bytes is over the {max_size}-byte limit")
+        raise RecordError(
+            f"payload of {len(payload)} bytes is over the {max_size}-byte limit", code="size"
+        )
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise RecordError(f"not JSON: {exc}") from None
+        raise RecordError(f"not JSON: {exc}", code="json") from None
     if not isinstance(data, dict):
-        raise RecordError(f"not a JSON object but {_json_type(data)}")
+        raise RecordError(f"not a JSON object but {_json_type(data)}", code="json")
     try:
         record = model.model_validate(data)
     except ValidationError as exc:
@@ -130,7 +140,7 @@ def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_3
         more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
         raise RecordError(f"{msg}{got}{more}", field=field) from None
     except (ValueError, TypeError, RecursionError) as exc:
-        raise RecordError(f"invalid record: {exc}") from None
+        raise RecordError(f"invalid record: {exc}", code="json") from None
     if isinstance(record, DeviceState) and record.ep_ip is not None and key and record.ep_ip != key:
         raise RecordError(f"ep_ip {record.ep_ip} does not match the topic's {key}", field="ep_ip")
     return record

@@ -1,0 +1,89 @@
+"""`se3-bridge`: the entry point, and the only place that exits.
+
+    se3-bridge [--config PATH] run | snapshot | check
+
+Exit codes: 0 done, 1 could not do it (e.g. no state on the broker), 2 bad
+configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from bridge.config import Config, load_config
+from bridge.errors import ConfigError
+from bridge.logs import setup_logging
+from bridge.report import pretty
+from bridge.service import Bridge
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="se3-bridge", description="Report SE3 gateway and sub-device state to the platform."
+    )
+    parser.add_argument("--config", help="TOML config file (default: $SE3_CONFIG)")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="the bridge service")
+    snap = sub.add_parser("snapshot", help="print the report that would be sent now; send nothing")
+    snap.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    sub.add_parser("check", help="validate the config and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_json)
+    try:
+        config = load_config(args.config)
+        config.require("gateway.sn")
+        config.gateway.serial()
+        config.mqtt.password()
+    except ConfigError as exc:
+        print(f"se3-bridge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        return _check(config)
+    if args.command == "snapshot":
+        return _snapshot(config, args.timeout)
+    return _run(config)
+
+
+def _check(config: Config) -> int:
+    urls = ", ".join(config.platform.report_url) or "(none: login or config topic)"
+    print(f"config OK: gateway {config.gateway.serial()}, broker "
+          f"{config.mqtt.host}:{config.mqtt.port}, report to {urls}")
+    return 0
+
+
+def _snapshot(config: Config, timeout: float) -> int:
+    report = Bridge(config, announce=False).snapshot(timeout)
+    if report is None:
+        print("se3-bridge: no gateway info on the broker (is the gateway collector running?)",
+              file=sys.stderr)
+        return 1
+    print(pretty(report))
+    return 0
+
+
+def _run(config: Config) -> int:
+    bridge = Bridge(config)
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s: shutting down", signal.Signals(signum).name)
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    logger.info("se3-bridge starting for gateway %s (boot %s)", bridge.sn, bridge.boot)
+    bridge.run()
+    logger.info("se3-bridge stopped")
+    return 0

@@ -1,0 +1,103 @@
+"""The one place that speaks HTTP to the platform, through requests.
+
+requests' exceptions are translated here, and only here, into DeliveryError
+(or RetryAfter), so the delivery logic never sees a library type. TLS
+verification is always on: `ca_file` adds a private CA, nothing turns it off,
+and an https target never falls back to http. Redirects are not followed: a
+POST answered with 3xx has not been delivered.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from bridge.errors import DeliveryError, RetryAfter
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "se3-bridge/0.1"
+_BODY_LIMIT = 512
+
+
+def redact(url: str) -> str:
+    """The URL without user info and query string, fit for logs and events."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class HttpSender:
+    """POSTs report bodies over one keep-alive session (one sender per target thread)."""
+
+    def __init__(self, timeout: float, ca_file: Path | None = None) -> None:
+        self.timeout = timeout
+        self._verify: bool | str = str(ca_file) if ca_file else True
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+
+    def post(self, url: str, body: bytes, report_id: str, timeout: float | None = None) -> int:
+        """POST `body`; return the 2xx status or raise DeliveryError."""
+        limit = self.timeout if timeout is None else min(timeout, self.timeout)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Report-Id": report_id,
+        }
+        try:
+            response = self._session.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=(min(limit, 5.0), limit),
+                verify=self._verify,
+                allow_redirects=False,
+            )
+            text = response.text[:_BODY_LIMIT]
+        except requests.exceptions.SSLError as exc:
+            raise DeliveryError(f"TLS failure: {_reason(exc)}") from exc
+        except requests.exceptions.Timeout as exc:
+            raise DeliveryError(f"timed out after {limit:g} s") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise DeliveryError(f"connection failed: {_reason(exc)}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise DeliveryError(f"request failed: {_reason(exc)}") from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            logger.debug("platform answered %s: %s", status, text)
+            return status
+        delay = retry_after(response.headers.get("Retry-After"))
+        if delay is not None and status in (429, 503):
+            raise RetryAfter(f"HTTP {status}, retry after {delay:g} s", status, delay, text)
+        raise DeliveryError(f"HTTP {status}", status, text)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's message, without the URL requests puts in front."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return (str(exc) or type(exc).__name__)[:200]

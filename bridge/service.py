@@ -1,0 +1,320 @@
+"""The bridge service: MQTT in, state kept, reports out, on one main loop.
+
+Threads and who owns what:
+- paho's network thread only appends `(topic, payload)` to the inbox
+  (`_on_message`) and never blocks: no parsing, no locks, no I/O there;
+- the main loop (`run`) owns the `GatewayState` and the `Schedule`: it drains
+  the inbox, applies messages, and hands finished report bodies to targets;
+- each target's worker thread owns its HTTP session and backoff
+  (`bridge.delivery`).
+
+The first report waits for the broker's replay of retained state to finish, so
+it is complete: after subscribing to the gateway's topics the bridge subscribes
+once more, and the answer to that second subscription arrives, on the same
+connection, after every retained message of the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from bridge.config import Config
+from bridge.delivery import Attempt, Backoff, Target
+from bridge.errors import RecordError
+from bridge.freshness import Clock, SystemClock
+from bridge.http import HttpSender
+from bridge.logs import Damper
+from bridge.mqttclient import Connection
+from bridge.report import Json, dumps
+from bridge.schedule import Schedule
+from bridge.state import GatewayState
+from bridge.stats import Stats
+from bridge.topics import Kind, TopicError, Topics, parse
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 2048  # messages applied per wake-up before timers are looked at again
+_MAX_WAIT = 5.0
+_FENCE_TIMEOUT = 10.0  # a broker that never answers the fence still gets reports
+
+
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    """The retained replay that followed a (re)connect is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    """Look at the stop flag and the timers now."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Connected:
+    at: float
+
+
+def boot_id() -> str:
+    """New at every start: seconds since the epoch in hex, plus randomness."""
+    return f"{int(time.time()):x}{secrets.token_hex(2)}"
+
+
+class Bridge:
+    """One bridge for the gateway named in the config."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        stats: Stats | None = None,
+        announce: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.stats = stats or Stats()
+        self.sn = config.gateway.serial()
+        self.prefix = config.mqtt.topic_prefix
+        self.topics = Topics(self.prefix, self.sn)
+        self.boot = boot_id()
+        self.state = GatewayState(self.sn, config.bridge.max_devices, config.bridge.max_payload)
+        self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
+        self.last_body: bytes | None = None
+        self._announce = announce
+        self._inbox: queue.SimpleQueue[tuple[str, bytes] | _Fence | _Wake | _Connected] = (
+            queue.SimpleQueue()
+        )
+        self._stop = threading.Event()
+        self._replayed = False
+        self._fence_mid: int | None = None
+        self._fence_deadline: float | None = None
+        self._targets: dict[str, Target] = {}
+        self._login_urls: list[str] = []
+        self._damper = Damper(burst=5, window=60.0)
+        self._warned_no_target = False
+        # A fixed id: a restarted bridge takes over its old session at once,
+        # so the old connection's last will cannot land after our "online".
+        client_id = f"se3-bridge-{self.sn}" if announce else f"se3-peek-{secrets.token_hex(4)}"
+        self.conn = Connection(
+            config.mqtt, client_id, self.topics.bridge_status if announce else None
+        )
+        self.conn.client.on_message = self._on_message
+        self.conn.client.on_subscribe = self._on_subscribe
+        self.conn.on_connected(self._subscribe)
+
+    # -- paho callbacks (network thread): cheap and non-blocking -------------
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put((msg.topic, bytes(msg.payload)))
+
+    def _subscribe(self, client: mqtt.Client) -> None:
+        self._inbox.put(_Connected(time.monotonic()))
+        self.stats.broker(True)
+        # QoS 0: retained state replays in full and in order (PITFALLS: the
+        # QoS 1 replay is cut at max_inflight + max_queued).
+        client.subscribe(self.topics.everything, qos=0)
+        _, self._fence_mid = client.subscribe(f"{self.topics.base}/bridge/fence", qos=0)
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _props: Any
+    ) -> None:
+        if mid == self._fence_mid:
+            self._inbox.put(_Fence())
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to the broker in the background."""
+        self._update_targets()
+        self.conn.start()
+
+    def stop(self) -> None:
+        """Ask `run` to finish (safe from a signal handler or another thread)."""
+        self._stop.set()
+        self._inbox.put(_Wake())
+
+    def run(self) -> None:
+        """Serve until `stop()`; then send the last `offline` report and disconnect."""
+        self.start()
+        try:
+            while not self._stop.is_set():
+                self.step(self._wait_time())
+        finally:
+            self._shutdown()
+
+    def step(self, timeout: float) -> None:
+        """Wait up to `timeout` for input, apply what came, send what is due."""
+        try:
+            item = self._inbox.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            item = None
+        count = 0
+        while item is not None:
+            self._handle(item)
+            count += 1
+            if count >= _BATCH:
+                break
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                item = None
+        self._tick()
+
+    def snapshot(self, timeout: float) -> Json | None:
+        """Connect, take in the retained state, and return the report for now."""
+        self.conn.start()
+        end = time.monotonic() + timeout
+        try:
+            while not self._replayed and time.monotonic() < end:
+                self.step(min(0.5, end - time.monotonic()))
+        finally:
+            self.conn.close()
+        return self.state.report(self.clock) if self._replayed else None
+
+    # -- the main loop's work ------------------------------------------------
+
+    def _handle(self, item: tuple[str, bytes] | _Fence | _Wake | _Connected) -> None:
+        if isinstance(item, tuple):
+            self._apply(*item)
+        elif isinstance(item, _Fence):
+            if not self._replayed:
+                logger.info("retained state received: %d devices", len(self.state.devices))
+            self._replayed = True
+            self._fence_deadline = None
+        elif isinstance(item, _Connected):
+            self._fence_deadline = item.at + _FENCE_TIMEOUT
+
+    def _apply(self, topic: str, payload: bytes) -> None:
+        try:
+            ref = parse(topic, self.prefix)
+        except TopicError as exc:
+            self._reject(topic, RecordError(str(exc), code="topic"))
+            return
+        if ref.sn != self.sn or ref.kind in (Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS):
+            return
+        try:
+            outcome = self.state.apply(ref, payload, self.clock)
+        except RecordError as exc:
+            self._reject(topic, exc)
+            return
+        self.stats.accepted()
+        if outcome.changed:
+            self.schedule.changed(self.clock.monotonic())
+        if outcome.urls_changed:
+            self._update_targets()
+
+    def _reject(self, topic: str, error: RecordError) -> None:
+        self.stats.rejected(error.code)
+        shown = topic if len(topic) <= 200 else topic[:197] + "..."
+        allowed, suppressed = self._damper.allow(error.code)
+        if allowed:
+            more = f" ({suppressed} more like it suppressed)" if suppressed else ""
+            logger.warning("rejected %s: %s%s", shown, error, more)
+        if self._announce:
+            event = {"ts": round(time.time(), 3), "topic": shown, "reason": str(error),
+                     "code": error.code}
+            self.conn.publish(self.topics.bridge_errors, orjson.dumps(event))
+
+    def _tick(self) -> None:
+        now = self.clock.monotonic()
+        if self.state.expire(self.clock):
+            self.schedule.changed(now)
+        if self._fence_deadline is not None and time.monotonic() >= self._fence_deadline:
+            logger.warning("broker did not confirm the end of the retained replay; going on")
+            self._replayed, self._fence_deadline = True, None
+        if self._announce and self._replayed and self.state.info is not None:
+            self.schedule.mark_ready(now)
+        if self.schedule.is_due(now):
+            self._send(now)
+
+    def _wait_time(self) -> float:
+        now = self.clock.monotonic()
+        times = [self.schedule.next_due(), self.state.next_expiry()]
+        wait = min([t - now for t in times if t is not None], default=_MAX_WAIT)
+        if self._fence_deadline is not None:
+            wait = min(wait, self._fence_deadline - time.monotonic())
+        return min(max(wait, 0.0), _MAX_WAIT)
+
+    def _send(self, now: float) -> None:
+        self.schedule.sent(now)
+        report = self.state.report(self.clock)
+        if report is None:
+            return
+        body = dumps(report)
+        self.last_body = body
+        self.stats.devices(*self.state.counts(self.clock))
+        if not self._targets:
+            if not self._warned_no_target:
+                logger.warning("no report URL configured yet: report not sent")
+                self._warned_no_target = True
+            return
+        for target in self._targets.values():
+            target.offer(body, len(report["sub_devices"]))
+
+    # -- targets -------------------------------------------------------------
+
+    def wanted_urls(self) -> list[str]:
+        """Report URLs in force: the config topic, else the login, else the file."""
+        if self.state.url_override is not None:
+            return self.state.url_override
+        if self._login_urls:
+            return self._login_urls
+        return list(self.config.platform.report_url)
+
+    def _update_targets(self) -> None:
+        wanted = self.wanted_urls()
+        for url in [u for u in self._targets if u not in wanted]:
+            logger.info("no longer reporting to %s", self._targets[url].name)
+            self._targets.pop(url).stop()
+        platform = self.config.platform
+        for url in wanted:
+            if url in self._targets:
+                continue
+            target = Target(
+                url,
+                f"{self.sn}-{self.boot}",
+                HttpSender(platform.timeout, platform.ca_file),
+                Backoff(platform.retry_min, platform.retry_max),
+                self._on_attempt,
+            )
+            self._targets[url] = target
+            target.start()
+            self._warned_no_target = False
+            logger.info("reporting to %s", target.name)
+        self.schedule.changed(self.clock.monotonic())
+
+    def _on_attempt(self, attempt: Attempt) -> None:
+        """Called on a target's thread after each POST."""
+        self.stats.attempt(attempt.target, attempt.ok, time.time())
+        if self._announce:
+            event = {"ts": round(time.time(), 3), **asdict(attempt)}
+            self.conn.publish(self.topics.bridge_report, orjson.dumps(event))
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        return dict(self._targets)
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.config.platform.shutdown_timeout
+        report = self.state.report(self.clock, "offline") if self.schedule.ready else None
+        targets = list(self._targets.values())
+        if report is not None and targets:
+            body = dumps(report)
+            logger.info("sending the last report (gateway offline) to %d targets", len(targets))
+            for target in targets:
+                target.finish(body, len(report["sub_devices"]), deadline)
+            for target in targets:
+                target.join(deadline - time.monotonic())
+        else:
+            for target in targets:
+                target.stop()
+        self.conn.close()
+        self.stats.broker(False)
+

@@ -1,0 +1,228 @@
+"""The latest valid state of one gateway, fed message by message.
+
+`GatewayState.apply` takes one MQTT message (already matched to this gateway
+by its topic) and says whether anything the platform sees has changed. A bad
+message raises `RecordError` and leaves the state exactly as it was: the last
+valid record for a topic stays in effect (CONTRACT section 9).
+
+A repeated, byte-identical payload (a retained replay, a collector's refresh)
+is not parsed again; only its deadline is renewed.
+
+Pure: time comes from the `Clock` passed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from bridge.config import check_http_url, split_urls
+from bridge.errors import RecordError
+from bridge.freshness import Clock, deadline
+from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
+from bridge.report import DeviceView, Json, build, ip_sort_key
+from bridge.topics import Kind, TopicRef
+
+_STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
+
+
+@dataclass(slots=True)
+class _Slot:
+    raw: bytes
+    record: DeviceState
+    deadline: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one message changed: the report's content, or the report URLs."""
+
+    changed: bool = False
+    urls_changed: bool = False
+
+
+UNCHANGED = Outcome()
+CHANGED = Outcome(changed=True)
+
+
+class GatewayState:
+    """Everything known about one gateway (by serial `sn`)."""
+
+    def __init__(self, sn: str, max_devices: int = 20_000, max_payload: int = 16_384) -> None:
+        self.sn = sn
+        self.max_devices = max_devices
+        self.max_payload = max_payload
+        self.info: GatewayInfo | None = None
+        self._info_raw = b""
+        self.metrics: GatewayMetrics | None = None
+        self._metrics_raw = b""
+        self._metrics_deadline: float | None = None
+        self.devices: dict[str, _Slot] = {}
+        self._order: list[str] | None = []
+        self.offline_sources: set[str] = set()
+        self.url_override: list[str] | None = None
+        self._expiries: list[tuple[float, str]] = []
+
+    # -- feeding -------------------------------------------------------------
+
+    def apply(self, ref: TopicRef, payload: bytes, clock: Clock) -> Outcome:
+        """Apply one message; raises RecordError (state untouched) when it is refused."""
+        kind = ref.kind
+        if kind is Kind.DEVICE_STATE:
+            return self._apply_device(ref.key, payload, clock)
+        if kind is Kind.GATEWAY_METRICS:
+            return self._apply_metrics(payload, clock)
+        if kind is Kind.GATEWAY_INFO:
+            return self._apply_info(payload)
+        if kind is Kind.COLLECTOR_STATUS:
+            return self._apply_collector(ref.key, payload, clock)
+        if kind is Kind.REPORT_URL:
+            return self._apply_urls(payload)
+        return UNCHANGED  # the bridge's own topics
+
+    def _apply_device(self, ip: str, payload: bytes, clock: Clock) -> Outcome:
+        old = self.devices.get(ip)
+        if not payload:
+            if old is None:
+                return UNCHANGED
+            del self.devices[ip]
+            self._order = None
+            return CHANGED
+        if old is not None and old.raw == payload:
+            record = old.record
+        else:
+            record = parse_as(DeviceState, payload, ip, self.max_payload)
+        if old is None and len(self.devices) >= self.max_devices:
+            raise RecordError(
+                f"device limit of {self.max_devices} reached; new device refused", code="limit"
+            )
+        now = clock.monotonic()
+        due = deadline(record.ts, record.ttl, clock)
+        slot = _Slot(payload, record, due)
+        self.devices[ip] = slot
+        if due is not None:
+            heapq.heappush(self._expiries, (due, ip))
+        if old is None:
+            self._order = None
+            return CHANGED
+        return CHANGED if self._view(old, now) != self._view(slot, now) else UNCHANGED
+
+    def _apply_metrics(self, payload: bytes, clock: Clock) -> Outcome:
+        if not payload:
+            self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
+            return UNCHANGED
+        if payload != self._metrics_raw or self.metrics is None:
+            parsed = parse_as(GatewayMetrics, payload, max_size=self.max_payload)
+            self.metrics, self._metrics_raw = parsed, payload
+        self._metrics_deadline = deadline(self.metrics.ts, self.metrics.ttl, clock)
+        return UNCHANGED  # metrics travel with the periodic report
+
+    def _apply_info(self, payload: bytes) -> Outcome:
+        if not payload:
+            changed = self.info is not None
+            self.info, self._info_raw = None, b""
+            return CHANGED if changed else UNCHANGED
+        if payload == self._info_raw:
+            return UNCHANGED
+        parsed = parse_as(GatewayInfo, payload, max_size=self.max_payload)
+        old, self.info, self._info_raw = self.info, parsed, payload
+        return CHANGED if old != parsed else UNCHANGED
+
+    def _apply_collector(self, name: str, payload: bytes, clock: Clock) -> Outcome:
+        status = _STATUS_PAYLOADS.get(payload.strip())
+        if status is None:
+            if not payload:
+                status = "online"  # a deleted status says nothing against its devices
+            else:
+                raise RecordError("collector status must be 'online' or 'offline'", code="status")
+        was_offline = name in self.offline_sources
+        if (status == "offline") == was_offline:
+            return UNCHANGED
+        now = clock.monotonic()
+        before = [self._view(s, now) for s in self.devices.values() if s.record.source == name]
+        if status == "offline":
+            self.offline_sources.add(name)
+        else:
+            self.offline_sources.discard(name)
+        after = [self._view(s, now) for s in self.devices.values() if s.record.source == name]
+        return CHANGED if before != after else UNCHANGED
+
+    def _apply_urls(self, payload: bytes) -> Outcome:
+        try:
+            text = payload.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise RecordError("report_url is not UTF-8 text", code="url") from None
+        urls = split_urls(text) if text else None
+        for url in urls or ():
+            try:
+                check_http_url(url)
+            except ValueError as exc:
+                raise RecordError(str(exc), code="url") from None
+        if urls == self.url_override:
+            return UNCHANGED
+        self.url_override = urls
+        return Outcome(urls_changed=True)
+
+    # -- time ----------------------------------------------------------------
+
+    def next_expiry(self) -> float | None:
+        """The earliest monotonic time at which a device may go stale."""
+        return self._expiries[0][0] if self._expiries else None
+
+    def expire(self, clock: Clock) -> bool:
+        """Drop passed deadlines; True when a device went offline because of one."""
+        now = clock.monotonic()
+        changed = False
+        while self._expiries and self._expiries[0][0] <= now:
+            due, ip = heapq.heappop(self._expiries)
+            slot = self.devices.get(ip)
+            # An entry is current only if the slot still has this very deadline.
+            if slot is not None and slot.deadline == due and slot.record.ep_status == "online":
+                changed = changed or slot.record.source not in self.offline_sources
+        return changed
+
+    # -- reading -------------------------------------------------------------
+
+    def _status(self, slot: _Slot, now: float) -> str:
+        record = slot.record
+        if record.ep_status == "offline":
+            return "offline"
+        if slot.deadline is not None and slot.deadline <= now:
+            return "offline"
+        if record.source is not None and record.source in self.offline_sources:
+            return "offline"
+        return "online"
+
+    def _view(self, slot: _Slot, now: float) -> tuple[object, ...]:
+        r = slot.record
+        return (self._status(slot, now), r.ep_type, r.ep_location, r.ep_name, r.ep_url)
+
+    def device_views(self, clock: Clock) -> list[DeviceView]:
+        """Every device with its effective status, in report (IP) order."""
+        if self._order is None:
+            self._order = sorted(self.devices, key=ip_sort_key)
+        now = clock.monotonic()
+        devices = self.devices
+        return [
+            DeviceView(ip, devices[ip].record, self._status(devices[ip], now)) for ip in self._order
+        ]
+
+    def current_metrics(self, clock: Clock) -> GatewayMetrics | None:
+        due = self._metrics_deadline
+        if due is not None and due <= clock.monotonic():
+            return None
+        return self.metrics
+
+    def report(self, clock: Clock, gateway_status: str = "online") -> Json | None:
+        """The report for now, or None while the gateway's identity is unknown."""
+        if self.info is None:
+            return None
+        views = self.device_views(clock)
+        return build(self.sn, self.info, self.current_metrics(clock), views, gateway_status)
+
+    def counts(self, clock: Clock) -> tuple[int, int]:
+        """(online, offline) devices now."""
+        now = clock.monotonic()
+        online = sum(1 for s in self.devices.values() if self._status(s, now) == "online")
+        return online, len(self.devices) - online
+

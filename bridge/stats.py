@@ -1,0 +1,61 @@
+"""Counters of what the bridge did, for the metrics endpoint and `bridge/status` readers.
+
+Written by the main loop and the delivery threads, read by the metrics
+exporter; one lock keeps the reads consistent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Snapshot:
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    sent: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    last_success: dict[str, float] = field(default_factory=dict)
+    devices_online: int = 0
+    devices_offline: int = 0
+    broker_connected: bool = False
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data = Snapshot()
+
+    def accepted(self, n: int = 1) -> None:
+        with self._lock:
+            self._data.accepted += n
+
+    def rejected(self, code: str) -> None:
+        with self._lock:
+            self._data.rejected[code] += 1
+
+    def attempt(self, target: str, ok: bool, when: float) -> None:
+        with self._lock:
+            if ok:
+                self._data.sent[target] += 1
+                self._data.last_success[target] = when
+            else:
+                self._data.failed[target] += 1
+
+    def devices(self, online: int, offline: int) -> None:
+        with self._lock:
+            self._data.devices_online, self._data.devices_offline = online, offline
+
+    def broker(self, connected: bool) -> None:
+        with self._lock:
+            self._data.broker_connected = connected
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            d = self._data
+            return Snapshot(
+                d.accepted, Counter(d.rejected), Counter(d.sent), Counter(d.failed),
+                dict(d.last_success), d.devices_online, d.devices_offline, d.broker_connected,
+            )
