@@ -9,9 +9,11 @@ POST answered with 3xx has not been delivered.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,7 +67,7 @@ class HttpSender:
             "Content-Type": "application/json; charset=utf-8",
             "X-Report-Id": report_id,
         }
-        try:
+        with _translated(limit):
             response = self._session.post(
                 url,
                 data=body,
@@ -75,14 +77,6 @@ class HttpSender:
                 allow_redirects=False,
             )
             text = response.text[:_BODY_LIMIT]
-        except requests.exceptions.SSLError as exc:
-            raise DeliveryError(f"TLS failure: {_reason(exc)}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise DeliveryError(f"timed out after {limit:g} s") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise DeliveryError(f"connection failed: {_reason(exc)}") from exc
-        except requests.exceptions.RequestException as exc:
-            raise DeliveryError(f"request failed: {_reason(exc)}") from exc
         status = response.status_code
         if 200 <= status < 300:
             logger.debug("platform answered %s: %s", status, text)
@@ -92,8 +86,32 @@ class HttpSender:
             raise RetryAfter(f"HTTP {status}, retry after {delay:g} s", status, delay, text)
         raise DeliveryError(f"HTTP {status}", status, text)
 
+    def get(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+        """GET `url` with `params`; return (status, body text) or raise DeliveryError."""
+        with _translated(self.timeout):
+            response = self._session.get(
+                url, params=params, timeout=(min(self.timeout, 5.0), self.timeout),
+                verify=self._verify, allow_redirects=False,
+            )
+            return response.status_code, response.text[:65536]
+
     def close(self) -> None:
         self._session.close()
+
+
+@contextlib.contextmanager
+def _translated(timeout: float) -> Iterator[None]:
+    """requests' exceptions in, DeliveryError out: the one translation boundary."""
+    try:
+        yield
+    except requests.exceptions.SSLError as exc:
+        raise DeliveryError(f"TLS failure: {_reason(exc)}") from exc
+    except requests.exceptions.Timeout as exc:
+        raise DeliveryError(f"timed out after {timeout:g} s") from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise DeliveryError(f"connection failed: {_reason(exc)}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise DeliveryError(f"request failed: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:

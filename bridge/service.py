@@ -32,6 +32,7 @@ from bridge.delivery import Attempt, Backoff, Target
 from bridge.errors import RecordError
 from bridge.freshness import Clock, SystemClock
 from bridge.http import HttpSender
+from bridge.login import LoginResult, LoginWorker
 from bridge.logs import Damper
 from bridge.mqttclient import Connection
 from bridge.report import Json, dumps
@@ -62,6 +63,16 @@ class _Connected:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Relogin:
+    """A report target issued by the login keeps refusing us: log in again."""
+
+
+_Item = tuple[str, bytes] | _Fence | _Wake | _Connected | _Relogin | LoginResult
+_AUTH_REFUSALS = frozenset({401, 403, 404})
+_RELOGIN_AFTER = 3  # refusals in a row from one target
+
+
 def boot_id() -> str:
     """New at every start: seconds since the epoch in hex, plus randomness."""
     return f"{int(time.time()):x}{secrets.token_hex(2)}"
@@ -88,15 +99,17 @@ class Bridge:
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self.last_body: bytes | None = None
         self._announce = announce
-        self._inbox: queue.SimpleQueue[tuple[str, bytes] | _Fence | _Wake | _Connected] = (
-            queue.SimpleQueue()
-        )
+        self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._replayed = False
         self._fence_mid: int | None = None
         self._fence_deadline: float | None = None
         self._targets: dict[str, Target] = {}
         self._login_urls: list[str] = []
+        self._login_key: tuple[str, str] | None = None
+        self._refusals: dict[str, int] = {}
+        self._refusals_lock = threading.Lock()
+        self._login = self._make_login() if announce and config.platform.login_url else None
         self._damper = Damper(burst=5, window=60.0)
         self._warned_no_target = False
         # A fixed id: a restarted bridge takes over its old session at once,
@@ -133,6 +146,8 @@ class Bridge:
     def start(self) -> None:
         """Connect to the broker in the background."""
         self._update_targets()
+        if self._login is not None:
+            self._login.start()
         self.conn.start()
 
     def stop(self) -> None:
@@ -180,9 +195,14 @@ class Bridge:
 
     # -- the main loop's work ------------------------------------------------
 
-    def _handle(self, item: tuple[str, bytes] | _Fence | _Wake | _Connected) -> None:
+    def _handle(self, item: _Item) -> None:
         if isinstance(item, tuple):
             self._apply(*item)
+        elif isinstance(item, LoginResult):
+            self._logged_in(item)
+        elif isinstance(item, _Relogin):
+            self._login_key = None
+            self._maybe_login()
         elif isinstance(item, _Fence):
             if not self._replayed:
                 logger.info("retained state received: %d devices", len(self.state.devices))
@@ -205,6 +225,8 @@ class Bridge:
             self._reject(topic, exc)
             return
         self.stats.accepted()
+        if ref.kind is Kind.GATEWAY_INFO:
+            self._maybe_login()
         if outcome.changed:
             self.schedule.changed(self.clock.monotonic())
         if outcome.urls_changed:
@@ -293,9 +315,56 @@ class Bridge:
     def _on_attempt(self, attempt: Attempt) -> None:
         """Called on a target's thread after each POST."""
         self.stats.attempt(attempt.target, attempt.ok, time.time())
+        self._publish_event({"ts": round(time.time(), 3), **asdict(attempt)})
+        if self._login is None:
+            return
+        with self._refusals_lock:
+            if attempt.status not in _AUTH_REFUSALS:
+                self._refusals.pop(attempt.target, None)
+                return
+            count = self._refusals.get(attempt.target, 0) + 1
+            self._refusals[attempt.target] = 0 if count >= _RELOGIN_AFTER else count
+        if count >= _RELOGIN_AFTER:
+            logger.info("%s refused %d reports in a row: logging in again", attempt.target, count)
+            self._inbox.put(_Relogin())
+
+    def _publish_event(self, event: dict[str, object]) -> None:
         if self._announce:
-            event = {"ts": round(time.time(), 3), **asdict(attempt)}
             self.conn.publish(self.topics.bridge_report, orjson.dumps(event))
+
+    # -- login ---------------------------------------------------------------
+
+    def _make_login(self) -> LoginWorker:
+        platform = self.config.platform
+        return LoginWorker(
+            platform.login_url,
+            HttpSender(platform.timeout, platform.ca_file),
+            Backoff(platform.retry_min, platform.retry_max),
+            self._inbox.put,
+            self._publish_event,
+        )
+
+    def _maybe_login(self) -> None:
+        """Ask for a login when the gateway's identity is new (or a relogin was asked)."""
+        info = self.state.info
+        if self._login is None or info is None:
+            return
+        if info.gateway_mac is None:
+            if self._login_key != ("", ""):
+                logger.warning("cannot log in: gateway/info has no gateway_mac for hex_mac")
+                self._login_key = ("", "")
+            return
+        key = (info.dev_sno, info.gateway_mac)
+        if key != self._login_key:
+            self._login_key = key
+            self._login.request(*key)
+
+    def _logged_in(self, result: LoginResult) -> None:
+        if result.period is not None:
+            self.schedule.interval = result.period
+        if list(result.urls) != self._login_urls:
+            self._login_urls = list(result.urls)
+            self._update_targets()
 
     @property
     def targets(self) -> dict[str, Target]:
@@ -315,6 +384,8 @@ class Bridge:
         else:
             for target in targets:
                 target.stop()
+        if self._login is not None:
+            self._login.stop()
         self.conn.close()
         self.stats.broker(False)
 
