@@ -76,6 +76,17 @@ def _snapshot(config: Config, timeout: float) -> int:
 
 def _run(config: Config) -> int:
     bridge = Bridge(config)
+    metrics = None
+    if config.bridge.metrics_listen:
+        from bridge.metrics import serve as serve_metrics  # only when asked: lean start
+
+        try:
+            metrics = serve_metrics(bridge.stats, bridge.conn.connected.is_set,
+                                    config.bridge.metrics_listen)
+        except OSError as exc:
+            print(f"se3-bridge: cannot listen on {config.bridge.metrics_listen} for metrics: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("received %s: shutting down", signal.Signals(signum).name)
@@ -84,6 +95,11 @@ def _run(config: Config) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     logger.info("se3-bridge starting for gateway %s (boot %s)", bridge.sn, bridge.boot)
-    bridge.run()
+    try:
+        bridge.run()
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
     logger.info("se3-bridge stopped")
     return 0

@@ -129,7 +129,6 @@ class Bridge:
 
     def _subscribe(self, client: mqtt.Client) -> None:
         self._inbox.put(_Connected(time.monotonic()))
-        self.stats.broker(True)
         # QoS 0: retained state replays in full and in order (PITFALLS: the
         # QoS 1 replay is cut at max_inflight + max_queued).
         client.subscribe(self.topics.everything, qos=0)
@@ -387,5 +386,4 @@ class Bridge:
         if self._login is not None:
             self._login.stop()
         self.conn.close()
-        self.stats.broker(False)
 

@@ -20,7 +20,6 @@ class Snapshot:
     last_success: dict[str, float] = field(default_factory=dict)
     devices_online: int = 0
     devices_offline: int = 0
-    broker_connected: bool = False
 
 
 class Stats:
@@ -48,14 +47,10 @@ class Stats:
         with self._lock:
             self._data.devices_online, self._data.devices_offline = online, offline
 
-    def broker(self, connected: bool) -> None:
-        with self._lock:
-            self._data.broker_connected = connected
-
     def snapshot(self) -> Snapshot:
         with self._lock:
             d = self._data
             return Snapshot(
                 d.accepted, Counter(d.rejected), Counter(d.sent), Counter(d.failed),
-                dict(d.last_success), d.devices_online, d.devices_offline, d.broker_connected,
+                dict(d.last_success), d.devices_online, d.devices_offline,
             )
