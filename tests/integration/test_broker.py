@@ -1,0 +1,208 @@
+"""The shipped broker configuration (CONTRACT section 8), checked against a real mosquitto.
+
+Forbidden messages are shown never to arrive by publishing a marker afterwards
+and waiting for it: the broker handles one connection's packets in order and
+hands them to a subscriber in that order, so once the marker is in, anything
+published before it would have been too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from demo.broker import ROLES, Broker, setup
+from tests.conftest import collect, mqtt_client, publish_and_wait, wait_until
+from tests.integration.conftest import BrokerFactory
+
+SN = "SZCCKQRAIJBAH0002"
+
+# What each role may publish, as topics below se3/{sn}/.
+WRITABLE = {
+    "bridge": ["bridge/report", "bridge/status"],
+    "collector": [
+        "collectors/devices/status",
+        "devices/127.0.0.11/state",
+        "gateway/info",
+        "gateway/metrics",
+    ],
+    "app": ["devices/127.0.0.11/state"],
+    "operator": ["config/report_url"],
+    "debug": [],
+}
+EVERY_TOPIC = sorted({sub for subs in WRITABLE.values() for sub in subs})
+
+
+def _topic(sub: str) -> str:
+    return f"se3/{SN}/{sub}"
+
+
+class TestAcl:
+    @pytest.mark.parametrize("role", ["bridge", "collector", "app", "operator"])
+    def test_role_writes_only_its_topics(self, broker: Broker, role: str) -> None:
+        """A role's messages on its own topics arrive and are retained; all others vanish."""
+        allowed = WRITABLE[role]
+        forbidden = [sub for sub in EVERY_TOPIC if sub not in allowed]
+        marker = _topic(allowed[-1])
+        with collect(broker, "se3/#") as seen, mqtt_client(broker, role) as client:
+            for sub in forbidden + allowed:
+                publish_and_wait(client, _topic(sub), f"from {role}", retain=True)
+            seen.wait_for_topic(marker)
+        assert sorted(seen.topics()) == sorted(_topic(sub) for sub in allowed)
+
+        # The retained set a newcomer gets holds only the allowed topics too.
+        with collect(broker, "se3/#") as fresh, mqtt_client(broker, role) as client:
+            publish_and_wait(client, marker, "live marker")
+            fresh.wait_for_message(lambda m: m.payload == b"live marker")
+        retained = {m.topic for m in fresh.messages if m.retain}
+        assert sorted(retained) == sorted(_topic(sub) for sub in allowed)
+
+    def test_app_cannot_write_gateway_bridge_or_config(self, broker: Broker) -> None:
+        """The topics an app must never set (identity, bridge status, report URL) stay empty."""
+        with collect(broker, "se3/#") as seen, mqtt_client(broker, "app") as app:
+            for sub in ("gateway/info", "bridge/status", "config/report_url"):
+                publish_and_wait(app, _topic(sub), "http://evil.invalid/", retain=True)
+            publish_and_wait(app, _topic("devices/127.0.0.11/state"), "marker")
+            seen.wait_for_topic(_topic("devices/127.0.0.11/state"))
+        assert seen.topics() == {_topic("devices/127.0.0.11/state")}
+
+    def test_debug_cannot_write_at_all(self, broker: Broker) -> None:
+        """Nothing the debug user publishes reaches anyone."""
+        with collect(broker, "se3/#") as seen:
+            with mqtt_client(broker, "debug") as debug:
+                for sub in EVERY_TOPIC:
+                    publish_and_wait(debug, _topic(sub), "from debug", retain=True)
+            # The broker acknowledged (and dropped) each of them before this starts.
+            with mqtt_client(broker, "operator") as operator:
+                publish_and_wait(operator, _topic("config/report_url"), "marker")
+            seen.wait_for_topic(_topic("config/report_url"))
+        assert [m.payload for m in seen.messages] == [b"marker"]
+
+    def test_app_reads_only_device_records(self, broker: Broker) -> None:
+        """A subscription to everything gives an app only the topics it may read."""
+        with collect(broker, "se3/#", role="app") as seen:
+            with mqtt_client(broker, "collector") as collector:
+                publish_and_wait(collector, _topic("gateway/info"), "{}")
+                publish_and_wait(collector, _topic("devices/127.0.0.11/state"), "marker")
+            seen.wait_for_topic(_topic("devices/127.0.0.11/state"))
+        assert seen.topics() == {_topic("devices/127.0.0.11/state")}
+
+
+class TestAuthentication:
+    def test_anonymous_is_refused(self, broker: Broker) -> None:
+        """A client without a username cannot connect."""
+        with pytest.raises(ConnectionRefusedError), mqtt_client(broker, None):
+            pass
+
+    def test_wrong_password_is_refused(self, broker: Broker) -> None:
+        """A known user with a wrong password cannot connect."""
+        with pytest.raises(ConnectionRefusedError), mqtt_client(broker, "debug", password="no"):
+            pass
+
+    @pytest.mark.parametrize("role", ROLES)
+    def test_every_role_can_log_in(self, broker: Broker, role: str) -> None:
+        """Each role's generated password works."""
+        with mqtt_client(broker, role):
+            pass
+
+
+class TestListener:
+    def test_only_loopback_listener_is_configured(self, broker: Broker) -> None:
+        """The rendered conf has a single listener, on 127.0.0.1."""
+        conf = broker.conf_path.read_text().splitlines()
+        listeners = [line for line in conf if line.startswith(("listener", "port", "bind"))]
+        assert listeners == [f"listener {broker.port} 127.0.0.1"]
+        assert "allow_anonymous false" in conf
+
+    def test_other_loopback_address_is_refused(self, broker: Broker) -> None:
+        """127.0.0.2 is loopback too, but the broker is not bound there."""
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=5):
+            pass
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.2", broker.port), timeout=5).close()
+
+
+class TestFiles:
+    def test_credentials_and_config_are_private(self, broker: Broker) -> None:
+        """Every file the broker setup and run make is mode 0600, the directory 0700."""
+        broker.stop()  # writes the database too
+        names = {p.name for p in broker.dir.iterdir()}
+        assert {"passwd", "acl", "mosquitto.conf", "mosquitto.db"} <= names
+        assert {f"{role}.pass" for role in ROLES} <= names
+        for path in broker.dir.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(broker.dir.stat().st_mode) == 0o700
+
+    def test_setup_again_keeps_passwords_and_rerenders(self, broker: Broker) -> None:
+        """A second setup keeps every password and the passwd file; conf and acl follow args."""
+        passwords = {role: broker.password(role) for role in ROLES}
+        passwd = (broker.dir / "passwd").read_text()
+        setup(broker.dir, port=broker.port + 1, prefix="other")
+        assert {role: broker.password(role) for role in ROLES} == passwords
+        assert (broker.dir / "passwd").read_text() == passwd
+        assert f"listener {broker.port + 1} 127.0.0.1" in broker.conf_path.read_text()
+        assert "topic read other/#" in (broker.dir / "acl").read_text()
+
+    def test_passwords_are_hashed(self, broker: Broker) -> None:
+        """The passwd file holds PBKDF2 hashes, never the passwords."""
+        text = (broker.dir / "passwd").read_text()
+        for role in ROLES:
+            assert broker.password(role) not in text
+            assert f"{role}:$7$" in text
+
+
+def _db_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+class TestPersistence:
+    def test_retained_survives_clean_restart(self, broker: Broker) -> None:
+        """stop() saves the database; the retained record is there after start()."""
+        topic = _topic("gateway/info")
+        with mqtt_client(broker, "collector") as client:
+            publish_and_wait(client, topic, '{"gateway_ip":"127.0.0.1"}', retain=True)
+        broker.stop()
+        broker.start()
+        with collect(broker, topic) as seen:
+            message = seen.wait_for_topic(topic)
+        assert message.retain
+        assert message.payload == b'{"gateway_ip":"127.0.0.1"}'
+
+    def test_retained_survives_kill_after_autosave(self, broker_factory: BrokerFactory) -> None:
+        """After an autosave, a crash (SIGKILL) loses nothing retained."""
+        broker = broker_factory(autosave_interval=1)
+        topic = _topic("config/report_url")
+        with mqtt_client(broker, "operator") as client:
+            publish_and_wait(client, topic, "http://127.0.0.1:9528/DeviceStatus", retain=True)
+        # mosquitto is single-threaded and rewrites the file by rename: a save that
+        # began before the PUBACK has finished by now, so the next change includes it.
+        before = _db_stamp(broker.db_path)
+        wait_until(lambda: _db_stamp(broker.db_path) != before, timeout=15, what="an autosave")
+        broker.kill()
+        broker.start()
+        with collect(broker, topic) as seen:
+            message = seen.wait_for_topic(topic)
+        assert message.payload == b"http://127.0.0.1:9528/DeviceStatus"
+
+    def test_qos1_subscriber_gets_all_of_5000_retained(self, broker: Broker) -> None:
+        """No replay cut at max_inflight + max_queued (1,020 with mosquitto's defaults)."""
+        count = 5000
+        topics = [_topic(f"devices/127.0.{i // 250}.{i % 250 + 1}/state") for i in range(count)]
+        with mqtt_client(broker, "collector") as client:
+            record = '{"ep_status":"online"}'
+            infos = [client.publish(t, record, qos=1, retain=True) for t in topics]
+            for info in infos:
+                info.wait_for_publish(30)
+            assert all(info.is_published() for info in infos)
+        with collect(broker, f"se3/{SN}/devices/+/state", qos=1) as seen:
+            got = seen.wait_for(lambda msgs: len(msgs) >= count, timeout=60)
+        assert {m.topic for m in got} == set(topics)
+        assert all(m.retain and m.qos == 1 for m in got)
