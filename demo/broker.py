@@ -287,21 +287,21 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--port", type=int, default=1883)
     make.add_argument("--prefix", default="se3")
     make.add_argument("--autosave-interval", type=int, default=30)
-    check = sub.add_parser("check-port", help="exit 1 with a message when the port is taken")
-    check.add_argument("--port", type=int, default=1883)
+    check = sub.add_parser("check-port", help="exit 1 with a message when a port is taken")
+    check.add_argument("--port", type=int, action="append", required=True)
     args = parser.parse_args(argv)
     setup_logging()
     if args.command == "check-port":
-        if port_in_use(args.port):
+        taken = [port for port in args.port if port_in_use(port)]
+        for port in taken:
             print(
-                f"{HOST}:{args.port} is already in use, and the demo broker needs it.\n"
-                "Another mosquitto? (Debian starts mosquitto.service when the package is "
-                "installed: `sudo systemctl disable --now mosquitto`.) Or a `make run` still "
-                f"running? See `ss -ltnp 'sport = :{args.port}'`.",
+                f"{HOST}:{port} is already in use, and the demo needs it. "
+                f"`ss -ltnp 'sport = :{port}'` shows who has it: an earlier `make run` still "
+                "running? Another mosquitto? (Debian starts mosquitto.service when the package "
+                "is installed: `sudo systemctl disable --now mosquitto`.)",
                 file=sys.stderr,
             )
-            return 1
-        return 0
+        return 1 if taken else 0
     try:
         conf = setup(args.dir, args.port, args.prefix, args.autosave_interval)
     except (BrokerError, OSError) as exc:

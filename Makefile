@@ -1,0 +1,81 @@
+# se3-bridge: the demo stack, the tests and their set-up, from a fresh Debian box.
+#
+#   make run     the whole demo: broker, receiver, cameras, collectors, bridge
+#   make test    lint, then every test (installs what the tests need first)
+#
+# System packages come from apt (with sudo when not root), Python ones into
+# .venv. Generated state (broker passwords, its database) lives in var/.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+MQTT_DIR := var/mqtt
+MQTT_PORT := 1883
+# Debian keeps mosquitto in /usr/sbin, which is not on a normal user's PATH.
+RUN_PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/sbin
+
+.PHONY: venv deps browser-deps broker-setup run test lint bench clean
+
+venv: $(STAMP)
+
+# Rebuilt when missing or when pyproject.toml is newer than the last install.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+deps:
+	@pkgs=""; \
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then pkgs="mosquitto"; fi; \
+if ! command -v mosquitto_sub >/dev/null; then pkgs="$$pkgs mosquitto-clients"; fi; \
+if [ ! -x $(PY) ] && command -v dpkg >/dev/null && ! dpkg -s python3-venv >/dev/null 2>&1; then \
+  pkgs="$$pkgs python3-venv"; fi; \
+if [ -n "$$pkgs" ]; then \
+  echo "make deps: installing$$pkgs"; \
+  $(SUDO) apt-get update && $(APT_INSTALL) $$pkgs; \
+fi; \
+if [ -d /run/systemd/system ] && systemctl is-active --quiet mosquitto 2>/dev/null \
+    && [ "$${pkgs#mosquitto}" != "$$pkgs" ]; then \
+  echo "make deps: Debian started mosquitto.service on 127.0.0.1:$(MQTT_PORT), where the" \
+    "demo runs its own broker; stopping and disabling it" \
+    "(undo: sudo systemctl enable --now mosquitto)"; \
+  $(SUDO) systemctl disable --now mosquitto; \
+fi
+
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+  echo "make browser-deps: installing chromium for the browser test"; \
+  { $(SUDO) apt-get update && $(APT_INSTALL) chromium; } \
+    || echo "make browser-deps: could not install chromium; the browser test will be skipped"; \
+fi
+
+broker-setup: deps venv
+	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT)
+
+run: deps venv broker-setup
+	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528
+	@echo
+	@echo "  Reports as the platform sees them:  http://127.0.0.1:9528/"
+	@echo "  Everything on the broker:"
+	@echo "    mosquitto_sub -h 127.0.0.1 -p $(MQTT_PORT) -u debug -P \"\$$(cat $(MQTT_DIR)/debug.pass)\" -t 'se3/#' -v"
+	@echo "  Ctrl-C stops everything."
+	@echo
+	PATH="$(RUN_PATH)" PYTHONUNBUFFERED=1 exec $(VENV)/bin/honcho start -f Procfile
+
+test: deps browser-deps venv
+	$(MAKE) --no-print-directory lint
+	PATH="$(RUN_PATH)" $(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: venv deps
+	PATH="$(RUN_PATH)" $(PY) -m bench
+
+clean:
+	rm -rf var build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
