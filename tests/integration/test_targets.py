@@ -99,7 +99,7 @@ class TestLogin:
     def test_target_refusing_reports_triggers_a_new_login(
         self, tmp_path: Path, broker: Broker, platforms: list[ReceiverServer]
     ) -> None:
-        """A login-issued target answering 404 three times in a row makes the bridge log in again."""
+        """A login-issued target answering 404 three times running makes the bridge log in again."""
         platform = platforms[0]
         config = write_config(tmp_path / "b.toml", broker, retry_max=0.3,
                               login_url=f"{platform.url}/api/gateway/login")
