@@ -57,9 +57,6 @@ class Connection:
         if status_topic:
             client.will_set(status_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
-        # Thousands of retained records arrive at once at start; the default of 20
-        # in flight is per-client QoS 1 outgoing, and queued outgoing is unbounded.
-        client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self.client = client
@@ -79,9 +76,11 @@ class Connection:
         return self.connected.wait(timeout)
 
     def publish(
-        self, topic: str, payload: bytes | str, retain: bool = False
+        self, topic: str, payload: bytes | str, retain: bool = False, qos: int | None = None
     ) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+        """Publish; `qos` defaults to `[mqtt] qos` (events pass 0: they are not state)."""
+        chosen = self.settings.qos if qos is None else qos
+        return self.client.publish(topic, payload, qos=chosen, retain=retain)
 
     def close(self, timeout: float = 2.0) -> None:
         """Say `offline` (when connected), disconnect and stop the network thread."""

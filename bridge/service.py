@@ -69,6 +69,7 @@ class _Relogin:
 
 
 _Item = tuple[str, bytes] | _Fence | _Wake | _Connected | _Relogin | LoginResult
+_OWN_KINDS = frozenset({Kind.BRIDGE_STATUS, Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS})
 _AUTH_REFUSALS = frozenset({401, 403, 404})
 _RELOGIN_AFTER = 3  # refusals in a row from one target
 
@@ -216,7 +217,7 @@ class Bridge:
         except TopicError as exc:
             self._reject(topic, RecordError(str(exc), code="topic"))
             return
-        if ref.sn != self.sn or ref.kind in (Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS):
+        if ref.sn != self.sn or ref.kind in _OWN_KINDS:
             return
         try:
             outcome = self.state.apply(ref, payload, self.clock)
@@ -241,7 +242,7 @@ class Bridge:
         if self._announce:
             event = {"ts": round(time.time(), 3), "topic": shown, "reason": str(error),
                      "code": error.code}
-            self.conn.publish(self.topics.bridge_errors, orjson.dumps(event))
+            self.conn.publish(self.topics.bridge_errors, orjson.dumps(event), qos=0)
 
     def _tick(self) -> None:
         now = self.clock.monotonic()
@@ -329,7 +330,7 @@ class Bridge:
 
     def _publish_event(self, event: dict[str, object]) -> None:
         if self._announce:
-            self.conn.publish(self.topics.bridge_report, orjson.dumps(event))
+            self.conn.publish(self.topics.bridge_report, orjson.dumps(event), qos=0)
 
     # -- login ---------------------------------------------------------------
 
