@@ -1,0 +1,117 @@
+"""`se3-receiver`: the reference platform's entry point (CONTRACT section 7).
+
+Parses the flags, sets up logging, serves until SIGTERM or SIGINT and exits 0;
+the only place in the package that exits. It listens on loopback unless told
+`--allow-remote`, because it is a development tool that accepts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from bridge.logs import setup_logging
+from receiver.app import create_app
+from receiver.login import LoginSettings
+from receiver.server import ReceiverServer
+
+logger = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name: we do not resolve it to find out
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; exits 2 with a message on a bad one."""
+    parser = argparse.ArgumentParser(
+        prog="se3-receiver",
+        description="Reference platform: accepts status reports at /DeviceStatus, "
+        "checks them against the contract and shows them on a live page.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    add("--port", type=int, default=9528, help="port, 0 for a free one (default %(default)s)")
+    add("--allow-remote", action="store_true", help="allow a --host that is not loopback")
+    add("--strict", action="store_true", help="answer 422 to a non-conforming report")
+    add("--faults", action="store_true", help="serve /api/faults to inject failures")
+    add("--keep", type=_positive, default=200, help="reports kept in memory (%(default)s)")
+    add(
+        "--login-address",
+        default="/DeviceStatus",
+        help="report URL(s) the login answers, comma-separated (default %(default)s)",
+    )
+    add("--login-period", type=_positive, default=20, help="report period the login answers")
+    add(
+        "--login-new-names",
+        action="store_true",
+        help="answer device_monitor_url/_report_period, not deviceMonitorAddr/Period",
+    )
+    add("--log-json", action="store_true", help="one JSON object per log line")
+    add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be from 0 to 65535")
+    if not args.allow_remote and not _is_loopback(args.host):
+        parser.error(
+            f"--host {args.host} is not a loopback address; add --allow-remote to serve it"
+        )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if the port cannot be bound."""
+    args = parse_args(argv)
+    setup_logging(args.log_level, args.log_json)
+    if args.log_level != "DEBUG":
+        # werkzeug logs every request at INFO, and the page polls every second.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    login = LoginSettings(args.login_address, args.login_period, args.login_new_names)
+    app = create_app(strict=args.strict, login=login, keep=args.keep, faults=args.faults)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = ReceiverServer(app, args.host, args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        logger.error("cannot listen on %s port %d: %s", args.host, args.port, exc.strerror)
+        return 1
+    logger.info(
+        "strict=%s faults=%s; login answers %s every %d s; page at %s/",
+        args.strict,
+        args.faults,
+        login.address,
+        login.period,
+        server.url,
+    )
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

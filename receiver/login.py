@@ -1,0 +1,70 @@
+"""The platform login, as far as a status-reporting gateway needs it (CONTRACT 4).
+
+`GET /api/gateway/login?dev_sno=...&hex_mac=0x...` answers where to report and
+how often. The platform's documented names are `deviceMonitorAddr` /
+`deviceMonitorPeriod`; its later system-monitor config calls them
+`device_monitor_url` / `device_monitor_report_period`, which `new_names` serves
+instead so a bridge can be tested against both.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+_DEV_SNO = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_HEX_MAC = re.compile(r"0x[0-9a-f]{12}")
+
+
+@dataclass(frozen=True)
+class LoginSettings:
+    """What a login answers: report address(es), period in seconds, which names."""
+
+    address: str = "/DeviceStatus"
+    period: int = 20
+    new_names: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.address.strip():
+            raise ValueError("login address must not be empty")
+        if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
+            raise ValueError("login period must be a whole number of seconds, at least 1")
+
+
+class LoginRefused(ValueError):
+    """The login request's arguments are missing or malformed; the text says which."""
+
+
+def check_login_args(dev_sno: str | None, hex_mac: str | None) -> None:
+    """Raise LoginRefused unless both arguments are present and well formed."""
+    if not dev_sno:
+        raise LoginRefused("dev_sno is missing")
+    if not _DEV_SNO.fullmatch(dev_sno):
+        raise LoginRefused("dev_sno must be 1-128 letters, digits, '.', '_' or '-'")
+    if not hex_mac:
+        raise LoginRefused("hex_mac is missing")
+    if not _HEX_MAC.fullmatch(hex_mac):
+        raise LoginRefused("hex_mac must be 0x followed by 12 lower-case hex digits")
+
+
+def login_answer(settings: LoginSettings) -> dict[str, Any]:
+    """The body of a successful login, with a fresh random token."""
+    if settings.new_names:
+        where = {
+            "device_monitor_url": settings.address,
+            "device_monitor_report_period": settings.period,
+        }
+    else:
+        where = {"deviceMonitorAddr": settings.address, "deviceMonitorPeriod": settings.period}
+    return {"status": 0, "message": "SUCCESS", **where, "token": secrets.token_hex(16)}
+
+
+def login_refusal(reason: str) -> dict[str, Any]:
+    """The body of a refused login: our family's status/message and the spec's error."""
+    return {
+        "status": 1,
+        "message": reason,
+        "error": {"code": 400, "message": reason, "status": "INVALID_ARGUMENT"},
+    }

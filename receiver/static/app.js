@@ -1,0 +1,231 @@
+// The receiver's live page: polls /api/reports?since=... every second and
+// draws one card per gateway (by gateway_sn) from its latest report.
+// Every value comes from an untrusted body, so text goes in with textContent
+// and attributes with setAttribute; nothing is parsed as HTML.
+"use strict";
+
+(() => {
+  const TYPES = {
+    "0": "turnstile",
+    "1": "capture camera",
+    "2": "IPC static",
+    "3": "IPC dynamic",
+    "4": "access control",
+  };
+  const RECENT = 20;
+  const body = document.body;
+  const reportsUrl = body.dataset.reportsUrl;
+  const statsUrl = body.dataset.statsUrl;
+  const period = Number(body.dataset.period) || 20;
+  const gateways = new Map(); // gateway_sn -> {report, count}
+  const recent = [];
+  let since = null;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") node.className = value;
+      else node.setAttribute(name, String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+  const text = (v) => (v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
+
+  function gatewayKey(payload) {
+    if (isObject(payload) && typeof payload.gateway_sn === "string" && payload.gateway_sn) {
+      return payload.gateway_sn;
+    }
+    return "(unidentified)";
+  }
+
+  function statusBadge(status, cls) {
+    const known = status === "online" || status === "offline";
+    const name = known ? "status-" + status : "status-bad";
+    return el("span", { class: `status ${name} ${cls}` }, known ? status : text(status) || "?");
+  }
+
+  function age(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s ago`;
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+  }
+
+  function tickAges() {
+    const now = Date.now() / 1000;
+    for (const node of document.querySelectorAll(".age[data-received-at]")) {
+      const elapsed = now - Number(node.dataset.receivedAt);
+      node.textContent = age(elapsed);
+      node.classList.toggle("stale", elapsed > 3 * period);
+    }
+  }
+
+  function metrics(ext) {
+    const parts = [];
+    const num = (v) => typeof v === "number";
+    if (num(ext.cpu_usage)) parts.push(["CPU", `${ext.cpu_usage} %`]);
+    if (num(ext.memory_usage)) {
+      const size = num(ext.memory_size) ? ` of ${ext.memory_size} GB` : "";
+      parts.push(["memory", `${Math.round(ext.memory_usage * 100)} % used${size}`]);
+    } else if (num(ext.memory_size)) parts.push(["memory", `${ext.memory_size} GB`]);
+    if (num(ext.disk_free_size) || num(ext.disk_size)) {
+      const free = num(ext.disk_free_size) ? `${ext.disk_free_size} GB free` : "";
+      const size = num(ext.disk_size) ? `${free ? " of " : ""}${ext.disk_size} GB` : "";
+      parts.push(["disk", free + size]);
+    }
+    if (num(ext.temperature)) parts.push(["temperature", `${ext.temperature} °C`]);
+    return el("div", { class: "metrics" },
+      ...parts.map(([k, v]) => el("span", { class: "metric" }, el("b", {}, k), " ", v)));
+  }
+
+  function deviceRows(devices, violations) {
+    const byRow = new Map();
+    for (const v of violations) {
+      const m = /^sub_devices\[(\d+)\]/.exec(v);
+      if (m) byRow.set(Number(m[1]), [...(byRow.get(Number(m[1])) || []), v]);
+    }
+    return devices.map((d, i) => {
+      const bad = byRow.get(i);
+      if (!isObject(d)) {
+        return el("tr", { class: "row-bad", title: (bad || []).join("\n") },
+          el("td", { colspan: 6 }, `not an object: ${text(d)}`));
+      }
+      const type = TYPES[d.ep_type];
+      return el("tr", { "data-ep-ip": text(d.ep_ip), class: bad ? "row-bad" : null,
+                        title: bad ? bad.join("\n") : null },
+        el("td", { class: "ep-ip mono" }, text(d.ep_ip)),
+        el("td", { class: "ep-name" }, text(d.ep_name)),
+        el("td", {}, statusBadge(d.ep_status, "ep-status")),
+        el("td", { class: type ? "ep-type" : "ep-type bad" },
+          type ? `${type} (${d.ep_type})` : `unknown (${JSON.stringify(d.ep_type) ?? "missing"})`),
+        el("td", { class: "ep-location mono" }, text(d.ep_location)),
+        el("td", { class: "ep-url mono" }, text(d.ep_url)));
+    });
+  }
+
+  function card(sn, entry) {
+    const r = entry.report;
+    const p = isObject(r.payload) ? r.payload : {};
+    const ext = isObject(p.gateway_ext_data) ? p.gateway_ext_data : {};
+    const devices = Array.isArray(p.sub_devices) ? p.sub_devices : [];
+    const online = devices.filter((d) => isObject(d) && d.ep_status === "online").length;
+    const received = new Date(r.received_at * 1000);
+    const facts = [
+      ["IP", p.gateway_ip], ["MAC", ext.gateway_mac], ["dev_sno", p.dev_sno],
+      ["SDK", ext.sdk_version], ["X-Report-Id", r.report_id],
+    ].filter(([, v]) => v !== undefined && v !== null);
+    const head = el("header", {},
+      el("h2", {}, el("span", { class: "gw-name" }, text(p.gateway_name) || "(no name)"),
+        " ", el("span", { class: "gw-sn mono" }, sn)),
+      statusBadge(p.gateway_status, "gw-status"),
+      r.rejected ? el("span", { class: "badge refused" }, "refused (422)") : null);
+    const last = el("div", { class: "last" }, "last report ",
+      el("time", { class: "gw-time", datetime: received.toISOString() },
+        received.toLocaleString()),
+      " · ", el("span", { class: "age", "data-received-at": r.received_at }, ""),
+      ` · ${entry.count} report${entry.count === 1 ? "" : "s"}`);
+    const counts = el("div", { class: "counts" },
+      el("span", { class: "count count-online" }, `${online} online`),
+      el("span", { class: "count count-offline" }, `${devices.length - online} offline`));
+    const violations = r.violations.length === 0 ? null :
+      el("div", { class: "violations", role: "alert" },
+        el("h3", {}, `${r.violations.length} violation${r.violations.length === 1 ? "" : "s"} of the contract`),
+        el("ul", {}, ...r.violations.map((v) => el("li", { class: "violation mono" }, v))));
+    const table = el("table", { class: "devices" },
+      el("thead", {}, el("tr", {}, ...["IP", "name", "status", "type", "location", "URL"]
+        .map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...deviceRows(devices, r.violations)));
+    return el("section", {
+      class: "gateway" + (r.violations.length ? " has-violations" : ""),
+      "data-gateway-sn": sn,
+    }, head,
+    el("div", { class: "summary" },
+      el("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, text(v))])),
+      el("div", {}, counts, metrics(ext), last)),
+    ext.sw_version !== undefined ? el("pre", { class: "sw-version" }, text(ext.sw_version)) : null,
+    violations,
+    devices.length ? table : el("p", { class: "no-devices" }, "no sub-devices"));
+  }
+
+  function renderGateway(sn) {
+    const container = document.getElementById("gateways");
+    const fresh = card(sn, gateways.get(sn));
+    const old = [...container.children].find((c) => c.dataset.gatewaySn === sn);
+    if (old) {
+      old.replaceWith(fresh);
+      return;
+    }
+    const after = [...container.children].find((c) => c.dataset.gatewaySn > sn);
+    container.insertBefore(fresh, after || null);
+  }
+
+  function renderRecent() {
+    document.getElementById("recent").hidden = recent.length === 0;
+    document.getElementById("recent-rows").replaceChildren(...recent.map((r) => {
+      const p = isObject(r.payload) ? r.payload : {};
+      const n = Array.isArray(p.sub_devices) ? p.sub_devices.length : "–";
+      const verdict = r.violations.length ? `${r.violations.length} violation(s)` : "conforming";
+      return el("tr", { class: r.violations.length ? "row-bad" : null },
+        el("td", {}, new Date(r.received_at * 1000).toLocaleTimeString()),
+        el("td", { class: "mono" }, gatewayKey(r.payload)),
+        el("td", { class: "mono" }, text(r.report_id)),
+        el("td", {}, n),
+        el("td", {}, verdict + (r.rejected ? ", refused" : "")));
+    }));
+  }
+
+  function ingest(reports) {
+    const touched = new Set();
+    for (const r of reports) {
+      since = r.received_at;
+      const sn = gatewayKey(r.payload);
+      const entry = gateways.get(sn) || { count: 0 };
+      gateways.set(sn, { report: r, count: entry.count + 1 });
+      touched.add(sn);
+      recent.unshift(r);
+    }
+    recent.splice(RECENT);
+    for (const sn of touched) renderGateway(sn);
+    document.getElementById("empty").hidden = gateways.size > 0;
+    renderRecent();
+    tickAges();
+  }
+
+  function setConnection(ok, detail) {
+    const conn = document.getElementById("conn");
+    conn.textContent = ok ? "live" : `disconnected (${detail})`;
+    conn.classList.toggle("down", !ok);
+  }
+
+  async function getJson(url) {
+    const res = await fetch(url, { cache: "no-store" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return res.json();
+  }
+
+  async function poll() {
+    try {
+      const url = since === null ? reportsUrl : `${reportsUrl}?since=${encodeURIComponent(since)}`;
+      const [reports, stats] = await Promise.all([getJson(url), getJson(statsUrl)]);
+      if (reports.length) ingest(reports);
+      document.getElementById("stats").textContent =
+        `${stats.received} received · ${stats.nonconforming} non-conforming · ` +
+        `${stats.rejected} refused · ${stats.faulted} faulted`;
+      setConnection(true);
+    } catch (err) {
+      setConnection(false, err.message);
+    } finally {
+      setTimeout(poll, 1000);
+    }
+  }
+
+  setInterval(tickAges, 1000);
+  poll();
+})();

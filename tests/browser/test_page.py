@@ -1,0 +1,206 @@
+"""The receiver's live page in a real headless Chromium, driven by Playwright.
+
+Reports are POSTed while the page is open; every check waits on the DOM with a
+deadline (Playwright's `expect`), never on a fixed sleep. Any request the page
+makes to somewhere other than the receiver is aborted and fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+
+from receiver.app import create_app
+from receiver.server import ReceiverServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SN = "SZCCKQRAIJBAH0002"
+OTHER_SN = "SZCCKQRAIJBAH0001"
+DEV_SNO = "ZKZCPI000120190807142601"
+EVIL_NAME = '<img src=x onerror="window.__pwned = 1">'
+WAIT_MS = 10_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+
+
+def sub_device(ip: str, status: str, ep_type: str, name: str = "") -> dict[str, Any]:
+    return {
+        "ep_id": f"{DEV_SNO}__{ip}",
+        "ep_name": name,
+        "ep_ip": ip,
+        "ep_status": status,
+        "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c",
+        "ep_type": ep_type,
+        "ep_url": f"rtsp://{ip}:554/ch2",
+    }
+
+
+def report(*devices: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "gateway_ip": "127.0.0.1",
+        "gateway_name": "bm1682landy93",
+        "gateway_status": "online",
+        "gateway_sn": SN,
+        "dev_sno": DEV_SNO,
+        "gateway_ext_data": {
+            "sw_version": "build.date=2019年 08月 06日 星期二 17:42:49 CST\n"
+            "BUILD TIME: 20190806_173257\nVERSION: V2R1C01\n",
+            "sdk_version": "1.1.56d1e91",
+            "gateway_mac": "e0:a5:09:00:0e:6d",
+            "cpu_usage": 6.5,
+            "memory_size": 1.55,
+            "memory_usage": 0.77,
+            "disk_size": 10.39,
+            "disk_free_size": 9.41,
+            "temperature": 47,
+        },
+        "sub_devices": list(devices),
+    }
+
+
+def post(server: ReceiverServer, body: dict[str, Any], seq: int, sn: str = SN) -> None:
+    request = urllib.request.Request(  # noqa: S310 -- the receiver on loopback
+        f"{server.url}/DeviceStatus",
+        data=json.dumps(body, ensure_ascii=False).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8", "X-Report-Id": f"{sn}-t-{seq}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+        assert answer.status == 200
+
+
+@pytest.fixture
+def server() -> Iterator[ReceiverServer]:
+    with ReceiverServer(create_app(), host="127.0.0.1", port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: ReceiverServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    problems: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if route.request.url.startswith(f"{server.url}/"):
+            route.continue_()
+        else:
+            problems.append(f"request outside the receiver: {route.request.url}")
+            route.abort()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console error: {message.text}")
+
+    opened.route("**/*", only_loopback)
+    opened.on("console", on_console)
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert problems == []
+
+
+def test_page_shows_reports_live(page: Page, server: ReceiverServer, tmp_path: Path) -> None:
+    """Reports posted while the page is open appear with their devices, status and violations."""
+    page.goto(f"{server.url}/")
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("live", timeout=WAIT_MS)
+
+    post(server, report(
+        sub_device("127.0.0.11", "online", "1", EVIL_NAME),
+        sub_device("127.0.0.12", "offline", "2", "门口摄像头"),
+    ), seq=1)  # fmt: skip
+    card = page.locator(f'[data-gateway-sn="{SN}"]')
+    expect(card).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#empty")).to_be_hidden()
+    expect(card.locator(".gw-name")).to_have_text("bm1682landy93")
+    expect(card.locator(".gw-status")).to_have_text("online")
+    expect(card.locator(".count-online")).to_have_text("1 online")
+    expect(card.locator(".count-offline")).to_have_text("1 offline")
+    expect(card.locator(".sw-version")).to_contain_text("VERSION: V2R1C01")
+    expect(card.locator(".metrics")).to_contain_text("77 % used of 1.55 GB")
+
+    first, second = (
+        card.locator('tr[data-ep-ip="127.0.0.11"]'),
+        card.locator('tr[data-ep-ip="127.0.0.12"]'),
+    )
+    expect(first.locator(".ep-status")).to_have_text("online")
+    expect(first.locator(".ep-status")).to_have_class(re.compile(r"\bstatus-online\b"))
+    expect(first.locator(".ep-type")).to_have_text("capture camera (1)")
+    expect(second.locator(".ep-status")).to_have_text("offline")
+    expect(second.locator(".ep-status")).to_have_class(re.compile(r"\bstatus-offline\b"))
+    expect(second.locator(".ep-type")).to_have_text("IPC static (2)")
+    expect(second.locator(".ep-name")).to_have_text("门口摄像头")
+    # The untrusted name is text, not markup: no <img> appeared and its handler never ran.
+    expect(first.locator(".ep-name")).to_have_text(EVIL_NAME)
+    assert page.locator("img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    expect(card).not_to_have_class(re.compile(r"\bhas-violations\b"))
+    expect(card.locator(".age")).to_have_text(re.compile(r"^[1-9]\d* s ago$"), timeout=WAIT_MS)
+
+    post(server, report(
+        sub_device("127.0.0.11", "offline", "1", EVIL_NAME),
+        sub_device("127.0.0.12", "online", "9", "门口摄像头"),
+    ), seq=2)  # fmt: skip
+    expect(card).to_have_class(re.compile(r"\bhas-violations\b"), timeout=WAIT_MS)
+    expect(card.locator(".violations")).to_contain_text(
+        'sub_devices[1].ep_type: \'9\' is not one of "0".."4"'
+    )
+    expect(second).to_have_class(re.compile(r"\brow-bad\b"))
+    expect(second.locator(".ep-type")).to_have_text('unknown ("9")')
+    expect(first.locator(".ep-status")).to_have_text("offline")
+    expect(card.locator(".count-online")).to_have_text("1 online")
+
+    other = report()
+    other["gateway_sn"], other["gateway_name"], other["gateway_status"] = (
+        OTHER_SN,
+        "lobby",
+        "offline",
+    )
+    post(server, other, seq=3, sn=OTHER_SN)
+    cards = page.locator("section.gateway")
+    expect(cards).to_have_count(2, timeout=WAIT_MS)
+    assert cards.evaluate_all("cs => cs.map(c => c.dataset.gatewaySn)") == [OTHER_SN, SN]
+    expect(cards.first.locator(".gw-status")).to_have_class(re.compile(r"\bstatus-offline\b"))
+    expect(cards.first.locator(".no-devices")).to_have_text("no sub-devices")
+    expect(page.locator("#recent-rows tr")).to_have_count(3)
+    expect(page.locator("#stats")).to_contain_text("3 received · 1 non-conforming")
+
+    shot = tmp_path / "receiver-page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000

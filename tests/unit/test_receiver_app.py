@@ -1,0 +1,352 @@
+"""Tests of the reference platform's endpoints through Flask's test client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from receiver.app import LoginSettings, create_app, state_of
+from receiver.store import ReportStore
+from tests.unit.test_receiver_conformance import device, spec_example
+
+SN = "SZCCKQRAIJBAH0002"
+JSON_UTF8 = "application/json; charset=utf-8"
+LOGIN_ARGS = {"dev_sno": "ZKZCPI000120190807142601", "hex_mac": "0xe0a509000e6d"}
+
+
+def post(client: FlaskClient, report: object, report_id: str = f"{SN}-boot1-1") -> Any:
+    body = report if isinstance(report, bytes) else json.dumps(report, ensure_ascii=False).encode()
+    return client.post(
+        "/DeviceStatus", data=body, headers={"Content-Type": JSON_UTF8, "X-Report-Id": report_id}
+    )
+
+
+def bad_report() -> dict[str, Any]:
+    report = spec_example()
+    report["sub_devices"].append(device("192.168.1.102", ep_type="9"))
+    return report
+
+
+@pytest.fixture
+def app() -> Flask:
+    return create_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def reports(client: FlaskClient, since: float | None = None) -> list[dict[str, Any]]:
+    answer = client.get("/api/reports", query_string={} if since is None else {"since": since})
+    assert answer.status_code == 200
+    result: list[dict[str, Any]] = answer.get_json()
+    return result
+
+
+class TestDeviceStatus:
+    def test_conforming_report(self, client: FlaskClient) -> None:
+        """A conforming report is answered SUCCESS and kept with an empty violation list."""
+        answer = post(client, spec_example())
+        assert answer.status_code == 200
+        assert answer.get_json() == {"status": 0, "message": "SUCCESS"}
+        [kept] = reports(client)
+        assert kept["violations"] == []
+        assert kept["payload"] == spec_example()
+        assert kept["headers"] == {"X-Report-Id": f"{SN}-boot1-1"}
+        assert kept["report_id"] == f"{SN}-boot1-1"
+        assert kept["received_at"] == pytest.approx(time.time(), abs=60)
+
+    def test_lenient_keeps_violations(self, client: FlaskClient) -> None:
+        """Without strict, a non-conforming report is accepted and its violations kept."""
+        assert post(client, bad_report()).status_code == 200
+        [kept] = reports(client)
+        assert kept["violations"] == ['sub_devices[1].ep_type: \'9\' is not one of "0".."4"']
+        assert kept["rejected"] is False
+
+    def test_strict_refuses_violations(self) -> None:
+        """With strict, a non-conforming report gets 422 and the list of violations."""
+        client = create_app(strict=True).test_client()
+        answer = post(client, bad_report())
+        assert answer.status_code == 422
+        body = answer.get_json()
+        assert body["status"] == 1
+        assert body["violations"] == ['sub_devices[1].ep_type: \'9\' is not one of "0".."4"']
+        assert reports(client)[0]["rejected"] is True
+        assert client.get("/api/stats").get_json()["rejected"] == 1
+
+    def test_strict_accepts_conforming(self) -> None:
+        """With strict, a conforming report is still answered SUCCESS."""
+        client = create_app(strict=True).test_client()
+        assert post(client, spec_example()).get_json() == {"status": 0, "message": "SUCCESS"}
+
+    def test_header_violations(self, client: FlaskClient) -> None:
+        """A missing X-Report-Id and a wrong Content-Type are violations too."""
+        client.post("/DeviceStatus", data=json.dumps(spec_example()), content_type="text/plain")
+        assert reports(client)[0]["violations"] == [
+            "header Content-Type: 'text/plain' is not application/json; charset=utf-8",
+            "header X-Report-Id: missing",
+        ]
+
+    def test_not_utf8_is_kept(self, client: FlaskClient) -> None:
+        """A body that is not UTF-8 is kept with a null payload and its violation."""
+        assert post(client, b"\xff\xfe").status_code == 200
+        [kept] = reports(client)
+        assert kept["payload"] is None
+        assert kept["violations"][0].startswith("body: not UTF-8")
+
+    def test_oversized_body(self, client: FlaskClient) -> None:
+        """A body over one MiB is refused with 413 and not kept."""
+        assert post(client, b" " * (2 << 20)).status_code == 413
+        assert reports(client) == []
+
+    def test_payload_as_posted(self, client: FlaskClient) -> None:
+        """/api/reports echoes the body's key order and non-ASCII text unchanged."""
+        post(client, spec_example())
+        text = client.get("/api/reports").get_data(as_text=True)
+        keys = ['"gateway_ip"', '"gateway_name"', '"dev_sno"', '"sw_version"', '"cpu_usage"']
+        assert [text.index(k) for k in keys] == sorted(text.index(k) for k in keys)
+        assert "星期二" in text
+
+    def test_logs_one_line(self, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+        """Each report is logged at INFO with its id, gateway and device counts."""
+        report = spec_example()
+        report["sub_devices"].append(device("192.168.1.102", ep_status="offline"))
+        with caplog.at_level(logging.INFO, logger="receiver.app"):
+            post(client, report, report_id=f"{SN}-b-7")
+        [line] = [r.getMessage() for r in caplog.records if r.name == "receiver.app"]
+        assert line == (
+            f"report {SN}-b-7 from gateway {SN}: 1 sub-devices online, 1 offline, 0 violations"
+        )
+
+
+class TestReports:
+    def test_oldest_first(self, client: FlaskClient) -> None:
+        """Reports are listed in the order they arrived."""
+        for seq in range(3):
+            post(client, spec_example(), report_id=f"{SN}-b-{seq}")
+        kept = reports(client)
+        assert [r["report_id"] for r in kept] == [f"{SN}-b-0", f"{SN}-b-1", f"{SN}-b-2"]
+        assert [r["received_at"] for r in kept] == sorted(r["received_at"] for r in kept)
+
+    def test_since(self, client: FlaskClient) -> None:
+        """?since= returns only the reports received after that time."""
+        post(client, spec_example(), report_id=f"{SN}-b-1")
+        first = reports(client)[0]["received_at"]
+        assert reports(client, since=first) == []
+        post(client, spec_example(), report_id=f"{SN}-b-2")
+        assert [r["report_id"] for r in reports(client, since=first)] == [f"{SN}-b-2"]
+
+    def test_bad_since(self, client: FlaskClient) -> None:
+        """A since that is not a number is a 400."""
+        assert client.get("/api/reports?since=yesterday").status_code == 400
+
+    def test_keep_bounds_the_list(self) -> None:
+        """Only the latest `keep` reports are kept."""
+        client = create_app(keep=2).test_client()
+        for seq in range(4):
+            post(client, spec_example(), report_id=f"{SN}-b-{seq}")
+        assert [r["report_id"] for r in reports(client)] == [f"{SN}-b-2", f"{SN}-b-3"]
+        assert client.get("/api/stats").get_json()["received"] == 4
+
+    def test_times_strictly_increase(self) -> None:
+        """Two reports in one clock tick still get distinct, increasing times."""
+        store = ReportStore(clock=lambda: 1000.0)
+        first, second = store.add({}, [], None), store.add({}, [], None)
+        assert first.received_at == 1000.0
+        assert second.received_at > first.received_at
+        assert store.reports(since=first.received_at) == [second]
+
+    def test_wait_for(self, app: Flask) -> None:
+        """ReportStore.wait_for returns a matching report, or None at the deadline."""
+        post(app.test_client(), spec_example(), report_id=f"{SN}-b-9")
+        store = state_of(app).store
+        found = store.wait_for(lambda r: r.report_id == f"{SN}-b-9", timeout=1)
+        assert found is not None
+        assert store.wait_for(lambda r: r.report_id == "never", timeout=0.05) is None
+
+
+class TestLogin:
+    def test_documented_names(self, client: FlaskClient) -> None:
+        """By default the login answers deviceMonitorAddr and deviceMonitorPeriod."""
+        answer = client.get("/api/gateway/login", query_string=LOGIN_ARGS)
+        assert answer.status_code == 200
+        body = answer.get_json()
+        token = body.pop("token")
+        assert body == {
+            "status": 0,
+            "message": "SUCCESS",
+            "deviceMonitorAddr": "/DeviceStatus",
+            "deviceMonitorPeriod": 20,
+        }
+        assert len(token) == 32
+        assert (
+            client.get("/api/gateway/login", query_string=LOGIN_ARGS).get_json()["token"] != token
+        )
+
+    def test_new_names(self) -> None:
+        """With new_names the login answers device_monitor_url and _report_period."""
+        settings = LoginSettings("http://127.0.0.1:9/a, /b", 5, new_names=True)
+        client = create_app(login=settings).test_client()
+        body = client.get("/api/gateway/login", query_string=LOGIN_ARGS).get_json()
+        assert body["device_monitor_url"] == "http://127.0.0.1:9/a, /b"
+        assert body["device_monitor_report_period"] == 5
+        assert "deviceMonitorAddr" not in body
+
+    @pytest.mark.parametrize(
+        ("args", "reason"),
+        [
+            ({"hex_mac": "0xe0a509000e6d"}, "dev_sno is missing"),
+            ({"dev_sno": "A1", "hex_mac": ""}, "hex_mac is missing"),
+            ({"dev_sno": "A 1", "hex_mac": "0xe0a509000e6d"}, "dev_sno must be"),
+            ({"dev_sno": "A1", "hex_mac": "0xE0A509000E6D"}, "hex_mac must be"),
+            ({"dev_sno": "A1", "hex_mac": "e0a509000e6d"}, "hex_mac must be"),
+            ({"dev_sno": "A1", "hex_mac": "0xe0:a5:09:00:0e:6d"}, "hex_mac must be"),
+        ],
+    )
+    def test_bad_arguments(self, client: FlaskClient, args: dict[str, str], reason: str) -> None:
+        """A missing or malformed dev_sno or hex_mac is a 400 naming the argument."""
+        answer = client.get("/api/gateway/login", query_string=args)
+        assert answer.status_code == 400
+        body = answer.get_json()
+        assert body["status"] == 1
+        assert body["message"].startswith(reason)
+        assert body["error"]["code"] == 400
+        assert "token" not in body
+
+    def test_logins_are_listed(self, client: FlaskClient) -> None:
+        """/api/logins lists each login, good or bad, without its token."""
+        client.get("/api/gateway/login", query_string=LOGIN_ARGS)
+        client.get("/api/gateway/login", query_string={"dev_sno": "A1"})
+        logins = client.get("/api/logins").get_json()
+        assert [(x["dev_sno"], x["ok"]) for x in logins] == [
+            (LOGIN_ARGS["dev_sno"], True),
+            ("A1", False),
+        ]
+        assert all("token" not in x for x in logins)
+
+    def test_token_not_logged(self, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+        """The token never reaches the log."""
+        with caplog.at_level(logging.DEBUG):
+            token = client.get("/api/gateway/login", query_string=LOGIN_ARGS).get_json()["token"]
+        assert caplog.records
+        assert token not in caplog.text
+
+    @pytest.mark.parametrize("period", [0, -1, True])
+    def test_settings_validated(self, period: int) -> None:
+        """A login period must be a whole number of seconds, at least one."""
+        with pytest.raises(ValueError, match="period"):
+            LoginSettings(period=period)
+
+
+class TestFaults:
+    @pytest.fixture
+    def client(self) -> FlaskClient:
+        return create_app(faults=True).test_client()
+
+    def test_off_by_default(self) -> None:
+        """Without faults, /api/faults does not exist."""
+        client = create_app().test_client()
+        assert client.post("/api/faults", json={"status": 503}).status_code == 404
+
+    def test_status_and_retry_after(self, client: FlaskClient) -> None:
+        """An injected 503 answers every POST with it and Retry-After, keeping nothing."""
+        assert client.post("/api/faults", json={"status": 503, "retry_after": 5}).status_code == 200
+        for _ in range(3):
+            answer = post(client, spec_example())
+            assert answer.status_code == 503
+            assert answer.headers["Retry-After"] == "5"
+        assert reports(client) == []
+        stats = client.get("/api/stats").get_json()
+        assert (stats["received"], stats["faulted"]) == (0, 3)
+
+    def test_count(self, client: FlaskClient) -> None:
+        """A fault with a count is used up after that many requests."""
+        client.post("/api/faults", json={"status": 500, "count": 2})
+        assert [post(client, spec_example()).status_code for _ in range(3)] == [500, 500, 200]
+        assert client.get("/api/faults").get_json() == []
+
+    def test_http_date_retry_after(self, client: FlaskClient) -> None:
+        """retry_after may be an HTTP date, sent verbatim."""
+        date = "Wed, 21 Oct 2015 07:28:00 GMT"
+        client.post("/api/faults", json={"status": 429, "retry_after": date})
+        assert post(client, spec_example()).headers["Retry-After"] == date
+
+    def test_delete_clears(self, client: FlaskClient) -> None:
+        """DELETE /api/faults restores normal answers."""
+        client.post("/api/faults", json={"status": 503})
+        assert client.delete("/api/faults").status_code == 200
+        assert post(client, spec_example()).status_code == 200
+
+    def test_delay_only(self, client: FlaskClient) -> None:
+        """A 2xx fault only delays; the report is then handled as usual."""
+        client.post("/api/faults", json={"status": 200, "delay": 0.2, "count": 1})
+        started = time.monotonic()
+        assert post(client, spec_example()).get_json() == {"status": 0, "message": "SUCCESS"}
+        assert time.monotonic() - started >= 0.2
+        assert len(reports(client)) == 1
+
+    def test_login_target(self, client: FlaskClient) -> None:
+        """A fault aimed at the login fails the login and leaves reports alone."""
+        client.post("/api/faults", json={"target": "login", "status": 502, "count": 1})
+        assert post(client, spec_example()).status_code == 200
+        args = {"dev_sno": "A1", "hex_mac": "0xe0a509000e6d"}
+        assert client.get("/api/gateway/login", query_string=args).status_code == 502
+        assert client.get("/api/gateway/login", query_string=args).status_code == 200
+
+    @pytest.mark.parametrize(
+        ("doc", "message"),
+        [
+            ([], "expected a JSON object"),
+            ({"status": 99}, "status must be"),
+            ({"status": "503"}, "status must be"),
+            ({"delay": -1}, "delay must be"),
+            ({"count": 0}, "count must be"),
+            ({"retry_after": -5}, "retry_after must be"),
+            ({"target": "page"}, "target must be"),
+            ({"stauts": 503}, "unknown key 'stauts'"),
+        ],
+    )
+    def test_bad_fault(self, client: FlaskClient, doc: object, message: str) -> None:
+        """A fault request that cannot be honoured is a 400 naming the key."""
+        answer = client.post("/api/faults", json=doc)
+        assert answer.status_code == 400
+        assert answer.get_json()["message"].startswith(message)
+
+
+class TestPage:
+    def test_index(self) -> None:
+        """The page is HTML that loads its own script and style, with a strict CSP."""
+        answer = create_app(strict=True, faults=True).test_client().get("/")
+        assert answer.status_code == 200
+        assert answer.mimetype == "text/html"
+        html = answer.get_data(as_text=True)
+        assert "/static/app.js" in html
+        assert "/static/style.css" in html
+        assert "strict" in html
+        assert "fault injection on" in html
+        assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+
+    @pytest.mark.parametrize("name", ["app.js", "style.css"])
+    def test_static(self, client: FlaskClient, name: str) -> None:
+        """The script and style are served locally, not from a CDN."""
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200
+        assert answer.get_data()
+        answer.close()
+
+    def test_no_remote_resources(self, client: FlaskClient) -> None:
+        """Nothing on the page points outside the receiver."""
+        html = client.get("/").get_data(as_text=True)
+        for name in ("app.js", "style.css"):
+            answer = client.get(f"/static/{name}")
+            html += answer.get_data(as_text=True)
+            answer.close()
+        assert "http://" not in html
+        assert "https://" not in html

@@ -1,0 +1,118 @@
+"""Tests of the se3-receiver command: its flags, and a real run stopped by a signal."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from receiver.cli import parse_args
+
+_SCRIPT = Path(sys.executable).with_name("se3-receiver")
+
+
+class TestArguments:
+    def test_defaults(self) -> None:
+        """By default it listens on 127.0.0.1:9528, lenient, answering the old login names."""
+        args = parse_args([])
+        assert (args.host, args.port, args.strict, args.faults) == ("127.0.0.1", 9528, False, False)
+        assert (args.login_address, args.login_period, args.login_new_names) == (
+            "/DeviceStatus",
+            20,
+            False,
+        )
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "::1", "localhost"])
+    def test_loopback_hosts(self, host: str) -> None:
+        """Loopback addresses are accepted without further ado."""
+        assert parse_args(["--host", host]).host == host
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.19", "::", "example.org"])
+    def test_remote_host_refused(self, host: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """A non-loopback host is refused with exit code 2 unless --allow-remote."""
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(["--host", host])
+        assert stopped.value.code == 2
+        assert "--allow-remote" in capsys.readouterr().err
+        assert parse_args(["--host", host, "--allow-remote"]).host == host
+
+    @pytest.mark.parametrize(
+        "argv", [["--port", "70000"], ["--login-period", "0"], ["--keep", "0"]]
+    )
+    def test_bad_numbers(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        """Out-of-range numbers stop the program with exit code 2."""
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(argv)
+        assert stopped.value.code == 2
+        capsys.readouterr()
+
+
+class _Lines:
+    """The child's stderr, line by line, read by a thread so waits can have deadlines."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in {self.seen!r}")
+
+    def rest(self, timeout: float) -> str:
+        self._thread.join(timeout)
+        while not self.queue.empty():
+            line = self.queue.get_nowait()
+            self.seen.append(line or "")
+        return "".join(self.seen)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serves_until_signalled(signum: signal.Signals) -> None:
+    """The command serves on a free port and exits 0 on SIGTERM or SIGINT."""
+    command = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "receiver.cli"]
+    with subprocess.Popen(
+        [*command, "--port", "0", "--strict", "--log-json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        lines = _Lines(proc.stderr)
+        try:
+            url = lines.wait_for(r"page at (http://127\.0\.0\.1:\d+)/", timeout=20)[1]
+            with urllib.request.urlopen(f"{url}/api/stats", timeout=5) as answer:  # noqa: S310
+                assert json.loads(answer.read())["received"] == 0
+            proc.send_signal(signum)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert '"receiver stopped"' in lines.rest(timeout=5)
