@@ -118,20 +118,19 @@ def write_passwd(directory: Path, files: Mapping[str, Path]) -> Path:
     if tool is None:
         raise BrokerError("mosquitto_passwd not found in PATH or /usr/sbin: run `make deps`")
     plain = "".join(f"{user}:{path.read_text().strip()}\n" for user, path in files.items())
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".passwd.")
+    staging = directory / ".passwd.new"
+    _write_private(staging, plain)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(plain)
         # -U hashes a plain user:password file in place (PBKDF2), so no password
         # ever appears on a command line.
         done = subprocess.run(
-            [tool, "-U", tmp], capture_output=True, text=True, check=False, timeout=30
+            [tool, "-U", str(staging)], capture_output=True, text=True, check=False, timeout=30
         )
         if done.returncode != 0:
             raise BrokerError(f"mosquitto_passwd failed: {done.stderr.strip() or done.stdout}")
-        os.replace(tmp, target)
+        os.replace(staging, target)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        staging.unlink(missing_ok=True)
     return target
 
 
