@@ -1,0 +1,195 @@
+"""The gateway collector: the box's identity and metrics, retained for the bridge.
+
+`gateway/info` (IP, name, dev_sno, sw_version, sdk_version, MAC) is published
+when it changes and after every (re)connect; `gateway/metrics` every
+`collectors.metrics_interval` seconds with `ts` and
+`ttl = ttl_factor * metrics_interval`. Both carry `source: "gateway"`; the
+collector's last will is on `collectors/gateway/status`.
+
+The build files (`sw_version_file`, `sdk_version_file`) are read once at start:
+they change with a firmware update, which restarts the services anyway. The
+address is looked up every cycle, because DHCP may change it at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import orjson
+import psutil
+
+from bridge.config import Config
+from bridge.errors import ConfigError, RecordError
+from bridge.mqttclient import Connection
+from bridge.records import parse_record
+from bridge.topics import Kind, Topics
+from collectors.host import Address, AddrLike, HostReader, PsutilReader, choose_address, measure
+from collectors.session import client_id, connect_once, wait_published
+from collectors.ticker import Ticker
+
+logger = logging.getLogger(__name__)
+
+NAME = SOURCE = "gateway"
+ROUTE_FILE = Path("/proc/net/route")
+
+
+def info_record(
+    address: Address, name: str, dev_sno: str, sw_version: str, sdk_version: str
+) -> dict[str, str]:
+    """The `gateway/info` record; optional keys are left out when unknown."""
+    record = {
+        "gateway_ip": address.ip,
+        "gateway_name": name,
+        "dev_sno": dev_sno,
+        "sw_version": sw_version,
+    }
+    if sdk_version:
+        record["sdk_version"] = sdk_version
+    if address.mac:
+        record["gateway_mac"] = address.mac
+    record["source"] = SOURCE
+    return record
+
+
+def metrics_record(values: Mapping[str, float | int], ts: float, ttl: float) -> dict[str, object]:
+    """The `gateway/metrics` record: the measured values, `ts`, `ttl` and `source`."""
+    return {**values, "ts": ts, "ttl": ttl, "source": SOURCE}
+
+
+def read_file(path: Path | None, key: str, strip: bool = False) -> str:
+    """The UTF-8 text of the file named by config `key`, verbatim unless `strip`."""
+    if path is None:
+        raise ConfigError(f"{key}: required by this program")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{key}: {path} is not UTF-8 text: {exc}") from exc
+    return text.strip() if strip else text
+
+
+class GatewayCollector:
+    """Publishes `gateway/info` and `gateway/metrics`: `run()` until `stop()`, or `once()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        reader: HostReader | None = None,
+        interfaces: Callable[[], Mapping[str, Sequence[AddrLike]]] = psutil.net_if_addrs,
+        route_file: Path = ROUTE_FILE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config.require("gateway.sn", "gateway.dev_sno", "gateway.sw_version_file")
+        gateway = config.gateway
+        self._config = config
+        self._topics = Topics(config.mqtt.topic_prefix, gateway.serial())
+        self._name = gateway.name or socket.gethostname()
+        self._sw_version = read_file(gateway.sw_version_file, "gateway.sw_version_file")
+        self._sdk_version = gateway.sdk_version
+        if not self._sdk_version and gateway.sdk_version_file is not None:
+            key = "gateway.sdk_version_file"
+            self._sdk_version = read_file(gateway.sdk_version_file, key, strip=True)
+        self._reader = reader if reader is not None else PsutilReader()
+        self._interfaces = interfaces
+        self._route_file = route_file
+        self._clock = clock
+        self._ttl = config.collectors.ttl_factor * config.collectors.metrics_interval
+        self._warned: set[str] = set()
+        self._last_info = b""
+        self.ticker = Ticker(config.collectors.metrics_interval)
+        try:
+            parse_record(Kind.GATEWAY_INFO, self.info_payload())
+        except RecordError as exc:
+            raise ConfigError(f"gateway: the info record would be refused: {exc}") from exc
+
+    def info_payload(self) -> bytes:
+        """The current `gateway/info` record as JSON."""
+        return self._info()[1]
+
+    def _info(self) -> tuple[Address, bytes]:
+        configured = self._config.gateway.interface
+        address = choose_address(configured, self._read_routes(), self._interfaces())
+        if configured and address.interface != configured:
+            self._warn_once(
+                "interface",
+                "gateway.interface %s is absent or has no IPv4 address; using %s",
+                configured, address.interface,
+            )
+        gateway = self._config.gateway
+        record = info_record(
+            address, self._name, gateway.dev_sno, self._sw_version, self._sdk_version
+        )
+        return address, orjson.dumps(record)
+
+    def metrics_payload(self) -> bytes:
+        """A fresh measurement as the `gateway/metrics` record in JSON."""
+        data_path = str(self._config.gateway.data_path)
+        values = measure(self._reader, data_path)
+        if "disk_size" not in values:
+            self._warn_once(
+                "disk", "gateway.data_path %s is not available: disk sizes left out", data_path
+            )
+        return orjson.dumps(metrics_record(values, round(self._clock(), 3), self._ttl))
+
+    def run(self) -> None:
+        """Publish until `stop()`, then say `offline` on the status topic."""
+        status = self._topics.collector_status(NAME)
+        conn = Connection(self._config.mqtt, client_id(NAME), status)
+        self.ticker.attach(conn)
+        logger.info(
+            "gateway collector: metrics every %g s", self._config.collectors.metrics_interval
+        )
+        conn.start()
+        try:
+            self.ticker.run(lambda fresh: self._cycle(conn, fresh))
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.ticker.stop()
+
+    def once(self, timeout: float) -> None:
+        """Publish info and metrics once and wait for the broker's acknowledgement.
+
+        The status topic gets `online`, so the records count, but no will and
+        no `offline`: see `collectors.session`.
+        """
+        info, metrics = self.info_payload(), self.metrics_payload()
+        conn = connect_once(self._config.mqtt, NAME, timeout)
+        try:
+            sent = [
+                conn.publish(self._topics.collector_status(NAME), b"online", retain=True),
+                conn.publish(self._topics.gateway_info, info, retain=True),
+                conn.publish(self._topics.gateway_metrics, metrics, retain=True),
+            ]
+            wait_published(sent, timeout)
+        finally:
+            conn.close()
+
+    def _cycle(self, conn: Connection, fresh: bool) -> None:
+        address, info = self._info()
+        if fresh or info != self._last_info:
+            if info != self._last_info:
+                logger.info(
+                    "gateway identity: %s %s on %s", address.ip, address.mac, address.interface
+                )
+            conn.publish(self._topics.gateway_info, info, retain=True)
+            self._last_info = info
+        conn.publish(self._topics.gateway_metrics, self.metrics_payload(), retain=True)
+
+    def _read_routes(self) -> str:
+        try:
+            return self._route_file.read_text(encoding="ascii", errors="replace")
+        except OSError:
+            # Not Linux, or no /proc: the interface table alone decides.
+            return ""
+
+    def _warn_once(self, key: str, msg: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(msg, *args)

@@ -1,0 +1,61 @@
+"""The collectors' side of the broker: client ids, one-shot sessions, confirmed publishes.
+
+The long-running collectors use `bridge.mqttclient.Connection` as it is (last
+will `offline`, `online` after each connect). The one-shot commands
+(`--once`, `publish`) open a `Connection` with no status topic and no will,
+because they are not a publisher whose death the bridge should hear about: a
+finished `devices --once` must not mark a running collector's devices offline.
+Their records carry a `ttl` and expire on their own instead.
+
+One-shot failures are `BrokerError` (exit 1) with a message that names the
+broker and says what did not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+
+import paho.mqtt.client as mqtt
+
+from bridge.config import MqttSection
+from bridge.errors import Se3Error
+from bridge.mqttclient import Connection
+
+logger = logging.getLogger(__name__)
+
+
+class BrokerError(Se3Error):
+    """The broker could not be reached, or did not confirm a publish in time."""
+
+
+def client_id(name: str) -> str:
+    """A client id unique to this process, so no two runs take over each other's session."""
+    return f"se3-collector-{name}-{os.getpid()}"
+
+
+def connect_once(settings: MqttSection, name: str, timeout: float) -> Connection:
+    """A connected Connection without status topic, or BrokerError after `timeout` s."""
+    conn = Connection(settings, client_id(name))
+    conn.start()
+    if not conn.wait_connected(timeout):
+        conn.close()
+        raise BrokerError(
+            f"no connection to the MQTT broker at {settings.host}:{settings.port} "
+            f"within {timeout:g} s (unreachable, or it refused our credentials: see the log)"
+        )
+    return conn
+
+
+def wait_published(infos: Iterable[mqtt.MQTTMessageInfo], timeout: float) -> None:
+    """Wait until the broker has acknowledged every message, or raise BrokerError."""
+    deadline = time.monotonic() + timeout
+    for info in infos:
+        try:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError) as exc:
+            raise BrokerError(f"publish failed: {exc}") from exc
+        if not info.is_published():
+            raise BrokerError(f"the broker did not acknowledge a publish within {timeout:g} s")

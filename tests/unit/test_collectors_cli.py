@@ -1,0 +1,155 @@
+"""`se3-collector` without a broker: arguments, record checks and exit codes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bridge.errors import RecordError
+from collectors import cli
+from collectors.publish import DeviceUpdate, device_payload
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() would replace the root handlers; pytest's capture stays in place instead."""
+    monkeypatch.setattr(cli, "setup_logging", lambda *_args: None)
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    """A config whose broker port has nobody listening."""
+    sw = tmp_path / "buildinfo"
+    sw.write_text("VERSION: V2R1C01\n", encoding="utf-8")
+    path = tmp_path / "se3.toml"
+    path.write_text(
+        f'[gateway]\nsn = "SN1"\ndev_sno = "DEV1"\nsw_version_file = "{sw}"\ndata_path = "/"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {unused_port()}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+class TestExitCodes:
+    def test_no_config(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Neither --config nor $SE3_CONFIG: exit 2 saying how to give one."""
+        code, err = run(capsys, "devices", "--once")
+        assert code == 2
+        assert "SE3_CONFIG" in err
+
+    def test_invalid_config_names_the_key(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        """An unknown key stops the command with exit 2 and the key's name."""
+        path = tmp_path / "bad.toml"
+        path.write_text('[collectors]\nprobe_intervall = 3\n', encoding="utf-8")
+        code, err = run(capsys, "--config", str(path), "devices")
+        assert code == 2
+        assert "collectors.probe_intervall: unknown key" in err
+
+    @pytest.mark.parametrize(
+        ("command", "key"),
+        [(["devices"], "gateway.sn"), (["gateway", "--once"], "gateway.dev_sno"),
+         (["publish", "remove", "--ip", "127.0.0.12"], "gateway.sn")],
+    )
+    def test_missing_required_key(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str], key: str
+    ) -> None:
+        """Each command names the key it needs and lacks, with exit 2."""
+        path = tmp_path / "empty.toml"
+        path.write_text("", encoding="utf-8")
+        code, err = run(capsys, "--config", str(path), *command)
+        assert code == 2
+        assert f"{key}: required" in err
+
+    def test_config_after_the_command(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--config is accepted after the command as well."""
+        code, err = run(capsys, "devices", "--config", "/nonexistent/se3.toml")
+        assert code == 2
+        assert "/nonexistent/se3.toml" in err
+
+    def test_refused_record_never_connects(
+        self, capsys: pytest.CaptureFixture[str], conf: Path
+    ) -> None:
+        """A record the bridge would refuse is refused before any connection, exit 2."""
+        code, err = run(
+            capsys, "--config", str(conf), "publish", "device", "--ip", "127.0.0.12",
+            "--status", "online", "--type", "2",
+        )
+        assert code == 2
+        assert "record refused: ep_location" in err
+
+    def test_bad_ip(self, capsys: pytest.CaptureFixture[str], conf: Path) -> None:
+        """An --ip that is no IP address is refused with exit 2."""
+        code, err = run(capsys, "--config", str(conf), "publish", "remove", "--ip", "cam-1")
+        assert code == 2
+        assert "not an IP address" in err
+
+    @pytest.mark.parametrize(
+        "command",
+        [["gateway", "--once"], ["devices", "--once"],
+         ["publish", "device", "--ip", "127.0.0.12", "--status", "offline", "--type", "1",
+          "--location", "L1"]],
+    )
+    def test_unreachable_broker(
+        self, capsys: pytest.CaptureFixture[str], conf: Path, command: list[str]
+    ) -> None:
+        """No broker: exit 1 after --timeout with a message naming the broker."""
+        code, err = run(capsys, "--config", str(conf), *command, "--timeout", "0.5")
+        assert code == 1
+        assert "no connection to the MQTT broker at 127.0.0.1:" in err
+
+
+class TestDevicePayload:
+    def test_full_record(self) -> None:
+        """Every option lands in its field; the IP in canonical form."""
+        update = DeviceUpdate(
+            ip="fe80:0::1", status="online", type="3", location="L1", name="cam",
+            url="rtsp://[fe80::1]:554/", ttl=60.0, source="my-app",
+        )
+        assert orjson.loads(device_payload(update, ts=1_700_000_000.0)) == {
+            "ep_status": "online", "ep_type": "3", "ep_location": "L1", "ep_ip": "fe80::1",
+            "ep_name": "cam", "ep_url": "rtsp://[fe80::1]:554/", "ts": 1_700_000_000.0,
+            "ttl": 60.0, "source": "my-app",
+        }
+
+    def test_minimal_record(self) -> None:
+        """Without --ttl, --url and --source those keys are left out; ts is always there."""
+        update = DeviceUpdate(ip="127.0.0.12", status="offline", type="0", location="L1")
+        assert orjson.loads(device_payload(update, ts=5.0)) == {
+            "ep_status": "offline", "ep_type": "0", "ep_location": "L1",
+            "ep_ip": "127.0.0.12", "ep_name": "", "ts": 5.0,
+        }
+
+    @pytest.mark.parametrize(
+        ("update", "field"),
+        [
+            (DeviceUpdate(ip="127.0.0.12", status="online", type="2"), "ep_location"),
+            (DeviceUpdate(ip="127.0.0.12", status="online", location="L"), "ep_type"),
+            (DeviceUpdate(ip="127.0.0.12", status="up", type="2", location="L"), "ep_status"),
+            (DeviceUpdate(ip="127.0.0.12", status="online", type="2", location="L", ttl=0),
+             "ttl"),
+            (DeviceUpdate(ip="127.0.0.12", status="online", type="2", location="L", source=""),
+             "source"),
+        ],
+    )
+    def test_refused(self, update: DeviceUpdate, field: str) -> None:
+        """What the bridge would refuse raises RecordError naming the field."""
+        with pytest.raises(RecordError) as caught:
+            device_payload(update, ts=5.0)
+        assert caught.value.field == field

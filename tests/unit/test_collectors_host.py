@@ -1,0 +1,222 @@
+"""The host readings: default route, interface choice and metric arithmetic, without the host."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+import psutil
+import pytest
+
+from bridge.records import GatewayMetrics, parse_record
+from bridge.topics import Kind
+from collectors.host import (
+    GB,
+    Address,
+    PsutilReader,
+    board_temperature,
+    choose_address,
+    default_route_interface,
+    measure,
+)
+
+LINK = psutil.AF_LINK
+
+ROUTES = """\
+Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0
+eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0
+eth0\t0000000A\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0
+docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    family: int
+    address: str
+
+
+def interfaces(**table: tuple[str | None, str | None]) -> dict[str, list[Row]]:
+    """{name: (ipv4 or None, mac or None)} as psutil.net_if_addrs() would give it."""
+    out: dict[str, list[Row]] = {}
+    for name, (ip, mac) in table.items():
+        rows = []
+        if ip:
+            rows.append(Row(socket.AF_INET, ip))
+        rows.append(Row(socket.AF_INET6, "fe80::1"))
+        if mac:
+            rows.append(Row(LINK, mac))
+        out[name] = rows
+    return out
+
+
+TABLE = interfaces(
+    lo=("127.0.0.1", "00:00:00:00:00:00"),
+    eth0=("10.0.0.5", "E0:A5:09:00:0E:6D"),
+    wlan0=("192.168.1.20", "aa:bb:cc:dd:ee:ff"),
+    eth1=(None, "02:00:00:00:00:01"),
+)
+
+
+class TestDefaultRoute:
+    def test_lowest_metric_default_route_wins(self) -> None:
+        """Of two default routes, the one with the lower metric is the default."""
+        assert default_route_interface(ROUTES) == "eth0"
+
+    def test_no_default_route(self) -> None:
+        """Only network routes: no default interface."""
+        text = ROUTES.splitlines()[0] + "\n" + "\n".join(ROUTES.splitlines()[3:])
+        assert default_route_interface(text) is None
+
+    def test_routes_that_are_down_do_not_count(self) -> None:
+        """A default route without the UP flag is ignored."""
+        text = ROUTES.replace("eth0\t00000000\t0100000A\t0003", "eth0\t00000000\t0100000A\t0002")
+        assert default_route_interface(text) == "wlan0"
+
+    @pytest.mark.parametrize("text", ["", "garbage", "Iface\n\nx y z\neth0 zz 0 3 0 0 1 00000000"])
+    def test_garbage_gives_none(self, text: str) -> None:
+        """Empty, short or unparsable lines are skipped, never an exception."""
+        assert default_route_interface(text) is None
+
+
+class TestChooseAddress:
+    def test_configured_interface(self) -> None:
+        """A configured interface with an IPv4 address is used as it is; MAC lower-cased."""
+        assert choose_address("wlan0", ROUTES, TABLE) == Address(
+            "wlan0", "192.168.1.20", "aa:bb:cc:dd:ee:ff"
+        )
+        assert choose_address("eth0", "", TABLE).mac == "e0:a5:09:00:0e:6d"
+
+    def test_default_route_interface(self) -> None:
+        """Without configuration, the default route's interface."""
+        assert choose_address("", ROUTES, TABLE) == Address(
+            "eth0", "10.0.0.5", "e0:a5:09:00:0e:6d"
+        )
+
+    def test_missing_configured_interface_falls_back(self) -> None:
+        """A configured interface that is absent or has no IPv4 gives way to the route."""
+        assert choose_address("eth7", ROUTES, TABLE).interface == "eth0"
+        assert choose_address("eth1", ROUTES, TABLE).interface == "eth0"
+
+    def test_first_non_loopback_without_route(self) -> None:
+        """No default route: the first interface that has an IPv4 and is not loopback."""
+        assert choose_address("", "", TABLE).interface == "eth0"
+
+    def test_loopback_last(self) -> None:
+        """Only loopback: its address, and no MAC (00:00:... is not one)."""
+        only_lo = {"lo": TABLE["lo"], "eth1": TABLE["eth1"]}
+        assert choose_address("", ROUTES, only_lo) == Address("lo", "127.0.0.1", None)
+
+    def test_nothing_at_all(self) -> None:
+        """No interface table: 127.0.0.1 on lo rather than no identity."""
+        assert choose_address("", ROUTES, {}) == Address("lo", "127.0.0.1", None)
+
+    def test_real_host(self) -> None:
+        """On this machine the choice has an IPv4 address that parses."""
+        with open("/proc/net/route", encoding="ascii") as fh:
+            chosen = choose_address("", fh.read(), psutil.net_if_addrs())
+        socket.inet_aton(chosen.ip)
+
+
+@dataclass
+class FakeReader:
+    cpu: float = 6.54
+    total: int = int(1.55 * GB)
+    available: int = int(1.55 * GB * 0.23)
+    disks: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: {"/data": (int(10.39 * GB), int(9.41 * GB))}
+    )
+    chips: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def cpu_percent(self) -> float:
+        return self.cpu
+
+    def memory(self) -> tuple[int, int]:
+        return self.total, self.available
+
+    def disk(self, path: str) -> tuple[int, int]:
+        if path not in self.disks:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return self.disks[path]
+
+    def temperatures(self) -> Mapping[str, Sequence[float]]:
+        return self.chips
+
+
+def as_metrics(values: Mapping[str, float | int]) -> GatewayMetrics:
+    record = parse_record(Kind.GATEWAY_METRICS, orjson.dumps(values))
+    assert isinstance(record, GatewayMetrics)
+    return record
+
+
+class TestMeasure:
+    def test_spec_example_numbers(self) -> None:
+        """The spec's example host gives the spec's example values, rounded as it wants."""
+        values = measure(FakeReader(chips={"soc_thermal": [48.6]}), "/data")
+        assert values == {
+            "cpu_usage": 6.5, "memory_size": 1.55, "memory_usage": 0.77,
+            "disk_size": 10.39, "disk_free_size": 9.41, "temperature": 49,
+        }
+        assert list(values) == [
+            "cpu_usage", "memory_size", "memory_usage", "disk_size", "disk_free_size",
+            "temperature",
+        ]
+        as_metrics(values)
+
+    def test_missing_data_path_leaves_disk_out(self) -> None:
+        """Without the data partition there are no disk keys, and no error."""
+        values = measure(FakeReader(), "/nowhere")
+        assert "disk_size" not in values
+        assert "disk_free_size" not in values
+        as_metrics(values)
+
+    def test_no_sensors_leaves_temperature_out(self) -> None:
+        """A host without temperature sensors reports none."""
+        assert "temperature" not in measure(FakeReader(), "/data")
+
+    @pytest.mark.parametrize("cpu", [-3.0, 0.0, 100.0, 130.7])
+    def test_values_stay_in_range(self, cpu: float) -> None:
+        """Readings out of range are clamped, so the record is always valid."""
+        reader = FakeReader(cpu=cpu, available=FakeReader().total * 2)
+        values = measure(reader, "/data")
+        assert 0.0 <= values["cpu_usage"] <= 100.0
+        assert values["memory_usage"] == 0.0
+        as_metrics(values)
+
+    def test_zero_memory_total_has_no_usage(self) -> None:
+        """A reader reporting no memory gives a size of 0 and no usage, not a division error."""
+        values = measure(FakeReader(total=0, available=0), "/data")
+        assert values["memory_size"] == 0.0
+        assert "memory_usage" not in values
+
+
+class TestBoardTemperature:
+    def test_preferred_chip_over_hotter_others(self) -> None:
+        """The SoC/CPU chip stands for the board even when a disk is hotter."""
+        assert board_temperature({"nvme": [70.0], "cpu_thermal": [41.4, 45.5]}) == 46
+
+    def test_hottest_when_no_known_chip(self) -> None:
+        """Unknown chips only: the hottest reading."""
+        assert board_temperature({"a": [30.0], "b": [55.2, 20.0]}) == 55
+
+    def test_insane_readings_are_ignored(self) -> None:
+        """-273 °C or NaN from a broken sensor is no reading."""
+        assert board_temperature({"x": [-273.0, float("nan"), 400.0]}) is None
+        assert board_temperature({}) is None
+
+
+class TestPsutilReader:
+    def test_reads_this_host(self) -> None:
+        """The real reader gives numbers measure() turns into a valid record."""
+        values = measure(PsutilReader(), "/")
+        assert values["memory_size"] > 0
+        assert values["disk_size"] > 0
+        as_metrics(values)
+
+    def test_missing_path_is_an_oserror(self) -> None:
+        """A missing data path surfaces as OSError, which measure() expects."""
+        with pytest.raises(OSError, match="nowhere"):
+            PsutilReader().disk("/nowhere/at/all")
