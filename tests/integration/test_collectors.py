@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import pytest
 
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_record
 from bridge.topics import Kind
-from demo.broker import Broker
+from demo.broker import Broker, free_port
 from demo.camera import Cameras, serve
 from tests.conftest import Collected, Message, collect, mqtt_client, publish_and_wait
 
@@ -56,14 +55,6 @@ def camera_port(cameras: Cameras) -> int:
     return cameras.addresses[0][1]
 
 
-def dead_port() -> int:
-    """A port on 127.0.0.13 that nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind((DEAD_IP, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def camera_device(port: int) -> dict[str, str]:
     return {
         "ip": CAMERA_IP, "name": "gate-cam", "location": "loc-11", "type": "2",
@@ -72,7 +63,7 @@ def camera_device(port: int) -> dict[str, str]:
 
 
 def dead_device() -> dict[str, str]:
-    return {"ip": DEAD_IP, "location": "loc-13", "type": "0", "probe": f"tcp:{dead_port()}"}
+    return {"ip": DEAD_IP, "location": "loc-13", "type": "0", "probe": f"tcp:{free_port(DEAD_IP)}"}
 
 
 def spare_device() -> dict[str, str]:

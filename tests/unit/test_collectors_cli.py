@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import orjson
@@ -11,6 +10,7 @@ import pytest
 from bridge.errors import RecordError
 from collectors import cli
 from collectors.publish import DeviceUpdate, device_payload
+from demo.broker import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -18,12 +18,6 @@ def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() would replace the root handlers; pytest's capture stays in place instead."""
     monkeypatch.setattr(cli, "setup_logging", lambda *_args: None)
 
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def conf(tmp_path: Path) -> Path:
     path = tmp_path / "se3.toml"
     path.write_text(
         f'[gateway]\nsn = "SN1"\ndev_sno = "DEV1"\nsw_version_file = "{sw}"\ndata_path = "/"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {unused_port()}\n',
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n',
         encoding="utf-8",
     )
     return path

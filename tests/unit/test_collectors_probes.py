@@ -13,6 +13,7 @@ import pytest
 
 from bridge.config import DeviceEntry
 from collectors.probes import probe_all, probe_device, probe_rtsp, probe_tcp, rtsp_url
+from demo.broker import free_port
 
 HOST = "127.0.0.1"
 TIMEOUT = 2.0
@@ -91,12 +92,6 @@ def responder() -> Iterator[Callable[[Behaviour], Responder]]:
         item.close()
 
 
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
 
 class TestProbeRtsp:
     def test_200_is_online(self, responder: Callable[[Behaviour], Responder]) -> None:
@@ -131,7 +126,7 @@ class TestProbeRtsp:
 
     def test_no_listener_is_offline(self) -> None:
         """A refused connection is offline, not an exception."""
-        assert not probe_rtsp(f"rtsp://{HOST}:{unused_port()}/", TIMEOUT)
+        assert not probe_rtsp(f"rtsp://{HOST}:{free_port()}/", TIMEOUT)
 
     def test_silence_is_offline_within_the_timeout(
         self, responder: Callable[[Behaviour], Responder]
@@ -163,7 +158,7 @@ class TestProbeTcp:
 
     def test_no_listener_is_offline(self) -> None:
         """A refused connection means offline."""
-        assert not probe_tcp(HOST, unused_port(), TIMEOUT)
+        assert not probe_tcp(HOST, free_port(), TIMEOUT)
 
     def test_bad_port_is_offline(self) -> None:
         """An impossible port is offline, not an exception."""
@@ -185,7 +180,7 @@ class TestProbeDevice:
         """`tcp:PORT` connects to that port of the device's IP."""
         server = responder(close_at_once)
         assert probe_device(entry(f"tcp:{server.port}"), TIMEOUT)
-        assert not probe_device(entry(f"tcp:{unused_port()}"), TIMEOUT)
+        assert not probe_device(entry(f"tcp:{free_port()}"), TIMEOUT)
 
     def test_rtsp_uses_the_device_url(self, responder: Callable[[Behaviour], Responder]) -> None:
         """`rtsp` probes the device's own rtsp:// URL when it has one."""
@@ -205,7 +200,7 @@ class TestProbeAll:
         devices = [
             entry("rtsp", ip="127.0.0.1", url=f"rtsp://{HOST}:{good.port}/"),
             entry("rtsp", ip="127.0.0.2", url=f"rtsp://{HOST}:{silent.port}/"),
-            entry(f"tcp:{unused_port()}", ip="127.0.0.3"),
+            entry(f"tcp:{free_port('127.0.0.3')}", ip="127.0.0.3"),
             entry("none", ip="127.0.0.4"),
         ]
         with ThreadPoolExecutor(4) as pool:
