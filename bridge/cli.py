@@ -1,8 +1,9 @@
 """`se3-bridge`: the entry point, and the only place that exits.
 
-    se3-bridge [--config PATH] run | snapshot | check
+    se3-bridge [--config PATH] run | snapshot | check | status [--json] [--wait S]
 
-Exit codes: 0 done, 1 could not do it (e.g. no state on the broker), 2 bad
+Exit codes: 0 done, 1 could not do it (e.g. no state on the broker; for
+`status`: the bridge is not online or a target's last delivery failed), 2 bad
 configuration or usage.
 """
 
@@ -36,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", help="print the report that would be sent now; send nothing")
     snap.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
     sub.add_parser("check", help="validate the config and exit")
+    status = sub.add_parser("status", help="summarize the bridge's state and its last deliveries")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.add_argument("--wait", type=float, metavar="SECONDS",
+                        help="how long to watch for report events (default: interval + 5)")
+    status.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait for the broker")
     return parser
 
 
@@ -54,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(config)
     if args.command == "snapshot":
         return _snapshot(config, args.timeout)
+    if args.command == "status":
+        return _status(config, args.wait, args.timeout, args.json)
     return _run(config)
 
 
@@ -72,6 +81,20 @@ def _snapshot(config: Config, timeout: float) -> int:
         return 1
     print(pretty(report))
     return 0
+
+
+def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -> int:
+    from bridge import status  # only for this command: lean start of the service
+
+    try:
+        found = status.read_status(
+            config, status.default_wait(config) if wait is None else wait, timeout
+        )
+    except status.StatusError as exc:
+        print(f"se3-bridge: {exc}", file=sys.stderr)
+        return 1
+    print(status.format_json(found) if as_json else status.format_text(found))
+    return 0 if found.healthy else 1
 
 
 def _run(config: Config) -> int:

@@ -1,0 +1,298 @@
+"""Tests for bridge.status: what `se3-bridge status` makes of the broker's messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bridge.config import Config, parse_config
+from bridge.status import (
+    Observation,
+    Status,
+    default_wait,
+    expected_targets,
+    format_json,
+    format_text,
+    summarize,
+    url_source,
+)
+
+SN = "SZCCKQRAIJBAH0002"
+BASE = f"se3/{SN}"
+NOW = 1_700_000_000.0
+URL = "http://127.0.0.1:9528/DeviceStatus"
+INFO = {
+    "gateway_ip": "192.168.1.251", "gateway_name": "box-1", "dev_sno": "ZKZC01",
+    "sw_version": "build.date=2019\nVERSION: V2R1C01\n", "gateway_mac": "e0:a5:09:00:0e:6d",
+}
+
+
+def config(**platform: Any) -> Config:
+    return parse_config({
+        "gateway": {"sn": SN},
+        "mqtt": {"host": "127.0.0.1", "port": 1883},
+        "platform": {"report_url": URL, "interval": 20, **platform},
+    })
+
+
+def device(status: str = "online", **extra: Any) -> bytes:
+    return json.dumps({"ep_status": status, "ep_type": "2", "ep_location": "loc", **extra}).encode()
+
+
+def attempt(ok: bool = True, target: str = URL, **extra: Any) -> bytes:
+    event = {
+        "ts": NOW - 3, "target": target, "report_id": f"{SN}-b-7", "ok": ok,
+        "status": 200 if ok else 503, "error": None if ok else "HTTP 503 Service Unavailable",
+        "attempt": 1 if ok else 2, "devices": 2, "bytes": 800, "final": False,
+        "retry_in": None if ok else 1.5, **extra,
+    }
+    return json.dumps(event).encode()
+
+
+def observed(*messages: tuple[str, bytes] | tuple[str, bytes, bool]) -> Observation:
+    """An Observation fed `(topic suffix, payload[, retained])`; retained by default."""
+    obs = Observation("se3", SN)
+    for message in messages:
+        suffix, payload, *rest = message
+        obs.add(f"{BASE}/{suffix}", payload, rest[0] if rest else True)
+    return obs
+
+
+def healthy_observation() -> Observation:
+    return observed(
+        ("bridge/status", b"online"),
+        ("collectors/gateway/status", b"online"),
+        ("collectors/devices/status", b"online"),
+        ("gateway/info", json.dumps(INFO).encode()),
+        ("gateway/metrics", json.dumps({"cpu_usage": 1.0, "ts": NOW - 4, "ttl": 30}).encode()),
+        ("devices/10.0.0.1/state", device()),
+        ("devices/10.0.0.2/state", device("offline")),
+        ("bridge/report", attempt(), False),
+    )
+
+
+def status_of(obs: Observation, cfg: Config | None = None, waited: float = 2.0) -> Status:
+    return summarize(obs, cfg or config(), NOW, waited)
+
+
+class TestObservation:
+    def test_retained_state_is_kept_per_subject(self) -> None:
+        """Bridge, collectors, info, metrics, devices and report_url land in their slots."""
+        obs = healthy_observation()
+        assert obs.bridge == b"online"
+        assert set(obs.collectors) == {"gateway", "devices"}
+        assert set(obs.devices) == {"10.0.0.1", "10.0.0.2"}
+        assert obs.info is not None
+        assert obs.metrics is not None
+
+    def test_empty_retained_payload_deletes(self) -> None:
+        """An empty payload removes a device, a collector or the report_url override."""
+        obs = observed(
+            ("devices/10.0.0.1/state", device()), ("devices/10.0.0.1/state", b""),
+            ("collectors/x/status", b"online"), ("collectors/x/status", b""),
+            ("config/report_url", b"http://a/"), ("config/report_url", b""),
+        )
+        assert obs.devices == {}
+        assert obs.collectors == {}
+        assert obs.report_url is None
+
+    def test_other_gateways_and_unknown_topics_are_ignored(self) -> None:
+        """Messages of another serial, outside the prefix or of unknown shape change nothing."""
+        obs = Observation("se3", SN)
+        obs.add("se3/OTHER/bridge/status", b"online", True)
+        obs.add("elsewhere/x", b"online", True)
+        obs.add(f"{BASE}/bridge/fence", b"", True)
+        assert obs == Observation("se3", SN)
+
+    def test_last_event_per_target_wins(self) -> None:
+        """A later attempt to the same target replaces the earlier one."""
+        obs = observed(("bridge/report", attempt(False), False),
+                       ("bridge/report", attempt(True), False))
+        assert obs.targets[URL]["ok"] is True
+
+    def test_retained_report_events_are_not_taken(self) -> None:
+        """Events are never retained; a retained one (someone's mistake) is not news."""
+        obs = observed(("bridge/report", attempt(), True))
+        assert obs.targets == {}
+
+    def test_login_and_error_events(self) -> None:
+        """Login events go to `login`; error events are counted, the last five kept."""
+        login = json.dumps({"login": "http://p/login", "ok": False, "error": "HTTP 500"})
+        obs = observed(("bridge/report", login.encode(), False), *[
+            ("bridge/errors", json.dumps({"topic": f"t{n}", "reason": "bad"}).encode(), False)
+            for n in range(7)
+        ])
+        assert obs.login is not None
+        assert obs.login["ok"] is False
+        assert obs.errors_seen == 7
+        assert [e["topic"] for e in obs.errors] == ["t2", "t3", "t4", "t5", "t6"]
+
+    def test_malformed_events_are_ignored(self) -> None:
+        """A non-JSON or non-object event is skipped, not an error."""
+        obs = observed(("bridge/report", b"nope", False), ("bridge/report", b"[1]", False))
+        assert obs.targets == {}
+        assert obs.login is None
+
+
+class TestDecision:
+    def test_online_and_delivered_is_healthy(self) -> None:
+        """Bridge online and the last attempt to the only target ok: healthy, no problems."""
+        status = status_of(healthy_observation())
+        assert status.healthy
+        assert status.problems == []
+
+    @pytest.mark.parametrize(("payload", "word"), [(b"offline", "offline"), (None, "never")])
+    def test_bridge_not_online_is_a_problem(self, payload: bytes | None, word: str) -> None:
+        """An offline or missing bridge/status makes the status unhealthy, saying which."""
+        obs = healthy_observation()
+        obs.bridge = payload
+        status = status_of(obs)
+        assert not status.healthy
+        assert word in status.problems[0]
+
+    def test_failed_last_attempt_is_a_problem(self) -> None:
+        """The last attempt to a target failed: unhealthy, with the HTTP status and retry."""
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/report", attempt(False), False)
+        (problem,) = status_of(obs).problems
+        assert URL in problem
+        assert "HTTP 503" in problem
+        assert "retrying in 1.5 s" in problem
+
+    def test_every_expected_target_must_succeed(self) -> None:
+        """With two report URLs, one silent target is a problem even when the other is ok."""
+        other = "http://127.0.0.2:9528/DeviceStatus"
+        status = status_of(healthy_observation(), config(report_url=[URL, other]), waited=25)
+        (problem,) = status.problems
+        assert problem.startswith(f"{other}: no delivery attempt seen in 25 s")
+
+    def test_target_names_are_redacted_like_the_bridge_does(self) -> None:
+        """A URL with credentials and a query is expected under its redacted name."""
+        cfg = config(report_url="http://u:secret@127.0.0.1:9528/DeviceStatus?token=x")
+        assert expected_targets(healthy_observation(), cfg) == [URL]
+        assert status_of(healthy_observation(), cfg).healthy
+
+    def test_no_url_is_a_problem(self) -> None:
+        """Without any report URL the bridge sends nothing: say so."""
+        status = status_of(healthy_observation(), config(report_url=[]))
+        assert "no report URL" in status.problems[0]
+
+    def test_no_gateway_info_is_explained(self) -> None:
+        """Without gateway/info no report goes out; the problem and a note say why."""
+        obs = healthy_observation()
+        obs.info = None
+        obs.targets.clear()
+        status = status_of(obs)
+        assert "no gateway/info yet" in status.problems[0]
+        assert any("no gateway/info" in note for note in status.notes)
+
+    def test_login_targets_judged_by_what_was_seen(self) -> None:
+        """With a login, the seen targets are judged; none seen is a problem."""
+        cfg = config(report_url=[], login_url="http://127.0.0.1:9528/api/gateway/login")
+        assert status_of(healthy_observation(), cfg).healthy
+        obs = healthy_observation()
+        obs.targets.clear()
+        assert "no delivery attempt seen" in status_of(obs, cfg).problems[0]
+
+    def test_collector_offline_is_a_note_not_a_problem(self) -> None:
+        """An offline collector is worth saying but the bridge itself is fine."""
+        obs = healthy_observation()
+        obs.add(f"{BASE}/collectors/devices/status", b"offline", True)
+        status = status_of(obs)
+        assert status.healthy
+        assert "collector devices is offline" in status.notes[0]
+
+
+class TestUrlSource:
+    def test_config_topic_beats_login_and_file(self) -> None:
+        """The retained config/report_url wins, as in the bridge (CONTRACT section 4)."""
+        obs = observed(("config/report_url", b"http://127.0.0.3/a, http://127.0.0.4/b"))
+        cfg = config(login_url="http://127.0.0.1:9528/api/gateway/login")
+        assert url_source(obs, cfg) == ("config topic", ["http://127.0.0.3/a",
+                                                         "http://127.0.0.4/b"])
+
+    def test_login_beats_file(self) -> None:
+        """With a login URL the targets come from the login answer: unknown here."""
+        cfg = config(login_url="http://127.0.0.1:9528/api/gateway/login?x=1")
+        assert url_source(Observation("se3", SN), cfg) == (
+            "login", ["http://127.0.0.1:9528/api/gateway/login"])
+        assert expected_targets(Observation("se3", SN), cfg) is None
+
+    def test_file_last(self) -> None:
+        """With neither topic nor login, the config file's URLs."""
+        assert url_source(Observation("se3", SN), config()) == ("config file", [URL])
+
+
+class TestDevices:
+    def test_counts_by_effective_status(self) -> None:
+        """Stale, orphaned and said-offline records count offline; invalid ones apart."""
+        obs = observed(
+            ("collectors/probe/status", b"offline"),
+            ("devices/10.0.0.1/state", device()),
+            ("devices/10.0.0.2/state", device("offline")),
+            ("devices/10.0.0.3/state", device(ts=NOW - 100, ttl=30)),
+            ("devices/10.0.0.4/state", device(ts=NOW - 10, ttl=30)),
+            ("devices/10.0.0.5/state", device(source="probe")),
+            ("devices/10.0.0.6/state", device("up")),
+        )
+        d = status_of(obs).devices
+        assert (d.total, d.online, d.offline, d.stale, d.orphaned, d.invalid) == (5, 2, 3, 1, 1, 1)
+
+    def test_stale_metrics_are_noted(self) -> None:
+        """Metrics past their ttl are flagged: the bridge leaves them out."""
+        obs = healthy_observation()
+        obs.add(f"{BASE}/gateway/metrics", json.dumps({"ts": NOW - 90, "ttl": 30}).encode(), True)
+        status = status_of(obs)
+        assert status.metrics_stale
+        assert status.metrics_age == pytest.approx(90)
+
+
+class TestFormatting:
+    def test_text_has_one_line_per_subject(self) -> None:
+        """The text names bridge, collectors, gateway, devices, URL and each delivery."""
+        text = format_text(status_of(healthy_observation()))
+        lines = text.splitlines()
+        assert lines[0] == f"gateway {SN} on broker 127.0.0.1:1883"
+        assert "  bridge      online" in lines
+        assert "  collectors  devices online, gateway online" in lines
+        assert any(line.startswith("  gateway     box-1, ip 192.168.1.251") for line in lines)
+        assert "  devices     2: 1 online, 1 offline" in lines
+        assert f"  report URL  {URL} (from the config file)" in lines
+        assert any(line.startswith(f"    {URL}: ok, HTTP 200") and "3 s ago" in line
+                   for line in lines)
+        assert lines[-1].startswith("OK:")
+
+    def test_text_lists_problems_last(self) -> None:
+        """An unhealthy status ends with its PROBLEM lines and no OK."""
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/report", attempt(False), False)
+        lines = format_text(status_of(obs)).splitlines()
+        assert lines[-1].startswith(f"PROBLEM: {URL}: last attempt failed")
+        assert not any(line.startswith("OK") for line in lines)
+        assert any("FAILED, HTTP 503 (HTTP 503 Service Unavailable)" in line for line in lines)
+
+    def test_offline_bridge_shows_no_deliveries(self) -> None:
+        """When the bridge is offline, there is no deliveries section to wait for."""
+        obs = healthy_observation()
+        obs.bridge = b"offline"
+        assert "deliveries" not in format_text(status_of(obs))
+
+    def test_json_carries_the_same(self) -> None:
+        """--json: the decision, counts and last attempts as plain JSON."""
+        doc = json.loads(format_json(status_of(healthy_observation())))
+        assert doc["healthy"] is True
+        assert doc["bridge"] == "online"
+        assert doc["collectors"] == {"devices": "online", "gateway": "online"}
+        assert doc["gateway"]["gateway_mac"] == "e0:a5:09:00:0e:6d"
+        assert doc["gateway"]["sw_version"] == "build.date=2019"
+        assert doc["devices"]["online"] == 1
+        assert doc["devices"]["offline"] == 1
+        assert doc["report_url"] == {"source": "config file", "urls": [URL]}
+        assert doc["targets"][URL]["report_id"] == f"{SN}-b-7"
+        assert doc["metrics"] == {"age": 4.0, "stale": False}
+
+    def test_default_wait_is_interval_plus_five(self) -> None:
+        """By default status waits one platform interval and 5 s for the next report."""
+        assert default_wait(config(interval=7)) == 12
