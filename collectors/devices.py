@@ -153,7 +153,8 @@ class DevicesCollector:
 
     def run(self) -> None:
         """Probe and publish until `stop()`, then say `offline` on the status topic."""
-        conn = Connection(self._config.mqtt, client_id(NAME), self._status_topic)
+        ident = client_id(NAME, self._config.gateway.serial())
+        conn = Connection(self._config.mqtt, ident, self._status_topic)
         scan = RetainedScan(self._topics, self._status_topic, on_done=self.ticker.poke)
         scan.listen(conn.client)
         conn.on_connected(scan.start)

@@ -139,7 +139,8 @@ class GatewayCollector:
     def run(self) -> None:
         """Publish until `stop()`, then say `offline` on the status topic."""
         status = self._topics.collector_status(NAME)
-        conn = Connection(self._config.mqtt, client_id(NAME), status)
+        ident = client_id(NAME, self._config.gateway.serial())
+        conn = Connection(self._config.mqtt, ident, status)
         self.ticker.attach(conn)
         logger.info(
             "gateway collector: metrics every %g s", self._config.collectors.metrics_interval

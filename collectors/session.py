@@ -31,9 +31,17 @@ class BrokerError(Se3Error):
     """The broker could not be reached, or did not confirm a publish in time."""
 
 
-def client_id(name: str) -> str:
-    """A client id unique to this process, so no two runs take over each other's session."""
-    return f"se3-collector-{name}-{os.getpid()}"
+def client_id(name: str, sn: str = "") -> str:
+    """The MQTT client id of a collector run.
+
+    The long-running collector of a gateway (`sn` given) has a fixed id: when it
+    is restarted beside a hung or half-open old one it takes over the old
+    session at once, so the old connection's last will (`offline`) cannot land
+    after the new `online` and turn its devices offline for good. One-shot runs
+    get an id unique to the process, so they never take over the running
+    collector's session.
+    """
+    return f"se3-collector-{name}-{sn}" if sn else f"se3-collector-{name}-{os.getpid()}"
 
 
 def connect_once(settings: MqttSection, name: str, timeout: float) -> Connection:

@@ -278,6 +278,24 @@ class TestDaemons:
             daemon.proc.wait()
             status_is(seen, DEVICES_STATUS, "offline")
 
+    def test_restart_beside_a_hung_collector_stays_online(
+        self, broker: Broker, tmp_path: Path, daemons: Any
+    ) -> None:
+        """A collector restarted while the old one hangs takes its session: no late last will."""
+        config = write_config(tmp_path / "se3.toml", broker, [spare_device()], probe_interval=30)
+        with collect(broker, DEVICES_STATUS) as seen:
+            hung = daemons(config, "devices")
+            status_is(seen, DEVICES_STATUS, "online")
+            hung.proc.send_signal(signal.SIGSTOP)  # half-open: its socket stays up
+            daemons(config, "devices")
+            seen.wait_for(lambda msgs: [m.payload for m in msgs].count(b"online") >= 2)
+            hung.proc.kill()
+            hung.proc.wait()
+            with mqtt_client(broker, "collector") as client:
+                publish_and_wait(client, f"{DEVICES_STATUS}/marker", b"x")
+            with collect(broker, DEVICES_STATUS) as now:
+                assert now.wait_for_topic(DEVICES_STATUS).payload == b"online"
+
     def test_daemon_deletes_removed_devices(
         self, broker: Broker, tmp_path: Path, daemons: Any
     ) -> None:
