@@ -1,0 +1,348 @@
+"""Tests for bridge.http: URL redaction, Retry-After, and HttpSender against a real local server.
+
+The server is a `ThreadingHTTPServer` on 127.0.0.1, port 0, in a thread; the
+path chosen by each test decides how it answers. The "slow" path waits on an
+event that the fixture sets at teardown, so no test sleeps.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bridge.errors import DeliveryError, RetryAfter
+from bridge.http import USER_AGENT, HttpSender, redact, retry_after
+
+NOW = 1_700_000_000.0
+
+
+class TestRedact:
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("http://user:pw@example.com/DeviceStatus", "http://example.com/DeviceStatus"),
+            ("https://user@example.com:8443/a?token=s3cret&x=1", "https://example.com:8443/a"),
+            ("http://example.com/a#frag", "http://example.com/a"),
+            ("http://127.0.0.1:9528/DeviceStatus", "http://127.0.0.1:9528/DeviceStatus"),
+            ("http://[::1]:9528/r?k=v", "http://[::1]:9528/r"),
+            ("http://u:p@[2001:db8::1]/r", "http://[2001:db8::1]/r"),
+            ("http://EXAMPLE.com/Path", "http://example.com/Path"),
+        ],
+    )
+    def test_strips_user_info_and_query(self, url: str, shown: str) -> None:
+        """User info, query string and fragment are dropped; scheme, host, port, path kept."""
+        assert redact(url) == shown
+
+    def test_no_secret_survives(self) -> None:
+        """Neither password nor token appears in the redacted URL."""
+        shown = redact("https://admin:hunter2@example.com/r?access_token=tok123")
+
+        assert "hunter2" not in shown
+        assert "tok123" not in shown
+        assert "admin" not in shown
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="http.redact lets urlsplit's ValueError escape (port out of range, broken "
+        "IPv6 host); such a URL passes check_http_url and crashes Target.__init__",
+    )
+    @pytest.mark.parametrize("url", ["http://example.com:99999/r", "http://[::1/r"])
+    def test_unparseable_url_does_not_raise(self, url: str) -> None:
+        """redact, used for log lines, never raises: it shows something for any string."""
+        assert "example.com" in redact(url) or "::1" in redact(url)
+
+
+class TestRetryAfter:
+    @pytest.mark.parametrize(("value", "seconds"), [("120", 120.0), (" 7 ", 7.0), ("0", 0.0)])
+    def test_delta_seconds(self, value: str, seconds: float) -> None:
+        """A number of seconds is read as such."""
+        assert retry_after(value) == seconds
+
+    def test_http_date(self) -> None:
+        """An HTTP date is read as the seconds from now until then."""
+        value = email.utils.formatdate(NOW + 90, usegmt=True)
+
+        assert retry_after(value, now=NOW) == pytest.approx(90.0)
+
+    def test_http_date_in_the_past_is_zero(self) -> None:
+        """A date already past means no wait."""
+        value = email.utils.formatdate(NOW - 600, usegmt=True)
+
+        assert retry_after(value, now=NOW) == 0.0
+
+    @pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2023"])
+    def test_unreadable_is_none(self, value: str | None) -> None:
+        """A missing or unreadable header gives None (ordinary backoff applies)."""
+        assert retry_after(value) is None
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="http.retry_after uses str.isdigit(), true for '²' (a Latin-1 header byte), "
+        "then float() raises ValueError out of HttpSender.post and kills the target thread",
+    )
+    @pytest.mark.parametrize("value", ["²", "³0", "¹"])
+    def test_digit_like_characters_are_unreadable(self, value: str) -> None:
+        """Characters that isdigit() accepts but that are not a number give None, not an error."""
+        assert retry_after(value) is None
+
+
+# -- against a real server ---------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Platform:
+    """The test server's address and what it received."""
+
+    base: str
+    release: threading.Event
+    received: list[Received] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    platform: Platform  # set on the per-fixture subclass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        self.platform.received.append(Received(self.path, dict(self.headers.items()), body))
+        path = self.path.partition("?")[0]
+        if path == "/slow":
+            self.platform.release.wait(30)
+        if path == "/fail":
+            self._answer(500, b"internal trouble")
+        elif path == "/busy":
+            self._answer(503, b"busy", {"Retry-After": "7"})
+        elif path == "/busy-date":
+            self._answer(429, b"", {"Retry-After": email.utils.formatdate(usegmt=True)})
+        elif path == "/busy-garbled":
+            self._answer(503, b"busy", {"Retry-After": "\xb2"})  # one Latin-1 byte
+        elif path == "/busy-no-header":
+            self._answer(503, b"busy")
+        elif path == "/redirect":
+            self._answer(302, b"", {"Location": f"{self.platform.base}/ok"})
+        elif path == "/refuse":
+            self._answer(404, b"no such report endpoint")
+        elif path == "/retry-after-on-500":
+            self._answer(500, b"", {"Retry-After": "3"})
+        elif path == "/big-answer":
+            self._answer(500, b"x" * 10_000)
+        elif path == "/created":
+            self._answer(201, b"")
+        else:
+            self._answer(200, b'{"status":0,"message":"SUCCESS"}')
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the tests look at `received`, not at the access log."""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gave up (the timeout test) is expected, not worth a traceback."""
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    """A real HTTP server on 127.0.0.1 with an ephemeral port, for this module."""
+    release = threading.Event()
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
+    host, port = server.server_address[:2]
+    plat = Platform(f"http://{host!s}:{port}", release)
+    server.RequestHandlerClass = type("Handler", (_Handler,), {"platform": plat})
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="test platform",
+                              daemon=True)
+    thread.start()
+    try:
+        yield plat
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture
+def sender() -> Iterator[HttpSender]:
+    made = HttpSender(timeout=5.0)
+    yield made
+    made.close()
+
+
+def refused_port() -> int:
+    """A loopback port that nothing listens on (bound, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class TestHttpSender:
+    def test_200_returns_the_status(self, platform: Platform, sender: HttpSender) -> None:
+        """A 200 answer returns 200."""
+        assert sender.post(f"{platform.base}/ok", b"{}", "sn-boot-1") == 200
+
+    def test_any_2xx_is_delivered(self, platform: Platform, sender: HttpSender) -> None:
+        """A 201 answer counts as delivered."""
+        assert sender.post(f"{platform.base}/created", b"{}", "sn-boot-1") == 201
+
+    def test_request_headers_and_body(self, platform: Platform, sender: HttpSender) -> None:
+        """The POST carries the JSON content type with charset, X-Report-Id, and the body as is."""
+        body = '{"sw_version":"2019年"}'.encode()
+        sender.post(f"{platform.base}/headers", body, "SN-abc-42")
+
+        got = next(r for r in platform.received if r.path == "/headers")
+        headers = {k.lower(): v for k, v in got.headers.items()}
+
+        assert headers["content-type"] == "application/json; charset=utf-8"
+        assert headers["x-report-id"] == "SN-abc-42"
+        assert headers["user-agent"] == USER_AGENT
+        assert got.body == body
+
+    def test_500_raises_with_status_and_body(self, platform: Platform,
+                                             sender: HttpSender) -> None:
+        """A 500 answer raises DeliveryError carrying the status and the answer's body."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/fail", b"{}", "id")
+
+        assert not isinstance(info.value, RetryAfter)
+        assert info.value.status == 500
+        assert info.value.body == "internal trouble"
+        assert "500" in str(info.value)
+
+    def test_404_raises_with_status(self, platform: Platform, sender: HttpSender) -> None:
+        """A 4xx answer raises DeliveryError with its status."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/refuse", b"{}", "id")
+
+        assert info.value.status == 404
+
+    def test_answer_body_is_truncated(self, platform: Platform, sender: HttpSender) -> None:
+        """A long error answer is kept only in part."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/big-answer", b"{}", "id")
+
+        assert 0 < len(info.value.body) <= 512
+
+    def test_503_with_retry_after(self, platform: Platform, sender: HttpSender) -> None:
+        """A 503 with Retry-After raises RetryAfter with the delay."""
+        with pytest.raises(RetryAfter) as info:
+            sender.post(f"{platform.base}/busy", b"{}", "id")
+
+        assert info.value.status == 503
+        assert info.value.delay == 7.0
+        assert info.value.body == "busy"
+
+    def test_429_with_retry_after_date(self, platform: Platform, sender: HttpSender) -> None:
+        """A 429 with an HTTP-date Retry-After raises RetryAfter."""
+        with pytest.raises(RetryAfter) as info:
+            sender.post(f"{platform.base}/busy-date", b"{}", "id")
+
+        assert info.value.status == 429
+        assert 0.0 <= info.value.delay <= 2.0
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="http.retry_after raises ValueError on a Retry-After of '\\xb2' (isdigit() is "
+        "true); it escapes HttpSender.post untranslated",
+    )
+    def test_garbled_retry_after_is_a_delivery_error(self, platform: Platform,
+                                                     sender: HttpSender) -> None:
+        """A 503 whose Retry-After is a stray Latin-1 digit-like byte is still a DeliveryError."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/busy-garbled", b"{}", "id")
+
+        assert info.value.status == 503
+
+    def test_503_without_retry_after(self, platform: Platform, sender: HttpSender) -> None:
+        """A 503 without Retry-After is a plain DeliveryError."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/busy-no-header", b"{}", "id")
+
+        assert not isinstance(info.value, RetryAfter)
+        assert info.value.status == 503
+
+    def test_retry_after_only_for_429_and_503(self, platform: Platform,
+                                              sender: HttpSender) -> None:
+        """A Retry-After on a 500 is not a RetryAfter."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/retry-after-on-500", b"{}", "id")
+
+        assert not isinstance(info.value, RetryAfter)
+
+    def test_302_is_not_followed(self, platform: Platform, sender: HttpSender) -> None:
+        """A redirect is a failed delivery, and the Location is not POSTed to."""
+        before = len(platform.received)
+
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"{platform.base}/redirect", b"{}", "id")
+
+        assert info.value.status == 302
+        assert [r.path for r in platform.received[before:]] == ["/redirect"]
+
+    def test_connection_refused(self, sender: HttpSender) -> None:
+        """Nobody listening raises DeliveryError with no status."""
+        with pytest.raises(DeliveryError) as info:
+            sender.post(f"http://127.0.0.1:{refused_port()}/DeviceStatus", b"{}", "id")
+
+        assert info.value.status is None
+        assert str(info.value).startswith("connection failed")
+
+    def test_slow_server_times_out(self, platform: Platform) -> None:
+        """A server slower than the timeout raises a timeout DeliveryError with no status."""
+        sender = HttpSender(timeout=0.3)
+        try:
+            with pytest.raises(DeliveryError) as info:
+                sender.post(f"{platform.base}/slow", b"{}", "id")
+        finally:
+            sender.close()
+
+        assert info.value.status is None
+        assert "timed out" in str(info.value)
+
+    def test_per_call_timeout_is_never_longer(self, platform: Platform) -> None:
+        """A per-call timeout (the shutdown deadline) shortens the configured one."""
+        sender = HttpSender(timeout=60.0)
+        try:
+            with pytest.raises(DeliveryError, match=r"timed out after 0\.2 s"):
+                sender.post(f"{platform.base}/slow", b"{}", "id", timeout=0.2)
+        finally:
+            sender.close()
+
+    def test_bad_url_is_a_delivery_error(self, sender: HttpSender) -> None:
+        """A URL requests cannot use is a DeliveryError, not a library exception."""
+        with pytest.raises(DeliveryError):
+            sender.post("http://", b"{}", "id")
+
+    def test_keeps_working_after_a_failure(self, platform: Platform,
+                                           sender: HttpSender) -> None:
+        """The same sender delivers again after a failed POST."""
+        with pytest.raises(DeliveryError):
+            sender.post(f"{platform.base}/fail", b"{}", "id")
+
+        assert sender.post(f"{platform.base}/ok", b"{}", "id") == 200

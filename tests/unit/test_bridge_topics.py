@@ -1,0 +1,164 @@
+"""Tests for bridge.topics: the topic layout of CONTRACT section 2, built and parsed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
+
+SN = "SZCCKQRAIJBAH0002"
+
+
+def built(topics: Topics, kind: Kind, key: str) -> str:
+    """The topic that `topics` builds for `kind` (and `key`, where it has one)."""
+    if kind is Kind.DEVICE_STATE:
+        return topics.device_state(key)
+    if kind is Kind.COLLECTOR_STATUS:
+        return topics.collector_status(key)
+    fixed = {
+        Kind.GATEWAY_INFO: topics.gateway_info,
+        Kind.GATEWAY_METRICS: topics.gateway_metrics,
+        Kind.BRIDGE_STATUS: topics.bridge_status,
+        Kind.BRIDGE_REPORT: topics.bridge_report,
+        Kind.BRIDGE_ERRORS: topics.bridge_errors,
+        Kind.REPORT_URL: topics.report_url,
+    }
+    return fixed[kind]
+
+
+KEYS = {Kind.DEVICE_STATE: "192.168.1.101", Kind.COLLECTOR_STATUS: "devices"}
+
+
+class TestRoundTrip:
+    @pytest.mark.parametrize("kind", list(Kind))
+    @pytest.mark.parametrize("prefix", ["se3", "site/a/se3"])
+    def test_build_then_parse(self, kind: Kind, prefix: str) -> None:
+        """Every kind of topic built by Topics parses back to the same sn, kind and key."""
+        key = KEYS.get(kind, "")
+        topic = built(Topics(prefix, SN), kind, key)
+
+        assert parse(topic, prefix) == TopicRef(SN, kind, key)
+
+    def test_the_layout_is_the_contracts(self) -> None:
+        """The built topics are spelled as CONTRACT section 2 spells them."""
+        topics = Topics("se3", SN)
+
+        assert topics.gateway_info == f"se3/{SN}/gateway/info"
+        assert topics.gateway_metrics == f"se3/{SN}/gateway/metrics"
+        assert topics.device_state("10.0.0.1") == f"se3/{SN}/devices/10.0.0.1/state"
+        assert topics.collector_status("gw") == f"se3/{SN}/collectors/gw/status"
+        assert topics.bridge_status == f"se3/{SN}/bridge/status"
+        assert topics.bridge_report == f"se3/{SN}/bridge/report"
+        assert topics.bridge_errors == f"se3/{SN}/bridge/errors"
+        assert topics.report_url == f"se3/{SN}/config/report_url"
+        assert topics.everything == f"se3/{SN}/#"
+
+    def test_another_gateways_serial_is_parsed_not_filtered(self) -> None:
+        """parse reports whichever serial the topic names; matching it is the caller's job."""
+        assert parse("se3/OTHER/gateway/info", "se3") == TopicRef("OTHER", Kind.GATEWAY_INFO)
+
+
+class TestPrefix:
+    def test_prefix_with_slashes(self) -> None:
+        """A multi-level prefix is matched level by level."""
+        ref = parse(f"a/b/c/{SN}/devices/10.0.0.1/state", "a/b/c")
+
+        assert ref == TopicRef(SN, Kind.DEVICE_STATE, "10.0.0.1")
+
+    @pytest.mark.parametrize(
+        "topic",
+        [
+            f"other/{SN}/gateway/info",
+            f"se3x/{SN}/gateway/info",
+            f"a/{SN}/gateway/info",  # only part of the prefix a/b
+            f"b/a/{SN}/gateway/info",
+            f"/se3/{SN}/gateway/info",
+        ],
+    )
+    def test_topic_outside_the_prefix_is_refused(self, topic: str) -> None:
+        """A topic not under the prefix is a TopicError, not a misparse."""
+        prefix = "a/b" if topic.startswith(("a/", "b/")) else "se3"
+
+        with pytest.raises(TopicError, match="prefix"):
+            parse(topic, prefix)
+
+    def test_a_serial_that_looks_like_the_prefix_is_a_serial(self) -> None:
+        """The level after the prefix is the serial even when it repeats the prefix."""
+        assert parse("se3/se3/gateway/info", "se3") == TopicRef("se3", Kind.GATEWAY_INFO)
+
+
+class TestDeviceTopic:
+    @pytest.mark.parametrize(
+        "bad", ["192.168.1.300", "host.example", "10.0.0", "", "192.168.001.001", "1.2.3.4 "]
+    )
+    def test_bad_ip_is_refused(self, bad: str) -> None:
+        """A device topic whose IP level is not an IP address is a TopicError naming it."""
+        with pytest.raises(TopicError, match="bad device IP"):
+            parse(f"se3/{SN}/devices/{bad}/state", "se3")
+
+    def test_bad_ip_in_the_message_is_truncated(self) -> None:
+        """A huge bogus IP level does not end up whole in the error (log lines stay short)."""
+        with pytest.raises(TopicError) as info:
+            parse(f"se3/{SN}/devices/{'x' * 5000}/state", "se3")
+
+        assert len(str(info.value)) < 120
+
+    @pytest.mark.parametrize(
+        ("given", "canonical"),
+        [
+            ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+            ("2001:0db8::0001", "2001:db8::1"),
+            ("FE80::A", "fe80::a"),
+            ("::1", "::1"),
+        ],
+    )
+    def test_ipv6_is_canonicalised(self, given: str, canonical: str) -> None:
+        """An IPv6 device topic gives the address in its canonical (compressed, lower) form."""
+        ref = parse(f"se3/{SN}/devices/{given}/state", "se3")
+
+        assert ref == TopicRef(SN, Kind.DEVICE_STATE, canonical)
+
+    def test_ipv4_key_is_the_address(self) -> None:
+        """An IPv4 device topic gives the dotted address as key."""
+        assert parse(f"se3/{SN}/devices/10.1.2.3/state", "se3").key == "10.1.2.3"
+
+
+class TestUnknownShapes:
+    @pytest.mark.parametrize(
+        "rest",
+        [
+            "",
+            "gateway",
+            "gateway/",
+            "gateway/info/",
+            "gateway/info/extra",
+            "gateway/status",
+            "devices/10.0.0.1",
+            "devices/10.0.0.1/status",
+            "devices/10.0.0.1/state/x",
+            "collectors//status",
+            "collectors/gw/state",
+            "collectors/gw/status/x",
+            "bridge/fence",
+            "config/other",
+            "config/report_url/x",
+        ],
+    )
+    def test_unknown_shape_is_refused(self, rest: str) -> None:
+        """A topic under the prefix but not in the layout is a TopicError."""
+        with pytest.raises(TopicError):
+            parse(f"se3/{SN}/{rest}", "se3")
+
+    def test_empty_serial_is_refused(self) -> None:
+        """A topic with an empty serial level is a TopicError."""
+        with pytest.raises(TopicError, match="unknown topic shape"):
+            parse("se3//gateway/info", "se3")
+
+    def test_the_prefix_alone_is_refused(self) -> None:
+        """The bare prefix is a TopicError."""
+        with pytest.raises(TopicError):
+            parse("se3", "se3")
+
+    def test_topic_error_is_a_value_error(self) -> None:
+        """TopicError is a ValueError, so generic handlers still catch it."""
+        assert issubclass(TopicError, ValueError)
