@@ -149,7 +149,8 @@ class Status:
     metrics_stale: bool
     devices: Devices
     url_source: str  # config topic | login | config file | none
-    urls: list[str]
+    urls: list[str]  # with a login: the targets seen, as the login's answer is not known here
+    login_url: str | None
     targets: dict[str, Event]
     login: Event | None
     errors: list[Event]
@@ -181,7 +182,8 @@ class Status:
                 "offline": self.devices.offline, "stale": self.devices.stale,
                 "orphaned": self.devices.orphaned, "invalid": self.devices.invalid,
             },
-            "report_url": {"source": self.url_source, "urls": self.urls},
+            "report_url": {"source": self.url_source, "urls": self.urls,
+                           "login_url": self.login_url},
             "targets": self.targets,
             "login": self.login,
             "errors": {"seen": self.errors_seen, "last": self.errors},
@@ -205,12 +207,12 @@ def expected_targets(obs: Observation, config: Config) -> list[str] | None:
 
 
 def url_source(obs: Observation, config: Config) -> tuple[str, list[str]]:
-    """(where the report URLs come from, the URLs when known)."""
+    """(where the report URLs come from, the URLs; none for a login: its answer says)."""
     override = _text(obs.report_url)
     if override:
         return "config topic", split_urls(override)
     if config.platform.login_url:
-        return "login", [redact(config.platform.login_url)]
+        return "login", []
     if config.platform.report_url:
         return "config file", list(config.platform.report_url)
     return "none", []
@@ -307,6 +309,9 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         notes.append(f"{devices.invalid} device record(s) refused by the bridge "
                      "(see bridge/errors or the bridge's log)")
     source, urls = url_source(obs, config)
+    login_url = redact(config.platform.login_url) if source == "login" else None
+    if source == "login":
+        urls = sorted(obs.targets)
     expected = expected_targets(obs, config)
     if bridge == "online":
         _judge_targets(obs, config, expected, waited, problems)
@@ -319,6 +324,7 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         gateway_sn=obs.sn, broker=f"{config.mqtt.host}:{config.mqtt.port}", bridge=bridge,
         collectors=collectors, gateway=gateway, metrics_age=metrics_age,
         metrics_stale=metrics_stale, devices=devices, url_source=source, urls=urls,
+        login_url=login_url,
         targets=targets, login=obs.login, errors=list(obs.errors), errors_seen=obs.errors_seen,
         waited=waited, now=now, problems=problems, notes=notes,
     )
@@ -394,9 +400,12 @@ def format_text(status: Status) -> str:
     if d.invalid:
         detail.append(f"{d.invalid} invalid")
     lines.append(f"  devices     {d.total}: {', '.join(detail)}")
-    urls = ", ".join(s.urls) or "none"
-    lines.append(f"  report URL  {urls} (from the {s.url_source})" if s.urls else
-                 "  report URL  none")
+    urls = ", ".join(s.urls)
+    if s.login_url is not None:
+        lines.append(f"  report URL  {urls or 'none seen yet'} (from the login at {s.login_url})")
+    else:
+        lines.append(f"  report URL  {urls} (from the {s.url_source})" if urls else
+                     "  report URL  none")
     if s.login is not None:
         ok = "ok" if s.login.get("ok") is True else f"FAILED ({s.login.get('error')})"
         lines.append(f"  login       {ok}{_ago(s.login.get('ts'), s.now)}")

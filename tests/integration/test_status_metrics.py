@@ -77,7 +77,7 @@ class TestStatusCommand:
         assert doc["gateway"]["gateway_name"] == "bm1682landy93"
         assert doc["devices"]["online"] == 1
         assert doc["devices"]["offline"] == 1
-        assert doc["report_url"] == {"source": "config file", "urls": [url]}
+        assert doc["report_url"] == {"source": "config file", "urls": [url], "login_url": None}
         event = doc["targets"][url]
         assert event["ok"] is True
         assert event["status"] == 200

@@ -216,9 +216,17 @@ class TestUrlSource:
     def test_login_beats_file(self) -> None:
         """With a login URL the targets come from the login answer: unknown here."""
         cfg = config(login_url="http://127.0.0.1:9528/api/gateway/login?x=1")
-        assert url_source(Observation("se3", SN), cfg) == (
-            "login", ["http://127.0.0.1:9528/api/gateway/login"])
+        assert url_source(Observation("se3", SN), cfg) == ("login", [])
         assert expected_targets(Observation("se3", SN), cfg) is None
+
+    def test_login_shows_the_targets_seen(self) -> None:
+        """With a login, the URLs shown are the targets whose attempts were seen."""
+        cfg = config(report_url=[], login_url="http://127.0.0.1:9528/api/gateway/login?x=1")
+        status = status_of(healthy_observation(), cfg)
+        assert status.urls == [URL]
+        assert status.login_url == "http://127.0.0.1:9528/api/gateway/login"
+        assert (f"  report URL  {URL} (from the login at http://127.0.0.1:9528/api/gateway/login)"
+                in format_text(status).splitlines())
 
     def test_file_last(self) -> None:
         """With neither topic nor login, the config file's URLs."""
@@ -289,7 +297,7 @@ class TestFormatting:
         assert doc["gateway"]["sw_version"] == "build.date=2019"
         assert doc["devices"]["online"] == 1
         assert doc["devices"]["offline"] == 1
-        assert doc["report_url"] == {"source": "config file", "urls": [URL]}
+        assert doc["report_url"] == {"source": "config file", "urls": [URL], "login_url": None}
         assert doc["targets"][URL]["report_id"] == f"{SN}-b-7"
         assert doc["metrics"] == {"age": 4.0, "stale": False}
 
