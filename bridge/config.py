@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,12 +61,12 @@ class GatewaySection(_Section):
 
 class MqttSection(_Section):
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 1883
     username: str = ""
     password_file: Path | None = None
     topic_prefix: Annotated[str, Field(min_length=1)] = "se3"
-    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
-    qos: Literal[0, 1] = 1
+    keepalive: Annotated[int, Field(strict=True, ge=5, le=3600)] = 30
+    qos: Annotated[int, Field(strict=True, ge=0, le=1)] = 1
 
     @field_validator("topic_prefix")
     @classmethod
@@ -88,12 +89,12 @@ class MqttSection(_Section):
 class PlatformSection(_Section):
     report_url: list[str] = Field(default_factory=list)
     login_url: str = ""
-    interval: Annotated[float, Field(gt=0, le=86400)] = 20.0
-    min_interval: Annotated[float, Field(ge=0, le=3600)] = 1.0
-    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
-    retry_max: Annotated[float, Field(gt=0, le=3600)] = 60.0
-    retry_min: Annotated[float, Field(gt=0, le=3600)] = 1.0
-    shutdown_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    interval: Annotated[float, Field(strict=True, gt=0, le=86400)] = 20.0
+    min_interval: Annotated[float, Field(strict=True, ge=0, le=3600)] = 1.0
+    timeout: Annotated[float, Field(strict=True, gt=0, le=300)] = 10.0
+    retry_max: Annotated[float, Field(strict=True, gt=0, le=3600)] = 60.0
+    retry_min: Annotated[float, Field(strict=True, gt=0, le=3600)] = 1.0
+    shutdown_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 5.0
     ca_file: Path | None = None
 
     @field_validator("report_url", mode="before")
@@ -124,8 +125,8 @@ class PlatformSection(_Section):
 
 
 class BridgeSection(_Section):
-    max_devices: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
-    max_payload: Annotated[int, Field(ge=256, le=1_048_576)] = 16_384
+    max_devices: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = 20_000
+    max_payload: Annotated[int, Field(strict=True, ge=256, le=1_048_576)] = 16_384
     metrics_listen: str = ""
 
     @field_validator("metrics_listen")
@@ -139,11 +140,11 @@ class BridgeSection(_Section):
 
 
 class CollectorsSection(_Section):
-    metrics_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
-    probe_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    probe_timeout: Annotated[float, Field(gt=0, le=60)] = 3.0
-    probe_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
-    ttl_factor: Annotated[float, Field(ge=1.5, le=100)] = 3.0
+    metrics_interval: Annotated[float, Field(strict=True, gt=0, le=3600)] = 10.0
+    probe_interval: Annotated[float, Field(strict=True, gt=0, le=3600)] = 30.0
+    probe_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 3.0
+    probe_concurrency: Annotated[int, Field(strict=True, ge=1, le=256)] = 16
+    ttl_factor: Annotated[float, Field(strict=True, ge=1.5, le=100)] = 3.0
 
 
 class DeviceEntry(_Section):
@@ -162,7 +163,7 @@ class DeviceEntry(_Section):
     @field_validator("probe")
     @classmethod
     def _probe(cls, value: str) -> str:
-        match = _PROBE.match(value)
+        match = _PROBE.fullmatch(value)
         if match is None or (match.group(2) and int(match.group(2)) > 65535):
             raise ValueError("must be rtsp, tcp:PORT or none")
         return value
@@ -206,8 +207,14 @@ def split_urls(text: str) -> list[str]:
 
 
 def check_http_url(url: str) -> None:
-    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
-        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    """Raise ValueError unless `url` is a usable http:// or https:// URL."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"{url[:200]!r} is not an http:// or https:// URL with a host")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -236,9 +243,9 @@ def parse_config(
             "password_file": env.get(ENV_MQTT_PASSWORD_FILE),
         }
         chosen = {k: v for k, v in overrides.items() if v is not None}
-        if chosen:
-            mqtt = data.get("mqtt", {})
-            data["mqtt"] = {**(mqtt if isinstance(mqtt, dict) else {}), **chosen}
+        mqtt = data.get("mqtt", {})
+        if chosen and isinstance(mqtt, dict):  # a broken [mqtt] is left for validation
+            data["mqtt"] = {**mqtt, **chosen}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

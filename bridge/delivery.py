@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bridge.errors import DeliveryError, RetryAfter
-from bridge.http import HttpSender, redact
+from bridge.http import redact
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ class _Job:
     final: bool = False
 
 
+class Sender(Protocol):
+    """What a target needs of HTTP (bridge.http.HttpSender; fakes in unit tests)."""
+
+    def post(self, url: str, body: bytes, report_id: str, timeout: float | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class Backoff:
     """Capped exponential backoff with jitter; `Retry-After` honoured under the cap."""
 
@@ -80,7 +89,7 @@ class Target:
         self,
         url: str,
         id_prefix: str,
-        sender: HttpSender,
+        sender: Sender,
         backoff: Backoff,
         on_attempt: Callable[[Attempt], None],
     ) -> None:

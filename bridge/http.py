@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,11 +30,16 @@ _BODY_LIMIT = 512
 
 def redact(url: str) -> str:
     """The URL without user info and query string, fit for logs and events."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # still show where, less credentials and query
+        head = re.split(r"[?#]", url, maxsplit=1)[0]
+        return re.sub(r"//[^/@]*@", "//", head, count=1)[:200]
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
@@ -42,7 +48,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -78,6 +78,7 @@ class Damper:
             return False, 0
 
     def _forget_old(self, now: float) -> None:
-        stale = [k for k, (s, _, _) in self._windows.items() if now - s >= self._window]
+        stale = [k for k, (s, _, dropped) in self._windows.items()
+                 if now - s >= self._window and not dropped]
         for key in stale:
             del self._windows[key]

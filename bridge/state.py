@@ -6,7 +6,9 @@ message raises `RecordError` and leaves the state exactly as it was: the last
 valid record for a topic stays in effect (CONTRACT section 9).
 
 A repeated, byte-identical payload (a retained replay, a collector's refresh)
-is not parsed again; only its deadline is renewed.
+is not parsed again. Its deadline is renewed only when it has no `ts`: with the
+same `ts`, the age judged at first arrival stands, whatever the wall clock did
+since (bridge.freshness).
 
 Pure: time comes from the `Clock` passed in.
 """
@@ -97,11 +99,19 @@ class GatewayState:
                 f"device limit of {self.max_devices} reached; new device refused", code="limit"
             )
         now = clock.monotonic()
-        due = deadline(record.ts, record.ttl, clock)
+        if old is not None and old.raw == payload and record.ts is not None:
+            # Same bytes, same `ts`: the age was judged at first arrival. Judging it
+            # again (a retained replay after a reconnect) with a wall clock stepped
+            # since would cut the record short or stretch it.
+            due = old.deadline
+        else:
+            due = deadline(record.ts, record.ttl, clock)
         slot = _Slot(payload, record, due)
         self.devices[ip] = slot
-        if due is not None:
+        if due is not None and (old is None or due != old.deadline):
             heapq.heappush(self._expiries, (due, ip))
+            if len(self._expiries) > 2 * len(self.devices) + 64:
+                self._compact_expiries()
         if old is None:
             self._order = None
             return CHANGED
@@ -114,6 +124,8 @@ class GatewayState:
         if payload != self._metrics_raw or self.metrics is None:
             parsed = parse_as(GatewayMetrics, payload, max_size=self.max_payload)
             self.metrics, self._metrics_raw = parsed, payload
+        elif self.metrics.ts is not None:
+            return UNCHANGED  # same `ts`: keep the deadline judged at first arrival
         self._metrics_deadline = deadline(self.metrics.ts, self.metrics.ttl, clock)
         return UNCHANGED  # metrics travel with the periodic report
 
@@ -126,7 +138,7 @@ class GatewayState:
             return UNCHANGED
         parsed = parse_as(GatewayInfo, payload, max_size=self.max_payload)
         old, self.info, self._info_raw = self.info, parsed, payload
-        return CHANGED if old != parsed else UNCHANGED
+        return CHANGED if _visible(old) != _visible(parsed) else UNCHANGED
 
     def _apply_collector(self, name: str, payload: bytes, clock: Clock) -> Outcome:
         status = _STATUS_PAYLOADS.get(payload.strip())
@@ -152,7 +164,7 @@ class GatewayState:
             text = payload.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise RecordError("report_url is not UTF-8 text", code="url") from None
-        urls = split_urls(text) if text else None
+        urls = split_urls(text) or None  # empty, or only commas: the override is cleared
         for url in urls or ():
             try:
                 check_http_url(url)
@@ -164,6 +176,12 @@ class GatewayState:
         return Outcome(urls_changed=True)
 
     # -- time ----------------------------------------------------------------
+
+    def _compact_expiries(self) -> None:
+        """Drop superseded deadlines: refreshes would otherwise pile up until they pass."""
+        self._expiries = [(s.deadline, ip) for ip, s in self.devices.items()
+                          if s.deadline is not None]
+        heapq.heapify(self._expiries)
 
     def next_expiry(self) -> float | None:
         """The earliest monotonic time at which a device may go stale."""
@@ -226,3 +244,7 @@ class GatewayState:
         online = sum(1 for s in self.devices.values() if self._status(s, now) == "online")
         return online, len(self.devices) - online
 
+
+def _visible(info: GatewayInfo | None) -> dict[str, object] | None:
+    """What of the gateway's identity the platform sees (not who published it)."""
+    return None if info is None else info.model_dump(exclude={"source"})

@@ -192,21 +192,11 @@ class TestBadValues:
         """The three probe forms are accepted."""
         assert parse_config({"devices": [{**DEVICE, "probe": probe}]}).devices[0].probe == probe
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="config._PROBE ends in `$`, which matches before a trailing newline, so "
-        "'rtsp\\n' passes; collectors.probes.probe_device then treats it as no probe (online)",
-    )
     @pytest.mark.parametrize("probe", ["rtsp\n", "none\n", "tcp:554\n"])
     def test_probe_with_trailing_newline_is_refused(self, probe: str) -> None:
         """A probe with a trailing newline is not one of the three forms."""
         assert "devices.0.probe" in config_error({"devices": [{**DEVICE, "probe": probe}]})
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="config sections validate in pydantic's lax mode: TOML `true` is coerced to "
-        "1.0 / 1 for number fields instead of being refused",
-    )
     @pytest.mark.parametrize(
         ("raw", "key"),
         [({"platform": {"interval": True}}, "platform.interval"),
@@ -217,11 +207,6 @@ class TestBadValues:
         """A TOML boolean where a number belongs is a bad value naming the key."""
         assert f"{key}: " in config_error(raw)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="config.parse_config replaces a non-table [mqtt] value by the env overrides, "
-        "hiding the error",
-    )
     def test_env_override_does_not_hide_a_bad_mqtt_section(self) -> None:
         """`mqtt = "x"` is refused even when SE3_MQTT_USERNAME is set."""
         assert "mqtt: " in config_error({"mqtt": "x"}, env={ENV_MQTT_USERNAME: "u"})
@@ -263,21 +248,11 @@ class TestReportUrl:
         """A report_url that is not http(s) is refused, naming platform.report_url."""
         assert "platform.report_url" in config_error({"platform": {"report_url": bad}})
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="config.check_http_url only checks the scheme prefix; a URL with a port out of "
-        "range passes `check` and then crashes the bridge at start (http.redact ValueError)",
-    )
     def test_url_with_a_bad_port_is_refused(self) -> None:
         """A report_url whose port is out of range is refused at check time."""
         assert "platform.report_url" in config_error(
             {"platform": {"report_url": "http://a.example:99999/r"}})
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="config.check_http_url compares every URL's length with len('https://'), so "
-        "'http://a' (an http URL with a one-letter host) is refused",
-    )
     def test_one_letter_host_is_accepted(self) -> None:
         """http://a, a valid URL whose host is one letter, is accepted."""
         assert parse_config({"platform": {"report_url": "http://a"}}).platform.report_url == [
