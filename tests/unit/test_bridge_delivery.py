@@ -12,13 +12,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
 
 import pytest
 
 from bridge.delivery import Attempt, Backoff, Target
 from bridge.errors import DeliveryError, RetryAfter
-from bridge.http import HttpSender
 
 URL = "http://user:secret@127.0.0.1:9528/DeviceStatus?token=abc"
 PREFIX = "SZCCKQRAIJBAH0002-65f0a1b2c3d4"
@@ -188,7 +186,7 @@ class Rig:
         self.target = Target(
             URL,
             PREFIX,
-            cast(HttpSender, sender),  # the fake has HttpSender's post/close interface
+            sender,
             backoff or Backoff(0.01, 0.01),
             self.attempts,
         )
@@ -420,7 +418,7 @@ class TestTarget:
         def broken(_attempt: Attempt) -> None:
             raise RuntimeError("bug")
 
-        target = Target(URL, PREFIX, cast(HttpSender, sender), Backoff(0.01, 0.01), broken)
+        target = Target(URL, PREFIX, sender, Backoff(0.01, 0.01), broken)
         target.start()
         target.offer(b"x", 0)
         target.join(WAIT)
