@@ -48,7 +48,7 @@ fi
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
   echo "make browser-deps: installing chromium for the browser test"; \
-  { $(SUDO) apt-get update && $(APT_INSTALL) chromium; } \
+  { $(SUDO) apt-get update && $(APT_INSTALL) chromium fonts-wqy-microhei; } \
     || echo "make browser-deps: could not install chromium; the browser test will be skipped"; \
 fi
 
