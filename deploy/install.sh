@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Install se3-bridge on a gateway as systemd services. Idempotent: run it again to
+# upgrade; the config and the broker passwords are kept. See deploy/README.md.
+#
+#   sudo deploy/install.sh [--enable]          install (or upgrade) on this box
+#   deploy/install.sh --dry-run                print what would be done, change nothing
+#   deploy/install.sh --destdir DIR            install under DIR instead of / (no users,
+#                                              no systemctl): for tests and image builds
+#
+# What it does, in order:
+#   1. copies the project to /opt/se3-bridge/app and makes the venv /opt/se3-bridge/venv
+#      with the project and its dependencies (pip, from the configured index);
+#   2. /etc/se3/config.toml from config/example.toml, only if there is none yet;
+#   3. the system user se3-mqtt and the broker's state directory /var/lib/se3/mqtt,
+#      rendered with `python -m demo.broker setup` (config, ACL, role passwords);
+#   4. se3-bridge / se3-collector commands in /usr/local/bin (config /etc/se3/config.toml);
+#   5. the units of deploy/systemd into /etc/systemd/system, daemon-reload, restart the
+#      se3 units already running, and with --enable, enable and start the services.
+
+set -euo pipefail
+umask 022
+# The project's code runs from $APP during the install; leave no __pycache__ there.
+export PYTHONDONTWRITEBYTECODE=1
+
+PREFIX=/opt/se3-bridge
+STATE=/var/lib/se3/mqtt
+BROKER_USER=se3-mqtt
+PORT=1883
+CORE_UNITS=(se3-mosquitto.service se3-collector-gateway.service se3-collector-devices.service
+            se3-bridge.service)
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+PYTHON=${PYTHON:-python3}
+DRY=0
+ENABLE=0
+PIP=1
+
+usage() {
+    sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
+    cat <<EOF
+Options:
+  --dry-run        print the commands, run none of them
+  --destdir DIR    install under DIR (also \$DESTDIR); skips users, chown and systemctl
+  --enable         enable and start the broker, collectors and bridge (not the receiver)
+  --python PATH    the Python (3.11+) that makes the venv (default: python3, or \$PYTHON)
+  --no-pip         make the venv but install nothing into it; Python steps then run
+                   with --python, which must have the project's dependencies (tests)
+  -h, --help       this text
+EOF
+}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --dry-run) DRY=1 ;;
+        --destdir) DESTDIR=${2:?--destdir needs a directory}; shift ;;
+        --destdir=*) DESTDIR=${1#*=} ;;
+        --enable) ENABLE=1 ;;
+        --python) PYTHON=${2:?--python needs a path}; shift ;;
+        --python=*) PYTHON=${1#*=} ;;
+        --no-pip) PIP=0 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+ROOT=${DESTDIR%/}
+if [ -n "$ROOT" ]; then
+    case $ROOT in /*) ;; *) ROOT=$(pwd)/$ROOT ;; esac
+fi
+APP=$ROOT$PREFIX/app
+VENV=$ROOT$PREFIX/venv
+ETC=$ROOT/etc/se3
+UNITDIR=$ROOT/etc/systemd/system
+BINDIR=$ROOT/usr/local/bin
+BROKER_DIR=$ROOT$STATE
+
+say() { printf 'install.sh: %s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+# Every change to the system goes through `run`, so --dry-run shows all of them.
+run() {
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+    if [ "$DRY" -eq 0 ]; then "$@"; fi
+}
+
+staged() { [ -n "$ROOT" ]; }
+have_systemd() { ! staged && [ -d /run/systemd/system ]; }
+
+find_tool() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; }; }
+
+# -- checks (nothing is changed before they pass) --------------------------------------
+
+if ! staged && [ "$DRY" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+    die "run as root (sudo $0), or try --dry-run or --destdir DIR"
+fi
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found: apt-get install python3 python3-venv"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$PYTHON is older than 3.11"
+"$PYTHON" -c 'import venv, ensurepip' 2>/dev/null \
+    || die "$PYTHON cannot make a venv: apt-get install python3-venv"
+[ -n "$(find_tool mosquitto)" ] || die "mosquitto not found: apt-get install mosquitto"
+[ -n "$(find_tool mosquitto_passwd)" ] \
+    || die "mosquitto_passwd not found: apt-get install mosquitto"
+for unit in "$SRC"/deploy/systemd/*.service; do
+    [ -f "$unit" ] || die "no unit files in $SRC/deploy/systemd"
+done
+
+# The Python that runs the project's own code during the install.
+if [ "$PIP" -eq 1 ]; then PY=$VENV/bin/python; else PY=$PYTHON; fi
+
+# -- 1. the code and its venv ------------------------------------------------------------
+
+say "installing the project from $SRC into $APP"
+run mkdir -p "$ROOT$PREFIX"
+run rm -rf "$APP.new"
+run mkdir "$APP.new"
+for item in bridge collectors receiver demo mosquitto config deploy pyproject.toml README.md; do
+    if [ -e "$SRC/$item" ]; then run cp -R "$SRC/$item" "$APP.new/"; fi
+done
+run find "$APP.new" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+# Swap the whole tree, so no file of an older version stays behind.
+run rm -rf "$APP.old"
+if [ -e "$APP" ]; then run mv "$APP" "$APP.old"; fi
+run mv "$APP.new" "$APP"
+run rm -rf "$APP.old"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    run "$PYTHON" -m venv "$VENV"
+else
+    say "venv $VENV exists: reused"
+fi
+if [ "$PIP" -eq 1 ]; then
+    # --force-reinstall --no-deps for the project itself: its version number does not
+    # change between builds, and an upgrade must replace its code every time.
+    run "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir \
+        --quiet "$APP"
+    run "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir \
+        --quiet --force-reinstall --no-deps "$APP"
+    run find "$APP" -maxdepth 1 \( -name build -o -name '*.egg-info' \) -exec rm -rf {} +
+else
+    say "--no-pip: nothing installed into $VENV; Python steps use $PY"
+fi
+
+# -- 2. the configuration ----------------------------------------------------------------
+
+run mkdir -p "$ETC"
+if [ -e "$ETC/config.toml" ]; then
+    say "$ETC/config.toml exists: kept"
+else
+    # The services get their own broker role from their units; commands run by hand
+    # (se3-bridge status, snapshot) use the read-only debug role.
+    run cp "$SRC/config/example.toml" "$ETC/config.toml.new"
+    run sed -i \
+        -e 's|^username = "bridge"|username = "debug"|' \
+        -e "s|^password_file = \"var/mqtt/bridge.pass\"|password_file = \"$STATE/debug.pass\"|" \
+        "$ETC/config.toml.new"
+    run chmod 0644 "$ETC/config.toml.new"
+    run mv "$ETC/config.toml.new" "$ETC/config.toml"
+    say "NOW EDIT $ETC/config.toml: gateway.sn, dev_sno, sw_version_file, the platform's"
+    say "report_url (or login_url) and the [[devices]]"
+fi
+
+# -- 3. the broker's user and state ----------------------------------------------------------
+
+if staged; then
+    run mkdir -p "$BROKER_DIR"
+else
+    if ! id -u "$BROKER_USER" >/dev/null 2>&1; then
+        run useradd --system --user-group --home-dir "$STATE" --no-create-home \
+            --shell /usr/sbin/nologin --comment "se3-bridge MQTT broker" "$BROKER_USER"
+    fi
+    run install -d -m 0755 "$ROOT/var/lib/se3"
+    run install -d -m 0700 -o "$BROKER_USER" -g "$BROKER_USER" "$BROKER_DIR"
+    # Files made by an earlier run as root, or by hand, must be the broker's.
+    run chown -R "$BROKER_USER:$BROKER_USER" "$BROKER_DIR"
+fi
+# Run from $APP: `python -m demo.broker` finds the templates in $APP/mosquitto.
+# se3-mosquitto.service renders the same again before every start.
+if staged; then
+    run env -C "$APP" "$PY" -m demo.broker setup --dir "$BROKER_DIR" --port "$PORT"
+else
+    run env -C "$APP" runuser -u "$BROKER_USER" -- \
+        "$PY" -m demo.broker setup --dir "$BROKER_DIR" --port "$PORT"
+fi
+
+# A config that does not validate is worth hearing about now, not at the first start.
+if [ "$DRY" -eq 0 ]; then
+    if ! SE3_MQTT_PASSWORD_FILE="$BROKER_DIR/debug.pass" \
+            env -C "$APP" "$PY" -m bridge --config "$ETC/config.toml" check; then
+        say "WARNING: $ETC/config.toml does not validate (see above); the services will not start"
+    fi
+fi
+
+# -- 4. commands for people --------------------------------------------------------------------
+
+run mkdir -p "$BINDIR"
+for cmd in se3-bridge:bridge se3-collector:collectors; do
+    name=${cmd%%:*}
+    module=${cmd#*:}
+    say "writing $BINDIR/$name"
+    if [ "$DRY" -eq 0 ]; then
+        cat >"$BINDIR/$name.new" <<EOF
+#!/bin/sh
+# Installed by se3-bridge's deploy/install.sh: $name with the gateway's config.
+: "\${SE3_CONFIG:=/etc/se3/config.toml}"
+export SE3_CONFIG
+# -P: a bridge/ or collectors/ directory where it is run from is not imported.
+exec $PREFIX/venv/bin/python -P -m $module "\$@"
+EOF
+        chmod 0755 "$BINDIR/$name.new"
+        mv "$BINDIR/$name.new" "$BINDIR/$name"
+    fi
+done
+
+# -- 5. the units --------------------------------------------------------------------------------
+
+run mkdir -p "$UNITDIR"
+for unit in "$SRC"/deploy/systemd/*.service; do
+    run install -m 0644 "$unit" "$UNITDIR/"
+done
+
+if have_systemd || { [ "$DRY" -eq 1 ] && ! staged; }; then
+    # Debian starts its own mosquitto on 127.0.0.1:1883 when the package is installed.
+    if [ "$DRY" -eq 1 ]; then
+        say "(only if Debian's mosquitto.service is enabled or running:)"
+    fi
+    if [ "$DRY" -eq 1 ] || systemctl is-enabled --quiet mosquitto.service 2>/dev/null \
+            || systemctl is-active --quiet mosquitto.service 2>/dev/null; then
+        say "Debian's mosquitto.service wants port $PORT too: disabling it" \
+            "(undo: systemctl enable --now mosquitto)"
+        run systemctl disable --now mosquitto.service
+    fi
+    run systemctl daemon-reload
+    # An upgrade: the units already running pick up the new code.
+    run systemctl try-restart "${CORE_UNITS[@]}" se3-receiver.service
+    if [ "$ENABLE" -eq 1 ]; then
+        run systemctl enable --now "${CORE_UNITS[@]}"
+    fi
+elif staged; then
+    say "--destdir: no systemctl; on the target run: systemctl daemon-reload"
+else
+    say "systemd is not running here: skipped daemon-reload"
+fi
+
+if [ "$ENABLE" -eq 0 ]; then
+    say "to start the services at boot and now:"
+    say "  systemctl enable --now ${CORE_UNITS[*]}"
+fi
+say "done"
