@@ -12,7 +12,6 @@ Keys the contract does not name are ignored, so newer publishers keep working.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from typing import Annotated, Literal, TypeVar
@@ -20,6 +19,7 @@ from typing import Annotated, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bridge.addresses import canonical_ip
 from bridge.errors import RecordError
 from bridge.topics import Kind
 
@@ -44,7 +44,7 @@ class _Fresh(_Record):
 
 
 def _ip(value: str) -> str:
-    return str(ipaddress.ip_address(value.strip()))
+    return canonical_ip(value.strip())
 
 
 class GatewayInfo(_Record):

@@ -8,13 +8,13 @@ reports of the same state are byte-identical.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from bridge.addresses import ip_sort_key as ip_sort_key  # the report's device order
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics
 
 Json = dict[str, Any]
@@ -37,12 +37,6 @@ class DeviceView:
     ip: str
     record: DeviceState
     status: str
-
-
-def ip_sort_key(ip: str) -> tuple[int, int]:
-    """Numeric order: all IPv4 before IPv6, each by value."""
-    addr = ipaddress.ip_address(ip)
-    return addr.version, int(addr)
 
 
 def ep_id(dev_sno: str, ip: str) -> str:

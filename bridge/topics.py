@@ -13,8 +13,9 @@ Parsing is pure and cheap: it runs for every message the bridge receives.
 from __future__ import annotations
 
 import enum
-import ipaddress
 from dataclasses import dataclass
+
+from bridge.addresses import canonical_ip
 
 
 class Kind(enum.Enum):
@@ -71,7 +72,7 @@ def parse(topic: str, prefix: str) -> TopicRef:
         return TopicRef(sn, kind)
     if len(rest) == 4 and rest[1] == "devices" and rest[3] == "state":
         try:
-            ip = str(ipaddress.ip_address(rest[2]))
+            ip = canonical_ip(rest[2])
         except ValueError:
             raise TopicError(f"bad device IP in topic: {rest[2][:64]!r}") from None
         return TopicRef(sn, Kind.DEVICE_STATE, ip)
