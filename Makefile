@@ -56,7 +56,7 @@ broker-setup: deps venv
 	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT)
 
 run: deps venv broker-setup
-	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528
+	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528 --port 9530
 	@echo
 	@echo "  Reports as the platform sees them:  http://127.0.0.1:9528/"
 	@echo "  Everything on the broker:"
