@@ -39,7 +39,7 @@ from bridge.report import Json, dumps
 from bridge.schedule import Schedule
 from bridge.state import GatewayState
 from bridge.stats import Stats
-from bridge.topics import Kind, TopicError, Topics, parse
+from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ class Bridge:
         self.last_body: bytes | None = None
         self._announce = announce
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        # The same topics come again and again (refreshes, replays): parse each once.
+        self._refs: dict[str, TopicRef] = {}
+        self._refs_max = 2 * config.bridge.max_devices + 1024
         self._stop = threading.Event()
         self._replayed = False
         self._fence_mid: int | None = None
@@ -228,11 +231,16 @@ class Bridge:
             self._fence_deadline = item.at + _FENCE_TIMEOUT
 
     def _apply(self, topic: str, payload: bytes) -> None:
-        try:
-            ref = parse(topic, self.prefix)
-        except TopicError as exc:
-            self._reject(topic, RecordError(str(exc), code="topic"))
-            return
+        ref = self._refs.get(topic)
+        if ref is None:
+            try:
+                ref = parse(topic, self.prefix)
+            except TopicError as exc:
+                self._reject(topic, RecordError(str(exc), code="topic"))
+                return
+            if len(self._refs) >= self._refs_max:
+                self._refs.clear()
+            self._refs[topic] = ref
         if ref.sn != self.sn or ref.kind in _OWN_KINDS:
             return
         try:
