@@ -214,7 +214,8 @@ def check_http_url(url: str) -> None:
     except ValueError:
         parts, port_ok = None, False
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ValueError(f"{url[:200]!r} is not an http:// or https:// URL with a host")
+        shown = re.sub(r"//[^/@]*@", "//", url, count=1)[:200]  # never echo credentials
+        raise ValueError(f"{shown!r} is not an http:// or https:// URL with a host")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -219,6 +219,14 @@ class TestBadValues:
 
 
 class TestReportUrl:
+    def test_refusal_never_echoes_credentials(self) -> None:
+        """A refused URL's message leaves out its user info (a password may be in it)."""
+        with pytest.raises(ConfigError) as err:
+            parse_config({"platform": {"report_url": "ftp://user:s3cret@host/x"}})
+
+        assert "s3cret" not in str(err.value)
+        assert "platform.report_url" in str(err.value)
+
     def test_one_url_as_a_string(self) -> None:
         """report_url may be one URL."""
         config = parse_config({"platform": {"report_url": "https://p.example/DeviceStatus"}})
