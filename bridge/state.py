@@ -26,6 +26,8 @@ from bridge.report import DeviceView, Json, build, ip_sort_key
 from bridge.topics import Kind, TopicRef
 
 _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
+# Any client may announce its own status (the ACL's %c pattern): bound the names kept.
+_MAX_OFFLINE_SOURCES = 1024
 
 
 @dataclass(slots=True)
@@ -150,6 +152,11 @@ class GatewayState:
         was_offline = name in self.offline_sources
         if (status == "offline") == was_offline:
             return UNCHANGED
+        if status == "offline" and len(self.offline_sources) >= _MAX_OFFLINE_SOURCES:
+            raise RecordError(
+                f"more than {_MAX_OFFLINE_SOURCES} publishers offline; status refused",
+                code="limit",
+            )
         now = clock.monotonic()
         before = [self._view(s, now) for s in self.devices.values() if s.record.source == name]
         if status == "offline":

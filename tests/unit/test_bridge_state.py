@@ -13,7 +13,7 @@ from bridge.errors import RecordError
 from bridge.records import parse_as
 from bridge.report import dumps
 from bridge.state import GatewayState, Outcome
-from bridge.topics import Kind, Topics, parse
+from bridge.topics import Kind, TopicRef, Topics, parse
 
 PREFIX = "se3"
 SN = "SZCCKQRAIJBAH0002"
@@ -850,3 +850,16 @@ class TestTopicKinds:
                 Kind.REPORT_URL: TOPICS.report_url,
             }[kind]
             assert isinstance(h.send(topic, payloads.get(kind, b"online")), Outcome)
+
+
+class TestOfflineSources:
+    def test_offline_publishers_are_bounded(self) -> None:
+        """Past 1,024 offline publishers a further `offline` status is refused, code limit."""
+        state = GatewayState(SN)
+        clock = FakeClock()
+        for n in range(1024):
+            state.apply(TopicRef(SN, Kind.COLLECTOR_STATUS, f"app{n}"), b"offline", clock)
+        with pytest.raises(RecordError) as err:
+            state.apply(TopicRef(SN, Kind.COLLECTOR_STATUS, "one-more"), b"offline", clock)
+        assert err.value.code == "limit"
+        assert "one-more" not in state.offline_sources
