@@ -19,8 +19,6 @@ from types import FrameType
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
-from bridge.report import pretty
-from bridge.service import Bridge
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +72,9 @@ def _check(config: Config) -> int:
 
 
 def _snapshot(config: Config, timeout: float) -> int:
+    from bridge.report import pretty
+    from bridge.service import Bridge  # imported by the commands that run it: `check` stays lean
+
     report = Bridge(config, announce=False).snapshot(timeout)
     if report is None:
         print("se3-bridge: no gateway info on the broker (is the gateway collector running?)",
@@ -98,6 +99,8 @@ def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -
 
 
 def _run(config: Config) -> int:
+    from bridge.service import Bridge
+
     bridge = Bridge(config)
     metrics = None
     if config.bridge.metrics_listen:
