@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
@@ -27,7 +28,7 @@ def canonical_ip(text: str) -> str:
 def ip_sort_key(ip: str) -> tuple[int, int]:
     """Numeric order: all IPv4 before IPv6, each by value."""
     if _CANONICAL_IPV4.fullmatch(ip):
-        a, b, c, d = ip.split(".")
-        return 4, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        # inet_aton takes odd forms too ("1.2"), but only a canonical quad gets here.
+        return 4, int.from_bytes(socket.inet_aton(ip), "big")
     addr = ipaddress.ip_address(ip)
     return addr.version, int(addr)
