@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 2048  # messages applied per wake-up before timers are looked at again
 _GATHER = 0.001  # seconds to let a burst of messages gather before going on
+_GATHER_MAX = 0.008  # ... doubling while a burst lasts
 _MAX_WAIT = 5.0
 _FENCE_TIMEOUT = 10.0  # a broker that never answers the fence still gets reports
 
@@ -175,6 +176,7 @@ class Bridge:
         except queue.Empty:
             item = None
         count = 0
+        pause = _GATHER
         while item is not None:
             self._handle(item)
             count += 1
@@ -183,19 +185,21 @@ class Bridge:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
-                item = self._gather()
+                item = self._gather(pause)
+                pause = min(2 * pause, _GATHER_MAX)
         self._tick()
 
-    def _gather(self) -> _Item | None:
+    def _gather(self, pause: float) -> _Item | None:
         """The next item of a burst that is still arriving, or None when input has paused.
 
         Waking for each message would hand the GIL back and forth with paho's
         network thread for every message of a burst (a retained replay of
         thousands), which costs more than applying them. Sleeping a moment
         instead lets paho read a batch undisturbed; a lone message is only
-        delayed by that moment.
+        delayed by the first moment, and while a burst lasts the moments grow
+        (up to _GATHER_MAX), so the threads trade places less often.
         """
-        time.sleep(_GATHER)
+        time.sleep(pause)
         try:
             return self._inbox.get_nowait()
         except queue.Empty:
