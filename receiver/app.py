@@ -31,7 +31,8 @@ __all__ = ["LoginSettings", "ReceiverState", "create_app", "state_of"]
 logger = logging.getLogger(__name__)
 
 _EXTENSION = "se3_receiver"
-MAX_BODY = 1 << 20
+# A report of the bridge's default max_devices (20,000) is about 4.5 MB.
+MAX_BODY = 32 << 20
 _CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"
 
 

@@ -102,8 +102,8 @@ class TestDeviceStatus:
         assert kept["violations"][0].startswith("body: not UTF-8")
 
     def test_oversized_body(self, client: FlaskClient) -> None:
-        """A body over one MiB is refused with 413 and not kept."""
-        assert post(client, b" " * (2 << 20)).status_code == 413
+        """A body over 32 MiB is refused with 413 and not kept."""
+        assert post(client, b" " * (33 << 20)).status_code == 413
         assert reports(client) == []
 
     def test_payload_as_posted(self, client: FlaskClient) -> None:
