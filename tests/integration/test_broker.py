@@ -82,14 +82,17 @@ class TestAcl:
             seen.wait_for_topic(_topic("config/report_url"))
         assert [m.payload for m in seen.messages] == [b"marker"]
 
-    def test_app_announces_only_its_own_client_status(self, broker: Broker) -> None:
-        """An app may write collectors/<its client id>/status, never another collector's."""
-        with collect(broker, "se3/#") as seen, \
-                mqtt_client(broker, "app", client_id="door-app") as app:
-            publish_and_wait(app, _topic("collectors/devices/status"), "offline", retain=True)
-            publish_and_wait(app, _topic("collectors/door-app/status"), "online", retain=True)
-            seen.wait_for_topic(_topic("collectors/door-app/status"))
-        assert seen.topics() == {_topic("collectors/door-app/status")}
+    def test_no_role_but_collector_writes_collector_status(self, broker: Broker) -> None:
+        """Not even with a chosen client id may app or debug set a collector's status."""
+        with collect(broker, "se3/#") as seen:
+            for role in ("app", "debug"):
+                with mqtt_client(broker, role, client_id="devices") as client:
+                    publish_and_wait(client, _topic("collectors/devices/status"), "offline",
+                                     retain=True)
+            with mqtt_client(broker, "collector") as collector:
+                publish_and_wait(collector, _topic("collectors/marker/status"), "online")
+            seen.wait_for_topic(_topic("collectors/marker/status"))
+        assert seen.topics() == {_topic("collectors/marker/status")}
 
     def test_app_reads_only_device_records(self, broker: Broker) -> None:
         """A subscription to everything gives an app only the topics it may read."""
