@@ -18,7 +18,7 @@ from types import FrameType
 
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError
-from bridge.logs import setup_logging
+from bridge.logs import LEVELS, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="se3-bridge", description="Report SE3 gateway and sub-device state to the platform."
     )
     parser.add_argument("--config", help="TOML config file (default: $SE3_CONFIG)")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument("--log-level", type=str.upper, choices=LEVELS, default="INFO")
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="the bridge service")
@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(config: Config) -> int:
-    urls = ", ".join(config.platform.report_url) or "(none: login or config topic)"
+    from bridge.http import redact
+
+    urls = ", ".join(map(redact, config.platform.report_url)) or "(none: login or config topic)"
     print(f"config OK: gateway {config.gateway.serial()}, broker "
           f"{config.mqtt.host}:{config.mqtt.port}, report to {urls}")
     return 0

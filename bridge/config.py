@@ -29,6 +29,9 @@ ENV_CONFIG = "SE3_CONFIG"
 ENV_MQTT_USERNAME = "SE3_MQTT_USERNAME"
 ENV_MQTT_PASSWORD_FILE = "SE3_MQTT_PASSWORD_FILE"  # noqa: S105 - a variable name
 
+# The serial is a topic level and part of X-Report-Id: no MQTT wildcards, no '/'.
+_SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SERIAL_RULE = "a gateway serial is 1-64 letters, digits, '.', '_' or '-'"
 _PROBE = re.compile(r"^(rtsp|none|tcp:([1-9][0-9]{0,4}))$")
 
 
@@ -47,16 +50,26 @@ class GatewaySection(_Section):
     sdk_version_file: Path | None = None
     data_path: Path = Path("/data")
 
+    @field_validator("sn")
+    @classmethod
+    def _sn(cls, value: str) -> str:
+        if value and not _SERIAL.fullmatch(value):
+            raise ValueError(_SERIAL_RULE)
+        return value
+
     def serial(self) -> str:
         """The gateway serial: `sn`, or the stripped content of `sn_file`."""
         if self.sn:
             return self.sn
-        if self.sn_file is not None:
-            try:
-                return self.sn_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"gateway.sn_file: cannot read {self.sn_file}: {exc}") from exc
-        return ""
+        if self.sn_file is None:
+            return ""
+        try:
+            text = self.sn_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"gateway.sn_file: cannot read {self.sn_file}: {exc}") from exc
+        if not _SERIAL.fullmatch(text):
+            raise ConfigError(f"gateway.sn_file: {self.sn_file}: {_SERIAL_RULE}")
+        return text
 
 
 class MqttSection(_Section):
@@ -122,6 +135,13 @@ class PlatformSection(_Section):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
 
 class BridgeSection(_Section):

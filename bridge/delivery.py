@@ -12,6 +12,7 @@ new at every start, so an id never names two different bodies.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -83,31 +84,38 @@ class Backoff:
 
 
 class Target:
-    """The worker that delivers to one URL."""
+    """The worker that delivers to one URL.
+
+    `make_sender` gives the worker its HTTP sender; the last report at shutdown
+    gets a fresh one on its own thread, so it does not wait behind a request
+    still in flight to a slow platform. `next_seq` numbers reports; the bridge
+    shares one counter among its targets, so an id is never reused in a boot,
+    not even by a target that is dropped and added again.
+    """
 
     def __init__(
         self,
         url: str,
         id_prefix: str,
-        sender: Sender,
+        make_sender: Callable[[], Sender],
         backoff: Backoff,
         on_attempt: Callable[[Attempt], None],
+        next_seq: Callable[[], int] | None = None,
     ) -> None:
         self.url = url
         self.name = redact(url)
         self._id_prefix = id_prefix
-        self._sender = sender
+        self._make_sender = make_sender
         self._backoff = backoff
         self._on_attempt = on_attempt
+        self._next_seq = next_seq or itertools.count(1).__next__
         self._cond = threading.Condition()
         self._job: _Job | None = None
-        self._seq = 0
-        self._delivered = 0
+        self._delivered = -1
         self._stopping = False
-        self._deadline: float | None = None
         self.failures = 0
-        self.last_success: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"target {self.name}", daemon=True)
+        self._final: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -117,33 +125,29 @@ class Target:
         with self._cond:
             if self._stopping:
                 return
-            self._seq += 1
-            self._job = _Job(self._seq, body, devices)
+            self._job = _Job(self._next_seq(), body, devices)
             self._cond.notify()
 
     def finish(self, body: bytes, devices: int, deadline: float) -> None:
-        """Deliver `body` as the last report, before monotonic `deadline`, then stop."""
-        with self._cond:
-            self._seq += 1
-            self._job = _Job(self._seq, body, devices, final=True)
-            self._stopping = True
-            self._deadline = deadline
-            self._cond.notify()
+        """Deliver `body` as the last report, retrying until monotonic `deadline`; stop."""
+        job = _Job(self._next_seq(), body, devices, final=True)
+        self.stop()
+        self._final = threading.Thread(
+            target=self._deliver_final, args=(job, deadline), name=f"last {self.name}",
+            daemon=True,
+        )
+        self._final.start()
 
     def stop(self) -> None:
-        """Stop without a last report (the target is no longer wanted)."""
+        """Stop the worker; a report not yet delivered is dropped."""
         with self._cond:
             self._stopping = True
             self._job = None
             self._cond.notify()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(max(0.0, timeout))
-
-    @property
-    def pending(self) -> bool:
-        with self._cond:
-            return self._job is not None and self._job.seq != self._delivered
+        """Wait for the last report (after `finish`) or the worker (after `stop`)."""
+        (self._final or self._thread).join(max(0.0, timeout))
 
     # -- the worker thread ---------------------------------------------------
 
@@ -158,41 +162,56 @@ class Target:
                 self._cond.wait()
 
     def _run(self) -> None:
+        sender = self._make_sender()
         attempt, attempt_seq = 0, -1
         try:
             while (job := self._next_job()) is not None:
                 if job.seq != attempt_seq:
                     attempt, attempt_seq = 0, job.seq
                 attempt += 1
-                delay = self._deliver(job, attempt)
-                if job.final:
-                    return
+                try:
+                    delay = self._deliver(sender, job, attempt, None)
+                except Exception:  # a bug must not silence this target for good
+                    logger.exception("delivery to %s failed unexpectedly", self.name)
+                    delay = self._backoff.cap
                 if delay is not None:
                     self._pause(delay)
-        except Exception:
-            logger.exception("delivery worker for %s stopped by a bug", self.name)
         finally:
-            self._sender.close()
+            sender.close()
 
-    def _deliver(self, job: _Job, attempt: int) -> float | None:
+    def _deliver_final(self, job: _Job, deadline: float) -> None:
+        sender = self._make_sender()
+        try:
+            attempt = 0
+            while (left := deadline - time.monotonic()) > 0.05:
+                attempt += 1
+                try:
+                    if self._deliver(sender, job, attempt, left) is None:
+                        return
+                except Exception:
+                    logger.exception("last report to %s failed unexpectedly", self.name)
+                    return
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        finally:
+            sender.close()
+
+    def _deliver(self, sender: Sender, job: _Job, attempt: int,
+                 timeout: float | None) -> float | None:
         """POST one job; return the backoff delay after a failure, else None."""
         report_id = f"{self._id_prefix}-{job.seq}"
-        timeout = None
-        if self._deadline is not None:
-            timeout = max(0.1, self._deadline - time.monotonic())
         try:
-            status = self._sender.post(self.url, job.body, report_id, timeout)
+            status = sender.post(self.url, job.body, report_id, timeout)
         except DeliveryError as exc:
             self.failures += 1
             delay = self._backoff.delay(self.failures, exc)
             self._failed(exc, job, report_id, attempt, delay)
             return delay
         with self._cond:
-            self._delivered = max(self._delivered, job.seq)
+            if not job.final:
+                self._delivered = job.seq
         if self.failures:
             logger.info("delivery to %s recovered after %d failures", self.name, self.failures)
         self.failures = 0
-        self.last_success = time.time()
         self._on_attempt(
             Attempt(self.name, report_id, True, status, None, attempt, job.devices,
                     len(job.body), job.final, None)
@@ -212,7 +231,7 @@ class Target:
         )
 
     def _pause(self, delay: float) -> None:
-        """Back off, but wake at once for a last report or a stop."""
+        """Back off, but wake at once for a stop."""
         end = time.monotonic() + delay
         with self._cond:
             while not self._stopping:

@@ -118,6 +118,8 @@ def _translated(timeout: float) -> Iterator[None]:
         raise DeliveryError(f"connection failed: {_reason(exc)}") from exc
     except requests.exceptions.RequestException as exc:
         raise DeliveryError(f"request failed: {_reason(exc)}") from exc
+    except (OSError, ValueError) as exc:  # e.g. an unreadable CA bundle, a header not Latin-1
+        raise DeliveryError(f"request failed: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:

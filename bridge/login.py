@@ -132,7 +132,10 @@ class LoginWorker:
                         self.login_url, {"dev_sno": dev_sno, "hex_mac": hex_mac(mac)}
                     )
                     result = parse_answer(self.login_url, status, text)
-                except DeliveryError as exc:
+                except Exception as exc:  # a bug must not end the logins for good
+                    if not isinstance(exc, DeliveryError):
+                        logger.exception("login at %s failed unexpectedly", self.name)
+                        exc = DeliveryError(f"login failed: {type(exc).__name__}")
                     failures += 1
                     delay = self._backoff.delay(failures, exc)
                     if failures == 1:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import orjson
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # what --log-level takes, in every program
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 

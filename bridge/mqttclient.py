@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge.config import MqttSection
+from bridge.logs import Damper
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Connection:
         self.status_topic = status_topic
         self.connected = threading.Event()
         self._hooks: list[ConnectHook] = []
+        self._refusals = Damper(burst=3, window=300.0)  # paho retries every few seconds
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -99,10 +101,13 @@ class Connection:
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            logger.warning(
-                "broker %s:%s refused the connection: %s",
-                self.settings.host, self.settings.port, reason,
-            )
+            allowed, suppressed = self._refusals.allow("refused")
+            if allowed:
+                logger.warning(
+                    "broker %s:%s refused the connection: %s%s",
+                    self.settings.host, self.settings.port, reason,
+                    f" ({suppressed} more refusals)" if suppressed else "",
+                )
             return
         logger.info("connected to broker %s:%s", self.settings.host, self.settings.port)
         self.connected.set()

@@ -16,11 +16,13 @@ connection, after every retained message of the first.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -100,7 +102,6 @@ class Bridge:
         self.boot = boot_id()
         self.state = GatewayState(self.sn, config.bridge.max_devices, config.bridge.max_payload)
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
-        self.last_body: bytes | None = None
         self._announce = announce
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         # The same topics come again and again (refreshes, replays): parse each once.
@@ -110,6 +111,9 @@ class Bridge:
         self._replayed = False
         self._fence_mid: int | None = None
         self._fence_deadline: float | None = None
+        self._seen: set[TopicRef] | None = None  # what the current replay brought back
+        self._next_seq = itertools.count(1).__next__  # report seq, shared by all targets
+        self._failures = Damper(burst=3, window=60.0)
         self._targets: dict[str, Target] = {}
         self._login_urls: list[str] = []
         self._login_key: tuple[str, str] | None = None
@@ -178,7 +182,7 @@ class Bridge:
         count = 0
         pause = _GATHER
         while item is not None:
-            self._handle(item)
+            self._guarded(self._handle, item)
             count += 1
             if count >= _BATCH:
                 break
@@ -187,7 +191,15 @@ class Bridge:
             except queue.Empty:
                 item = self._gather(pause)
                 pause = min(2 * pause, _GATHER_MAX)
-        self._tick()
+        self._guarded(self._tick)
+
+    def _guarded(self, work: Callable[..., None], *args: Any) -> None:
+        """The loop's boundary: a bug in one step is logged, and the bridge goes on."""
+        try:
+            work(*args)
+        except Exception:
+            if self._failures.allow(work.__name__)[0]:
+                logger.exception("main loop: %s failed; going on", work.__name__)
 
     def _gather(self, pause: float) -> _Item | None:
         """The next item of a burst that is still arriving, or None when input has paused.
@@ -227,12 +239,22 @@ class Bridge:
             self._login_key = None
             self._maybe_login()
         elif isinstance(item, _Fence):
-            if not self._replayed:
-                logger.info("retained state received: %d devices", len(self.state.devices))
-            self._replayed = True
-            self._fence_deadline = None
+            self._replay_done()
         elif isinstance(item, _Connected):
             self._fence_deadline = item.at + _FENCE_TIMEOUT
+            self._seen = set()
+
+    def _replay_done(self) -> None:
+        if self._seen is not None and self._replayed:
+            outcome = self.state.retain_only(self._seen)
+            if outcome.changed:
+                logger.info("records deleted while disconnected are gone from the report")
+                self.schedule.changed(self.clock.monotonic())
+            if outcome.urls_changed:
+                self._update_targets()
+        if not self._replayed:
+            logger.info("retained state received: %d devices", len(self.state.devices))
+        self._replayed, self._fence_deadline, self._seen = True, None, None
 
     def _apply(self, topic: str, payload: bytes) -> None:
         ref = self._refs.get(topic)
@@ -247,6 +269,8 @@ class Bridge:
             self._refs[topic] = ref
         if ref.sn != self.sn or ref.kind in _OWN_KINDS:
             return
+        if self._seen is not None:
+            self._seen.add(ref)
         try:
             outcome = self.state.apply(ref, payload, self.clock)
         except RecordError as exc:
@@ -278,7 +302,7 @@ class Bridge:
             self.schedule.changed(now)
         if self._fence_deadline is not None and time.monotonic() >= self._fence_deadline:
             logger.warning("broker did not confirm the end of the retained replay; going on")
-            self._replayed, self._fence_deadline = True, None
+            self._replayed, self._fence_deadline, self._seen = True, None, None
         if self._announce and self._replayed and self.state.info is not None:
             self.schedule.mark_ready(now)
         if self.schedule.is_due(now):
@@ -298,15 +322,16 @@ class Bridge:
         if report is None:
             return
         body = dumps(report)
-        self.last_body = body
-        self.stats.devices(*self.state.counts(self.clock))
+        devices = report["sub_devices"]
+        online = sum(1 for d in devices if d["ep_status"] == "online")
+        self.stats.devices(online, len(devices) - online)
         if not self._targets:
             if not self._warned_no_target:
                 logger.warning("no report URL configured yet: report not sent")
                 self._warned_no_target = True
             return
         for target in self._targets.values():
-            target.offer(body, len(report["sub_devices"]))
+            target.offer(body, len(devices))
 
     # -- targets -------------------------------------------------------------
 
@@ -330,9 +355,10 @@ class Bridge:
             target = Target(
                 url,
                 f"{self.sn}-{self.boot}",
-                HttpSender(platform.timeout, platform.ca_file),
+                lambda: HttpSender(platform.timeout, platform.ca_file),
                 Backoff(platform.retry_min, platform.retry_max),
                 self._on_attempt,
+                self._next_seq,
             )
             self._targets[url] = target
             target.start()

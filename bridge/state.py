@@ -182,6 +182,33 @@ class GatewayState:
         self.url_override = urls
         return Outcome(urls_changed=True)
 
+    def retain_only(self, seen: set[TopicRef]) -> Outcome:
+        """After a replay: forget what the broker no longer holds.
+
+        A retained record deleted while the bridge was disconnected is not
+        replayed, so everything of this gateway that the replay did not bring
+        back is gone for good: the state mirrors the broker again.
+        """
+        keys = {(ref.kind, ref.key) for ref in seen}
+        gone = [ip for ip in self.devices if (Kind.DEVICE_STATE, ip) not in keys]
+        for ip in gone:
+            del self.devices[ip]
+        changed = bool(gone)
+        if gone:
+            self._order = None
+        if self.info is not None and (Kind.GATEWAY_INFO, "") not in keys:
+            self.info, self._info_raw, changed = None, b"", True
+        if self.metrics is not None and (Kind.GATEWAY_METRICS, "") not in keys:
+            self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
+        back = {n for n in self.offline_sources if (Kind.COLLECTOR_STATUS, n) not in keys}
+        if back:
+            self.offline_sources -= back
+            changed = True
+        urls_changed = self.url_override is not None and (Kind.REPORT_URL, "") not in keys
+        if urls_changed:
+            self.url_override = None
+        return Outcome(changed=changed, urls_changed=urls_changed)
+
     # -- time ----------------------------------------------------------------
 
     def _compact_expiries(self) -> None:

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError, RecordError
-from bridge.logs import setup_logging
+from bridge.logs import LEVELS, setup_logging
 from collectors.devices import DevicesCollector
 from collectors.gateway import GatewayCollector
 from collectors.publish import DeviceUpdate, publish_device, remove_device
@@ -36,7 +36,6 @@ from collectors.session import BrokerError
 logger = logging.getLogger(__name__)
 
 PROG = "se3-collector"
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Collector(Protocol):
@@ -115,7 +114,7 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--config", metavar="PATH", default=default(None), help="config file (else $SE3_CONFIG)"
     )
     parser.add_argument(
-        "--log-level", type=str.upper, choices=_LEVELS, default=default("INFO")
+        "--log-level", type=str.upper, choices=LEVELS, default=default("INFO")
     )
     parser.add_argument(
         "--log-json", action="store_true", default=default(False), help="JSON log lines"

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from bridge.config import ENV_CONFIG, load_config
 from bridge.errors import ConfigError
-from bridge.logs import setup_logging
+from bridge.logs import LEVELS, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--config", help=f"config file (default ${ENV_CONFIG}), without --bind")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", type=str.upper, default="INFO", choices=LEVELS)
     parser.add_argument("--log-json", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_json)

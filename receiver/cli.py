@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from bridge.logs import setup_logging
+from bridge.logs import LEVELS, setup_logging
 from receiver.app import create_app
 from receiver.login import LoginSettings
 from receiver.server import ReceiverServer
@@ -66,7 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="answer device_monitor_url/_report_period, not deviceMonitorAddr/Period",
     )
     add("--log-json", action="store_true", help="one JSON object per log line")
-    add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add("--log-level", type=str.upper, default="INFO", choices=LEVELS)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be from 0 to 65535")

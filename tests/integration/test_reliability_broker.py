@@ -136,3 +136,24 @@ class TestBrokerCrash:
         assert replayed - unsure == SAVED
         assert lost not in statuses(report)
         assert set(statuses(report)) - unsure == SAVED | {"10.0.0.99"}
+
+
+class TestResync:
+    def test_record_the_broker_lost_is_dropped_after_reconnect(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """After a reconnect the bridge mirrors the broker: what it no longer holds is gone."""
+        config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus")
+        publish_saved_state(broker)
+        broker.stop()  # a clean stop saves the database
+        broker.start()
+        with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
+            wait_report(platform, lambda r: set(statuses(r)) == SAVED)
+            publish(broker, "app", {"devices/10.0.5.5/state": device()})
+            before = wait_report(platform, lambda r: "10.0.5.5" in statuses(r))
+            broker.kill()  # the new record was never saved: the broker forgets it
+            broker.start()
+            after = wait_report(platform, lambda r: set(statuses(r)) == SAVED,
+                                after=before.received_at, timeout=20)
+            assert "gone from the report" in bridge.log_text()
+        assert statuses(after)["10.0.0.2"] == "offline"

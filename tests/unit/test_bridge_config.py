@@ -540,3 +540,33 @@ class TestCheckCommand:
 
         assert main(["check"]) == 0
         assert "ENV-SN" in capsys.readouterr().out
+
+
+class TestSerialAndFiles:
+    @pytest.mark.parametrize("sn", ["SZ/1", "SZ+", "SZ#", "a b", "x" * 65])
+    def test_serial_that_cannot_be_a_topic_level_is_refused(self, sn: str) -> None:
+        """gateway.sn must be safe as a topic level and in X-Report-Id."""
+        with pytest.raises(ConfigError, match=r"gateway\.sn"):
+            parse_config({"gateway": {"sn": sn}})
+
+    def test_serial_file_is_checked_too(self, tmp_path: Path) -> None:
+        """An sn_file whose content is not a serial is a ConfigError naming the key."""
+        path = tmp_path / "sn"
+        path.write_text("bad/serial\n", encoding="utf-8")
+        config = parse_config({"gateway": {"sn_file": str(path)}})
+
+        with pytest.raises(ConfigError, match=r"gateway\.sn_file"):
+            config.gateway.serial()
+
+    def test_missing_ca_file_is_refused(self, tmp_path: Path) -> None:
+        """platform.ca_file must exist: a typo stops the program instead of every delivery."""
+        with pytest.raises(ConfigError, match=r"platform\.ca_file: no such file"):
+            parse_config({"platform": {"ca_file": str(tmp_path / "nope.pem")}})
+
+    def test_bad_log_level_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown --log-level is a usage error (exit 2), not a traceback."""
+        with pytest.raises(SystemExit) as err:
+            main(["--log-level", "bogus", "check"])
+
+        assert err.value.code == 2
+        assert "--log-level" in capsys.readouterr().err

@@ -6,6 +6,8 @@ event or a condition (with a generous timeout against hangs), never on a fixed d
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 import threading
 import time
@@ -186,7 +188,7 @@ class Rig:
         self.target = Target(
             URL,
             PREFIX,
-            sender,
+            lambda: sender,
             backoff or Backoff(0.01, 0.01),
             self.attempts,
         )
@@ -195,6 +197,7 @@ class Rig:
     def stop(self) -> None:
         self.target.stop()
         self.target.join(WAIT)
+        self.target._thread.join(WAIT)  # the worker, also after a finish()
         assert not self.target._thread.is_alive()
 
 
@@ -226,7 +229,6 @@ class TestTarget:
             Attempt("http://127.0.0.1:9528/DeviceStatus", f"{PREFIX}-1", True, 200, None, 1, 3,
                     7, False, None)
         ]
-        assert not r.target.pending
 
     def test_attempt_names_the_target_without_secrets(self, rigs: list[Rig]) -> None:
         """The target's name in events has no user info and no query."""
@@ -265,7 +267,6 @@ class TestTarget:
         r.sender.wait_calls(1)
         for n in range(2, 6):
             r.target.offer(f"body {n}".encode(), n)
-        assert r.target.pending
 
         gate.set()
         r.attempts.wait(2)
@@ -311,15 +312,30 @@ class TestTarget:
         assert [(a.ok, a.attempt) for a in attempts] == [(False, 1), (True, 1)]
 
     def test_failures_are_counted_until_success(self, rigs: list[Rig]) -> None:
-        """`failures` counts failures in a row and `last_success` is set on delivery."""
+        """`failures` counts failures in a row and is reset by a delivery."""
         r = rig(rigs, DeliveryError("a"), DeliveryError("b"))
-        assert r.target.last_success is None
         r.target.offer(b"x", 0)
 
-        r.attempts.wait(3)
+        attempts = r.attempts.wait(3)
 
+        assert [a.ok for a in attempts] == [False, False, True]
         assert r.target.failures == 0
-        assert r.target.last_success is not None
+
+    def test_shared_counter_never_reuses_an_id(self) -> None:
+        """Targets sharing one counter, even one made again for the same URL, reuse no id."""
+        counter = itertools.count(1).__next__
+        ids: list[str] = []
+        for _ in range(2):
+            sender = FakeSender()
+            target = Target(URL, PREFIX, functools.partial(lambda s: s, sender),
+                            Backoff(0.01, 0.01), Attempts(), next_seq=counter)
+            target.start()
+            target.offer(b"x", 0)
+            ids.append(sender.wait_calls(1)[0].report_id)
+            target.stop()
+            target.join(WAIT)
+
+        assert ids == [f"{PREFIX}-1", f"{PREFIX}-2"]
 
     def test_finish_wakes_a_long_backoff(self, rigs: list[Rig]) -> None:
         """finish() ends a long backoff at once and delivers the final body before its deadline."""
@@ -332,6 +348,7 @@ class TestTarget:
         deadline = time.monotonic() + 5.0
         r.target.finish(b"offline report", 4, deadline)
         r.target.join(WAIT)
+        r.target._thread.join(WAIT)
 
         assert not r.target._thread.is_alive()
         final = r.sender.calls[-1]
@@ -343,28 +360,38 @@ class TestTarget:
         assert r.attempts.items[-1].ok
         assert r.sender.closed.is_set()
 
-    def test_final_report_is_tried_once(self, rigs: list[Rig]) -> None:
-        """A failing final report is not retried: the worker stops after one attempt."""
+    def test_failing_final_report_is_retried_until_its_deadline(self, rigs: list[Rig]) -> None:
+        """A final report that fails is tried again while its deadline allows."""
         r = rig(rigs, DeliveryError("refused"))
         r.target.finish(b"offline", 0, time.monotonic() + 5.0)
         r.target.join(WAIT)
 
-        assert not r.target._thread.is_alive()
-        assert len(r.sender.calls) == 1
-        assert r.attempts.items[0].final
-        assert r.attempts.items[0].retry_in is None
+        assert [c.body for c in r.sender.calls] == [b"offline", b"offline"]
+        assert [(a.final, a.ok, a.retry_in) for a in r.attempts.items] == [
+            (True, False, None), (True, True, None)
+        ]
 
-    def test_finish_during_a_post_sends_the_final_next(self, rigs: list[Rig]) -> None:
-        """finish() while a POST is in flight delivers the final body right after it."""
+    def test_final_report_gives_up_at_its_deadline(self, rigs: list[Rig]) -> None:
+        """A final report that keeps failing stops being tried when its deadline passes."""
+        r = rig(rigs, *[DeliveryError("refused")] * 50)
+        r.target.finish(b"offline", 0, time.monotonic() + 0.3)
+        r.target.join(WAIT)
+
+        assert 1 <= len(r.sender.calls) <= 2
+        assert all(c.timeout is not None and c.timeout <= 0.3 for c in r.sender.calls)
+
+    def test_finish_during_a_post_does_not_wait_for_it(self, rigs: list[Rig]) -> None:
+        """finish() while a POST hangs sends the final body at once, on its own connection."""
         gate = threading.Event()
         r = rig(rigs, gate)
         r.target.offer(b"report", 0)
         r.sender.wait_calls(1)
         r.target.finish(b"offline", 0, time.monotonic() + 5.0)
-        gate.set()
-        r.target.join(WAIT)
+        r.target.join(WAIT)  # returns once the final report is in, the first POST still hangs
 
         assert [c.body for c in r.sender.calls] == [b"report", b"offline"]
+        assert r.attempts.items[-1].final
+        gate.set()
 
     def test_offer_after_finish_is_ignored(self, rigs: list[Rig]) -> None:
         """Once finishing, new offers are dropped: the final report stays the last."""
@@ -396,7 +423,6 @@ class TestTarget:
         r.stop()
 
         assert len(r.sender.calls) == 1
-        assert not r.target.pending
 
     def test_stop_drops_the_pending_report(self, rigs: list[Rig]) -> None:
         """A report offered during a POST is not sent after stop()."""
@@ -411,17 +437,24 @@ class TestTarget:
 
         assert [c.body for c in r.sender.calls] == [b"a"]
 
-    def test_a_bug_in_the_callback_does_not_hang_shutdown(self, rigs: list[Rig]) -> None:
-        """An exception escaping the worker ends it, logged, and the sender is still closed."""
+    def test_a_bug_in_the_callback_does_not_silence_the_target(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An unexpected exception is logged and the worker goes on with the next report."""
         sender = FakeSender()
 
         def broken(_attempt: Attempt) -> None:
             raise RuntimeError("bug")
 
-        target = Target(URL, PREFIX, sender, Backoff(0.01, 0.01), broken)
+        target = Target(URL, PREFIX, lambda: sender, Backoff(0.01, 0.01), broken)
         target.start()
         target.offer(b"x", 0)
+        sender.wait_calls(1)
+        target.offer(b"y", 0)
+        sender.wait_calls(2)
+        target.stop()
         target.join(WAIT)
 
         assert not target._thread.is_alive()
         assert sender.closed.is_set()
+        assert "failed unexpectedly" in caplog.text

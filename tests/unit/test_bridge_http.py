@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -328,3 +329,20 @@ class TestHttpSender:
             sender.post(f"{platform.base}/fail", b"{}", "id")
 
         assert sender.post(f"{platform.base}/ok", b"{}", "id") == 200
+
+
+class TestBoundary:
+    def test_unreadable_ca_bundle_is_a_delivery_error(self, tmp_path: Path) -> None:
+        """An OSError from below requests (a CA bundle gone since start) is a DeliveryError."""
+        sender = HttpSender(timeout=2.0, ca_file=tmp_path / "gone.pem")
+        try:
+            with pytest.raises(DeliveryError):
+                sender.post("https://127.0.0.1:9/r", b"{}", "sn-boot-1")
+        finally:
+            sender.close()
+
+    def test_header_that_is_not_latin_1_is_a_delivery_error(self, platform: Platform,
+                                                            sender: HttpSender) -> None:
+        """A report id the HTTP layer cannot encode fails as a DeliveryError, not a crash."""
+        with pytest.raises(DeliveryError):
+            sender.post(f"{platform.base}/ok", b"{}", "SN-\u4e2d-1")

@@ -863,3 +863,33 @@ class TestOfflineSources:
             state.apply(TopicRef(SN, Kind.COLLECTOR_STATUS, "one-more"), b"offline", clock)
         assert err.value.code == "limit"
         assert "one-more" not in state.offline_sources
+
+
+class TestRetainOnly:
+    def test_what_the_replay_did_not_bring_back_is_forgotten(self) -> None:
+        """After a replay, devices, metrics, URL override and offline marks not seen are gone."""
+        h = Harness()
+        h.dev("10.0.0.1", device())
+        h.dev("10.0.0.2", device())
+        h.metrics(js({"cpu_usage": 5.0}))
+        h.urls(b"http://127.0.0.1:1/r")
+        h.collector("probe", b"offline")
+        seen = {parse(TOPICS.gateway_info, PREFIX), parse(TOPICS.device_state("10.0.0.1"), PREFIX)}
+
+        outcome = h.state.retain_only(seen)
+
+        assert outcome == Outcome(changed=True, urls_changed=True)
+        assert list(h.state.devices) == ["10.0.0.1"]
+        assert h.state.metrics is None
+        assert h.state.url_override is None
+        assert h.state.offline_sources == set()
+        assert h.state.info is not None
+
+    def test_a_full_replay_changes_nothing(self) -> None:
+        """When everything came back, nothing is dropped and nothing is reported changed."""
+        h = Harness()
+        h.dev("10.0.0.1", device())
+        seen = {parse(TOPICS.gateway_info, PREFIX), parse(TOPICS.device_state("10.0.0.1"), PREFIX)}
+
+        assert h.state.retain_only(seen) == Outcome()
+        assert list(h.state.devices) == ["10.0.0.1"]
