@@ -12,7 +12,6 @@ box (each role has its own broker user), so `SE3_MQTT_USERNAME` and
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
 
 ENV_CONFIG = "SE3_CONFIG"
@@ -178,7 +178,7 @@ class DeviceEntry(_Section):
     @field_validator("ip")
     @classmethod
     def _ip(cls, value: str) -> str:
-        return str(ipaddress.ip_address(value.strip()))
+        return canonical_ip(value.strip())
 
     @field_validator("probe")
     @classmethod

@@ -17,7 +17,6 @@ every record with our `source` whose IP is no longer configured is deleted.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
+from bridge.addresses import canonical_ip
 from bridge.config import Config, DeviceEntry
 from bridge.mqttclient import Connection
 from bridge.topics import Topics
@@ -61,7 +61,7 @@ def owned_ip(topic: str, payload: bytes | bytearray) -> str | None:
     if len(parts) < 3 or parts[-1] != "state" or parts[-3] != "devices" or not payload:
         return None
     try:
-        ip = str(ipaddress.ip_address(parts[-2]))
+        ip = canonical_ip(parts[-2])
         record = orjson.loads(payload)
     except (ValueError, orjson.JSONDecodeError):
         return None

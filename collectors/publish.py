@@ -12,12 +12,12 @@ user without write access to the topic sees success here and nothing arrives.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 
 import orjson
 
+from bridge.addresses import canonical_ip as bridge_canonical_ip
 from bridge.config import Config
 from bridge.errors import RecordError
 from bridge.records import parse_record
@@ -44,7 +44,7 @@ class DeviceUpdate:
 def canonical_ip(text: str) -> str:
     """`text` as an IP address in canonical form, or RecordError."""
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        return bridge_canonical_ip(text.strip())
     except ValueError:
         raise RecordError(f"not an IP address: {text!r}", field="--ip") from None
 
