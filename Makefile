@@ -22,8 +22,9 @@ RUN_PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/sbin
 venv: $(STAMP)
 
 # Rebuilt when missing or when pyproject.toml is newer than the last install.
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+# A venv left half-made (no pip) by a failed earlier run is made again.
+$(STAMP): pyproject.toml | deps
+	$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && python3 -m venv $(VENV); }
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
@@ -31,7 +32,7 @@ deps:
 	@pkgs=""; \
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then pkgs="mosquitto"; fi; \
 if ! command -v mosquitto_sub >/dev/null; then pkgs="$$pkgs mosquitto-clients"; fi; \
-if [ ! -x $(PY) ] && command -v dpkg >/dev/null && ! dpkg -s python3-venv >/dev/null 2>&1; then \
+if ! python3 -c 'import ensurepip' >/dev/null 2>&1 && command -v dpkg >/dev/null; then \
   pkgs="$$pkgs python3-venv"; fi; \
 if [ -n "$$pkgs" ]; then \
   echo "make deps: installing$$pkgs"; \
