@@ -309,6 +309,7 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         notes.append(f"{devices.invalid} device record(s) refused by the bridge "
                      "(see bridge/errors or the bridge's log)")
     source, urls = url_source(obs, config)
+    urls = [redact(url) for url in urls]  # a URL may carry a token: shown without it
     login_url = redact(config.platform.login_url) if source == "login" else None
     if source == "login":
         urls = sorted(obs.targets)
