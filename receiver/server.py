@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 from types import TracebackType
 
@@ -28,10 +29,17 @@ logger = logging.getLogger(__name__)
 class ReceiverServer:
     """Run a receiver app on `host:port` in a daemon thread until `stop()`."""
 
-    def __init__(self, app: Flask | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app if app is not None else create_app()
         self.host = host
         self._port = port
+        self._ssl_context = ssl_context  # serve HTTPS (tests of the bridge's TLS)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -56,7 +64,8 @@ class ReceiverServer:
                 host = f"[{host}]"
         except ValueError:
             pass  # a host name such as localhost
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> ReceiverServer:
         """Bind and serve in the background; returns self. Raises OSError if the port is taken."""
@@ -66,7 +75,10 @@ class ReceiverServer:
         # Bound here rather than by werkzeug, whose own bind calls sys.exit(1) on EADDRINUSE.
         with socket.create_server((self.host, self._port), family=family) as sock:
             port = sock.getsockname()[1]
-            self._server = make_server(self.host, port, self.app, threaded=True, fd=sock.fileno())
+            self._server = make_server(
+                self.host, port, self.app, threaded=True, ssl_context=self._ssl_context,
+                fd=sock.fileno(),
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},  # how long stop() may wait for the loop to notice

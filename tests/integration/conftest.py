@@ -16,6 +16,8 @@ from typing import Protocol
 import pytest
 
 from demo.broker import Broker, BrokerError, find_mosquitto, find_tool
+from receiver.app import create_app
+from receiver.server import ReceiverServer
 
 
 class BrokerFactory(Protocol):
@@ -58,6 +60,14 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
     yield make
     for broker in started:
         broker.stop()
+
+
+@pytest.fixture
+def platform() -> Iterator[ReceiverServer]:
+    """The reference platform on a free 127.0.0.1 port, with fault injection on."""
+    server = ReceiverServer(create_app(faults=True)).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 - `bridge_config`: the stack's bridge config plus `[bridge]` keys and free TOML;
 - `RequestMeter`: WSGI middleware that counts the POSTs a platform is serving
   at once, so "no pile-up" is measured where it matters, at the platform;
-- `TlsReceiver`: the reference platform behind a TLS werkzeug server;
 - `SteppedClock`: a `bridge.freshness.Clock` whose wall time an "NTP" can step;
 - `events` / `rss`: the bridge's `bridge/report` events, and its resident memory.
 
@@ -13,8 +12,6 @@ Nothing here sleeps for a fixed time.
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -23,10 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from demo.broker import Broker
-from receiver.app import ReceiverState, state_of
 from tests.conftest import Collected
 from tests.integration.stack import write_config
 
@@ -137,46 +132,6 @@ def tap(app: Flask, path: str) -> BodyTap:
     wrapped = BodyTap(app.wsgi_app, path)
     app.wsgi_app = wrapped  # type: ignore[method-assign]
     return wrapped
-
-
-class TlsReceiver:
-    """A receiver app served over HTTPS on 127.0.0.1 from a daemon thread."""
-
-    def __init__(self, app: Flask, context: ssl.SSLContext) -> None:
-        self.app = app
-        self._context = context
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def state(self) -> ReceiverState:
-        return state_of(self.app)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"https://127.0.0.1:{self._server.port}"
-
-    def start(self) -> TlsReceiver:
-        # Bound here: werkzeug's own bind calls sys.exit on EADDRINUSE.
-        with socket.create_server(("127.0.0.1", 0)) as sock:
-            port = sock.getsockname()[1]
-            self._server = make_server(
-                "127.0.0.1", port, self.app, threaded=True, ssl_context=self._context,
-                fd=sock.fileno(),
-            )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-            self._server.server_close()
-        self._server = self._thread = None
 
 
 class SteppedClock:

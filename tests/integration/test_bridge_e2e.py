@@ -6,13 +6,11 @@ import itertools
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from demo.broker import Broker
-from receiver.app import create_app
 from receiver.faults import Fault
 from receiver.server import ReceiverServer
 from tests.conftest import collect
@@ -29,13 +27,6 @@ from tests.integration.stack import (
     wait_report,
     write_config,
 )
-
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app(faults=True)).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from demo.broker import Broker
-from receiver.app import create_app
 from receiver.faults import Fault
 from receiver.server import ReceiverServer
 from tests.conftest import wait_until
@@ -27,12 +23,6 @@ from tests.integration.stack import (
 
 DOOR = "10.0.4.1"
 
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app(faults=True)).start()
-    yield server
-    server.stop()
 
 
 def door_name(report: object) -> str | None:

@@ -8,13 +8,11 @@ new inode of `mosquitto.db` (mosquitto writes a temporary file and renames it).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from demo.broker import Broker
-from receiver.app import create_app
 from receiver.server import ReceiverServer
 from tests.conftest import collect, mqtt_client, publish_and_wait, wait_until
 from tests.integration.conftest import BrokerFactory
@@ -31,12 +29,6 @@ from tests.integration.stack import (
 
 SAVED = {"192.168.1.101", "10.0.0.1", "10.0.0.2"}
 
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app()).start()
-    yield server
-    server.stop()
 
 
 def _db_stamp(broker: Broker) -> tuple[int, int] | None:

@@ -24,7 +24,6 @@ import pytest
 from bridge.config import parse_config
 from bridge.service import Bridge
 from demo.broker import Broker
-from receiver.app import create_app
 from receiver.server import ReceiverServer
 from tests.conftest import wait_until
 from tests.integration.reliability_kit import SteppedClock
@@ -39,12 +38,6 @@ from tests.integration.stack import (
 
 HOURS = 3 * 3600.0
 
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

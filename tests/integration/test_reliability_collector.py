@@ -12,13 +12,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from demo.broker import Broker
-from receiver.app import create_app
 from receiver.server import ReceiverServer
 from tests.conftest import collect
 from tests.integration.stack import (
@@ -35,12 +31,6 @@ from tests.integration.stack import (
 COLLECTED = ("127.0.0.21", "127.0.0.22")  # probe "none": always online while it runs
 DEVICES_STATUS = f"{BASE}/collectors/devices/status"
 
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app()).start()
-    yield server
-    server.stop()
 
 
 def add_collector_config(config: Path) -> Path:

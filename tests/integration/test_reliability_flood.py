@@ -12,15 +12,12 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.broker import Broker, free_port
-from receiver.app import create_app
 from receiver.server import ReceiverServer
 from tests.conftest import collect, mqtt_client, wait_until
 from tests.integration.reliability_kit import bridge_config, rss
@@ -38,12 +35,6 @@ CAP = 20
 VALID = ["192.168.1.101", *(f"10.1.0.{n}" for n in range(1, CAP))]
 HUGE = 250_000  # under the broker's max_packet_size (262144), far over the bridge's 16 KiB
 
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app()).start()
-    yield server
-    server.stop()
 
 
 def js(value: object) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,6 @@ from tests.integration.stack import (
 DOOR = "10.0.5.1"
 RETRY_MIN = 0.2
 
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app(faults=True)).start()
-    yield server
-    server.stop()
 
 
 def door_name(report: Any) -> str | None:

@@ -16,8 +16,9 @@ import trustme
 
 from demo.broker import Broker
 from receiver.app import create_app
+from receiver.server import ReceiverServer
 from tests.conftest import collect
-from tests.integration.reliability_kit import TlsReceiver, events, failures
+from tests.integration.reliability_kit import events, failures
 from tests.integration.stack import (
     BASE,
     SPEC_PAYLOAD,
@@ -32,14 +33,14 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def serve(cert: trustme.LeafCert) -> TlsReceiver:
+def serve(cert: trustme.LeafCert) -> ReceiverServer:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
-    return TlsReceiver(create_app(), context).start()
+    return ReceiverServer(create_app(), ssl_context=context).start()
 
 
 @pytest.fixture
-def platform(ca: trustme.CA) -> Iterator[TlsReceiver]:
+def platform(ca: trustme.CA) -> Iterator[ReceiverServer]:
     """The platform on https://127.0.0.1:PORT with a certificate from the private CA."""
     server = serve(ca.issue_cert("127.0.0.1"))
     yield server
@@ -54,7 +55,7 @@ def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
 
 class TestHttps:
     def test_private_ca_in_ca_file_delivers(
-        self, tmp_path: Path, broker: Broker, ca: trustme.CA, platform: TlsReceiver
+        self, tmp_path: Path, broker: Broker, ca: trustme.CA, platform: ReceiverServer
     ) -> None:
         """With `platform.ca_file` naming the private CA, the report arrives over HTTPS."""
         config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus",

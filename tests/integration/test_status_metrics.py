@@ -11,16 +11,13 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.broker import Broker, free_port
-from receiver.app import create_app
 from receiver.faults import Fault
 from receiver.server import ReceiverServer
 from tests.conftest import collect, wait_until
@@ -35,13 +32,6 @@ from tests.integration.stack import (
     wait_report,
     write_config,
 )
-
-
-@pytest.fixture
-def platform() -> Iterator[ReceiverServer]:
-    server = ReceiverServer(create_app(faults=True)).start()
-    yield server
-    server.stop()
 
 
 def run_status(config: Path, broker: Broker | None, *args: str,

@@ -5,29 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bridge.freshness import Clock, SystemClock, deadline
+from tests.fakes import FakeClock
 
 WALL = 1_700_000_000.0
 MONO = 5_000.0
 HOURS = 3600.0
 
-
-class FakeClock:
-    """A settable clock: wall time for `ts`, monotonic time for deadlines."""
-
-    def __init__(self, wall: float = WALL, monotonic: float = MONO) -> None:
-        self.wall_time = wall
-        self.mono_time = monotonic
-
-    def wall(self) -> float:
-        return self.wall_time
-
-    def monotonic(self) -> float:
-        return self.mono_time
-
-    def advance(self, seconds: float) -> None:
-        """Both clocks move on together, as they do when nobody steps the wall clock."""
-        self.wall_time += seconds
-        self.mono_time += seconds
 
 
 class TestDeadline:

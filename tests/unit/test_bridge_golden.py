@@ -15,6 +15,7 @@ import pytest
 from bridge.report import dumps, ip_sort_key
 from bridge.state import GatewayState
 from bridge.topics import Topics, parse
+from tests.fakes import FakeClock
 
 PREFIX = "se3"
 SN = "SZCCKQRAIJBAH0002"
@@ -80,19 +81,6 @@ EXPECTED_BYTES = (
     '"ep_url":"rtsp://192.168.1.101:554/ch2"}]}'
 ).encode()
 
-
-class FakeClock:
-    """A settable clock: wall time for `ts`, monotonic time for deadlines."""
-
-    def __init__(self, wall: float = 1_700_000_000.0, monotonic: float = 1000.0) -> None:
-        self.wall_time = wall
-        self.mono_time = monotonic
-
-    def wall(self) -> float:
-        return self.wall_time
-
-    def monotonic(self) -> float:
-        return self.mono_time
 
 
 TOPICS = Topics(PREFIX, SN)

@@ -14,6 +14,7 @@ from bridge.records import parse_as
 from bridge.report import dumps
 from bridge.state import GatewayState, Outcome
 from bridge.topics import Kind, TopicRef, Topics, parse
+from tests.fakes import FakeClock
 
 PREFIX = "se3"
 SN = "SZCCKQRAIJBAH0002"
@@ -22,23 +23,6 @@ TOPICS = Topics(PREFIX, SN)
 WALL = 1_700_000_000.0
 LOCATION = "95274d2c-0941-4d96-b032-ab200f81362c"
 
-
-class FakeClock:
-    """A settable clock: wall time for `ts`, monotonic time for deadlines."""
-
-    def __init__(self, wall: float = WALL, monotonic: float = 1000.0) -> None:
-        self.wall_time = wall
-        self.mono_time = monotonic
-
-    def wall(self) -> float:
-        return self.wall_time
-
-    def monotonic(self) -> float:
-        return self.mono_time
-
-    def advance(self, seconds: float) -> None:
-        self.wall_time += seconds
-        self.mono_time += seconds
 
 
 def js(value: Any) -> bytes:

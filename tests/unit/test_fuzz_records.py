@@ -30,6 +30,7 @@ from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_recor
 from bridge.report import dumps
 from bridge.state import GatewayState
 from bridge.topics import Kind, TopicError, Topics, parse
+from tests.fakes import FakeClock
 
 PREFIX = "se3"
 SN = "SZCCKQRAIJBAH0002"
@@ -267,19 +268,6 @@ class TestParseRecord:
 # -- GatewayState.apply ------------------------------------------------------
 
 
-class Clock:
-    """A settable clock: `wall` is what NTP may step, `mono` only moves forward."""
-
-    def __init__(self) -> None:
-        self.wall_time = 1_700_000_000.0
-        self.mono_time = 5000.0
-
-    def wall(self) -> float:
-        return self.wall_time
-
-    def monotonic(self) -> float:
-        return self.mono_time
-
 
 WALL = 1_700_000_000.0
 IPS = st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "::1", "2001:db8::1",
@@ -340,7 +328,7 @@ STEP = st.one_of(
 )
 
 
-def snapshot(state: GatewayState, clock: Clock) -> tuple[object, ...]:
+def snapshot(state: GatewayState, clock: FakeClock) -> tuple[object, ...]:
     """Everything of the state that a message may change, as comparable values."""
     report = state.report(clock)
     return (
@@ -353,7 +341,7 @@ def snapshot(state: GatewayState, clock: Clock) -> tuple[object, ...]:
     )
 
 
-def feed(state: GatewayState, clock: Clock, steps: list[tuple[Any, Any]],
+def feed(state: GatewayState, clock: FakeClock, steps: list[tuple[Any, Any]],
          retained: dict[str, bytes]) -> None:
     """Apply `steps` as the bridge's main loop would; keep the broker's retained set."""
     for topic, value in steps:
@@ -399,7 +387,7 @@ class TestGatewayStateApply:
     ) -> None:
         """Any topics, payloads, ticks and clock steps: only RecordError, state intact, cap kept."""
         state = GatewayState(SN, max_devices=cap, max_payload=MAX_SIZE)
-        feed(state, Clock(), steps, {})
+        feed(state, FakeClock(), steps, {})
 
     @PROPERTY
     @given(steps=st.lists(STEP, max_size=40),
@@ -408,7 +396,7 @@ class TestGatewayStateApply:
         self, steps: list[tuple[Any, Any]], jump: float
     ) -> None:
         """The broker's retained set replayed after an NTP step leaves the report as it was."""
-        state, clock = GatewayState(SN), Clock()
+        state, clock = GatewayState(SN), FakeClock()
         retained = {TOPICS.gateway_info: encode({
             "gateway_ip": "192.168.1.251", "gateway_name": "gw", "dev_sno": "ZKZ",
             "sw_version": "V1"})}
@@ -434,7 +422,7 @@ class TestGatewayStateApply:
            ttl=st.sampled_from([30, 600, MONTH]))
     def test_refreshes_do_not_pile_up_deadlines(self, count: int, spread: int, ttl: int) -> None:
         """Hundreds of refreshes, each with a new ts: the deadlines kept stay proportional."""
-        state, clock = GatewayState(SN), Clock()
+        state, clock = GatewayState(SN), FakeClock()
         ips = ["10.0.0.1", "10.0.0.2", "::1"][:spread]
         for n in range(count):
             clock.wall_time += 0.5
