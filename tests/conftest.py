@@ -11,6 +11,7 @@ fixed time: waits end on an event, or on a condition polled up to a deadline.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,18 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's SE3_* settings; tests set what they need."""
     for name in (ENV_CONFIG, ENV_MQTT_USERNAME, ENV_MQTT_PASSWORD_FILE):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Entry points set up the root logger; put it back for the other tests."""
+    root = logging.getLogger()
+    urllib3 = logging.getLogger("urllib3")
+    handlers, level, u_level = root.handlers[:], root.level, urllib3.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    urllib3.setLevel(u_level)
 
 
 class BrokerLike(Protocol):

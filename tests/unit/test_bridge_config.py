@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -451,17 +449,6 @@ class TestLoadConfig:
 
         assert load_config().gateway.sn == "FROM-ENV"
 
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """cli.main sets up the root logger; put it back for the other tests."""
-    root = logging.getLogger()
-    urllib3 = logging.getLogger("urllib3")
-    handlers, level, u_level = root.handlers[:], root.level, urllib3.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    urllib3.setLevel(u_level)
 
 
 def write(tmp_path: Path, text: str) -> str:

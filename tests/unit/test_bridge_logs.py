@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -191,17 +190,6 @@ class TestJsonFormatter:
         lines = stream.getvalue().splitlines()
         assert [orjson.loads(line)["msg"] for line in lines] == ["one\ntwo", "three 3"]
 
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """setup_logging changes the root logger; put it back for the other tests."""
-    root = logging.getLogger()
-    urllib3 = logging.getLogger("urllib3")
-    handlers, level, u_level = root.handlers[:], root.level, urllib3.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    urllib3.setLevel(u_level)
 
 
 @pytest.mark.usefixtures("restore_logging")
