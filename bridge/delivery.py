@@ -23,6 +23,7 @@ from typing import Protocol
 
 from bridge.errors import DeliveryError, RetryAfter
 from bridge.http import redact
+from bridge.slot import LatestSlot
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +110,7 @@ class Target:
         self._backoff = backoff
         self._on_attempt = on_attempt
         self._next_seq = next_seq or itertools.count(1).__next__
-        self._cond = threading.Condition()
-        self._job: _Job | None = None
-        self._delivered = -1
-        self._stopping = False
+        self._slot: LatestSlot[_Job] = LatestSlot()
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name=f"target {self.name}", daemon=True)
         self._final: threading.Thread | None = None
@@ -122,11 +120,8 @@ class Target:
 
     def offer(self, body: bytes, devices: int) -> None:
         """Make `body` the next report for this target, replacing any not yet delivered."""
-        with self._cond:
-            if self._stopping:
-                return
-            self._job = _Job(self._next_seq(), body, devices)
-            self._cond.notify()
+        seq = self._next_seq()
+        self._slot.put(seq, _Job(seq, body, devices))
 
     def finish(self, body: bytes, devices: int, deadline: float) -> None:
         """Deliver `body` as the last report, retrying until monotonic `deadline`; stop."""
@@ -140,10 +135,7 @@ class Target:
 
     def stop(self) -> None:
         """Stop the worker; a report not yet delivered is dropped."""
-        with self._cond:
-            self._stopping = True
-            self._job = None
-            self._cond.notify()
+        self._slot.stop()
 
     def join(self, timeout: float) -> None:
         """Wait for the last report (after `finish`) or the worker (after `stop`)."""
@@ -151,21 +143,12 @@ class Target:
 
     # -- the worker thread ---------------------------------------------------
 
-    def _next_job(self) -> _Job | None:
-        with self._cond:
-            while True:
-                job = self._job
-                if job is not None and job.seq != self._delivered:
-                    return job
-                if self._stopping:
-                    return None
-                self._cond.wait()
-
     def _run(self) -> None:
         sender = self._make_sender()
         attempt, attempt_seq = 0, -1
         try:
-            while (job := self._next_job()) is not None:
+            while (taken := self._slot.take()) is not None:
+                job = taken[1]
                 if job.seq != attempt_seq:
                     attempt, attempt_seq = 0, job.seq
                 attempt += 1
@@ -175,7 +158,8 @@ class Target:
                     logger.exception("delivery to %s failed unexpectedly", self.name)
                     delay = self._backoff.cap
                 if delay is not None:
-                    self._pause(delay)
+                    # A newer report waits too: the backoff spares the platform.
+                    self._slot.pause(delay)
         finally:
             sender.close()
 
@@ -206,9 +190,8 @@ class Target:
             delay = self._backoff.delay(self.failures, exc)
             self._failed(exc, job, report_id, attempt, delay)
             return delay
-        with self._cond:
-            if not job.final:
-                self._delivered = job.seq
+        if not job.final:
+            self._slot.done(job.seq)
         if self.failures:
             logger.info("delivery to %s recovered after %d failures", self.name, self.failures)
         self.failures = 0
@@ -229,13 +212,3 @@ class Target:
             Attempt(self.name, report_id, False, exc.status, str(exc), attempt, job.devices,
                     len(job.body), job.final, None if job.final else round(delay, 3))
         )
-
-    def _pause(self, delay: float) -> None:
-        """Back off, but wake at once for a stop."""
-        end = time.monotonic() + delay
-        with self._cond:
-            while not self._stopping:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return
-                self._cond.wait(left)

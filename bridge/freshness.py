@@ -33,9 +33,15 @@ class SystemClock:
         return time.monotonic()
 
 
-def deadline(ts: float | None, ttl: float | None, clock: Clock) -> float | None:
-    """The monotonic time at which a record arriving now expires; None: never."""
+def remaining(ts: float | None, ttl: float | None, wall: float) -> float | None:
+    """Seconds a record seen at wall time `wall` stays true (<= 0: expired); None: forever."""
     if ttl is None:
         return None
-    age = 0.0 if ts is None else max(0.0, clock.wall() - ts)
-    return clock.monotonic() + ttl - age
+    age = 0.0 if ts is None else max(0.0, wall - ts)
+    return ttl - age
+
+
+def deadline(ts: float | None, ttl: float | None, clock: Clock) -> float | None:
+    """The monotonic time at which a record arriving now expires; None: never."""
+    left = remaining(ts, ttl, clock.wall())
+    return None if left is None else clock.monotonic() + left

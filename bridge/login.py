@@ -11,11 +11,13 @@ The answer also carries a `token`: a secret, never logged nor published.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -23,7 +25,8 @@ import orjson
 from bridge.config import split_urls
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
-from bridge.http import HttpSender, redact
+from bridge.http import redact
+from bridge.slot import LatestSlot
 
 logger = logging.getLogger(__name__)
 
@@ -75,28 +78,37 @@ def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
     return LoginResult(urls, period)
 
 
+class Fetcher(Protocol):
+    """What a login needs of HTTP (bridge.http.HttpSender; fakes in unit tests)."""
+
+    def get(self, url: str, params: dict[str, str]) -> tuple[int, str]: ...
+
+    def close(self) -> None: ...
+
+
 class LoginWorker:
-    """Logs in on its own thread whenever asked, retrying with backoff until it works."""
+    """Logs in on its own thread whenever asked, retrying with backoff until it works.
+
+    A new `request` (the gateway's identity changed, or the platform refused our
+    reports) replaces one still being retried and cuts its backoff short.
+    """
 
     def __init__(
         self,
         login_url: str,
-        sender: HttpSender,
+        fetcher: Fetcher,
         backoff: Backoff,
         on_result: Callable[[LoginResult], None],
         on_event: Callable[[dict[str, object]], None],
     ) -> None:
         self.login_url = login_url
         self.name = redact(login_url)
-        self._sender = sender
+        self._fetcher = fetcher
         self._backoff = backoff
         self._on_result = on_result
         self._on_event = on_event
-        self._cond = threading.Condition()
-        self._wanted: tuple[str, str] | None = None
-        self._generation = 0
-        self._done = 0
-        self._stopping = False
+        self._slot: LatestSlot[tuple[str, str]] = LatestSlot()
+        self._generation = itertools.count(1).__next__
         self._thread = threading.Thread(target=self._run, name="login", daemon=True)
 
     def start(self) -> None:
@@ -104,31 +116,21 @@ class LoginWorker:
 
     def request(self, dev_sno: str, mac: str) -> None:
         """Log in (again) as this gateway."""
-        with self._cond:
-            self._wanted = (dev_sno, mac)
-            self._generation += 1
-            self._cond.notify()
+        self._slot.put(self._generation(), (dev_sno, mac))
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        self._slot.stop()
 
-    def _next(self) -> tuple[int, tuple[str, str]] | None:
-        with self._cond:
-            while not self._stopping:
-                if self._wanted is not None and self._generation != self._done:
-                    return self._generation, self._wanted
-                self._cond.wait()
-            return None
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         failures = 0
         try:
-            while (job := self._next()) is not None:
+            while (job := self._slot.take()) is not None:
                 generation, (dev_sno, mac) = job
                 try:
-                    status, text = self._sender.get(
+                    status, text = self._fetcher.get(
                         self.login_url, {"dev_sno": dev_sno, "hex_mac": hex_mac(mac)}
                     )
                     result = parse_answer(self.login_url, status, text)
@@ -141,10 +143,9 @@ class LoginWorker:
                     if failures == 1:
                         logger.warning("login at %s failed: %s (retrying)", self.name, exc)
                     self._event(False, exc.status, str(exc), failures, delay)
-                    self._pause(delay, generation)
+                    self._slot.pause(delay, newer_than=generation)
                     continue
-                with self._cond:
-                    self._done = generation
+                self._slot.done(generation)
                 logger.info("logged in at %s: reporting to %s every %s s", self.name,
                             ", ".join(redact(u) for u in result.urls), result.period or "default")
                 self._event(True, 200, None, failures + 1, None)
@@ -153,7 +154,7 @@ class LoginWorker:
         except Exception:
             logger.exception("login worker stopped by a bug")
         finally:
-            self._sender.close()
+            self._fetcher.close()
 
     def _event(self, ok: bool, status: int | None, error: str | None, attempt: int,
                retry_in: float | None) -> None:
@@ -162,12 +163,3 @@ class LoginWorker:
             "error": error, "attempt": attempt,
             "retry_in": None if retry_in is None else round(retry_in, 3),
         })
-
-    def _pause(self, delay: float, generation: int) -> None:
-        end = time.monotonic() + delay
-        with self._cond:
-            while not self._stopping and self._generation == generation:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return
-                self._cond.wait(left)

@@ -7,7 +7,9 @@ so they all behave alike towards the broker:
 - `connect_async` + `loop_start`, so a program started before the broker keeps
   trying instead of dying, with a bounded reconnect backoff;
 - `on_connect` callbacks registered with `on_connected` run after every
-  (re)connect, which is where subscriptions belong.
+  (re)connect, which is where subscriptions belong;
+- `ReplayFence` is the one way to learn that a subscription's retained
+  replay is complete.
 """
 
 from __future__ import annotations
@@ -123,3 +125,33 @@ class Connection:
         self.connected.clear()
         if was:
             logger.info("disconnected from broker: %s", reason)
+
+
+class ReplayFence:
+    """Subscribes to a filter and tells when its retained replay is complete.
+
+    The filter is followed by a second SUBSCRIBE, to a topic nobody publishes
+    on: mosquitto sends the first subscription's retained messages before the
+    second SUBACK, so that SUBACK marks the end of the replay, with no guess at
+    how long to wait. Both are QoS 0, since a QoS 1 replay is cut short at
+    max_inflight + max_queued (PITFALLS). Install `on_subscribe` as the
+    client's callback and call `subscribe` from an `on_connected` hook.
+    """
+
+    def __init__(
+        self, topic_filter: str, fence_topic: str, on_complete: Callable[[], None]
+    ) -> None:
+        self.topic_filter = topic_filter
+        self.fence_topic = fence_topic
+        self._on_complete = on_complete
+        self._mid: int | None = None  # set and read on the network thread only
+
+    def subscribe(self, client: mqtt.Client) -> None:
+        client.subscribe(self.topic_filter, qos=0)
+        _, self._mid = client.subscribe(self.fence_topic, qos=0)
+
+    def on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _props: Any
+    ) -> None:
+        if mid == self._mid:
+            self._on_complete()

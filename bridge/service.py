@@ -36,7 +36,7 @@ from bridge.freshness import Clock, SystemClock
 from bridge.http import HttpSender
 from bridge.login import LoginResult, LoginWorker
 from bridge.logs import Damper
-from bridge.mqttclient import Connection
+from bridge.mqttclient import Connection, ReplayFence
 from bridge.report import Json, dumps
 from bridge.schedule import Schedule
 from bridge.state import GatewayState
@@ -109,7 +109,6 @@ class Bridge:
         self._refs_max = 2 * config.bridge.max_devices + 1024
         self._stop = threading.Event()
         self._replayed = False
-        self._fence_mid: int | None = None
         self._fence_deadline: float | None = None
         self._seen: set[TopicRef] | None = None  # what the current replay brought back
         self._next_seq = itertools.count(1).__next__  # report seq, shared by all targets
@@ -128,8 +127,11 @@ class Bridge:
         self.conn = Connection(
             config.mqtt, client_id, self.topics.bridge_status if announce else None
         )
+        self._fence = ReplayFence(
+            self.topics.everything, self.topics.fence, lambda: self._inbox.put(_Fence())
+        )
         self.conn.client.on_message = self._on_message
-        self.conn.client.on_subscribe = self._on_subscribe
+        self.conn.client.on_subscribe = self._fence.on_subscribe
         self.conn.on_connected(self._subscribe)
 
     # -- paho callbacks (network thread): cheap and non-blocking -------------
@@ -138,17 +140,8 @@ class Bridge:
         self._inbox.put((msg.topic, bytes(msg.payload)))
 
     def _subscribe(self, client: mqtt.Client) -> None:
-        self._inbox.put(_Connected(time.monotonic()))
-        # QoS 0: retained state replays in full and in order (PITFALLS: the
-        # QoS 1 replay is cut at max_inflight + max_queued).
-        client.subscribe(self.topics.everything, qos=0)
-        _, self._fence_mid = client.subscribe(f"{self.topics.base}/bridge/fence", qos=0)
-
-    def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _props: Any
-    ) -> None:
-        if mid == self._fence_mid:
-            self._inbox.put(_Fence())
+        self._inbox.put(_Connected(self.clock.monotonic()))
+        self._fence.subscribe(client)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -292,7 +285,7 @@ class Bridge:
             more = f" ({suppressed} more like it suppressed)" if suppressed else ""
             logger.warning("rejected %s: %s%s", shown, error, more)
         if self._announce:
-            event = {"ts": round(time.time(), 3), "topic": shown, "reason": str(error),
+            event = {"ts": round(self.clock.wall(), 3), "topic": shown, "reason": str(error),
                      "code": error.code}
             self.conn.publish(self.topics.bridge_errors, orjson.dumps(event), qos=0)
 
@@ -300,7 +293,7 @@ class Bridge:
         now = self.clock.monotonic()
         if self.state.expire(self.clock):
             self.schedule.changed(now)
-        if self._fence_deadline is not None and time.monotonic() >= self._fence_deadline:
+        if self._fence_deadline is not None and now >= self._fence_deadline:
             logger.warning("broker did not confirm the end of the retained replay; going on")
             self._replayed, self._fence_deadline, self._seen = True, None, None
         if self._announce and self._replayed and self.state.info is not None:
@@ -313,7 +306,7 @@ class Bridge:
         times = [self.schedule.next_due(), self.state.next_expiry()]
         wait = min([t - now for t in times if t is not None], default=_MAX_WAIT)
         if self._fence_deadline is not None:
-            wait = min(wait, self._fence_deadline - time.monotonic())
+            wait = min(wait, self._fence_deadline - now)
         return min(max(wait, 0.0), _MAX_WAIT)
 
     def _send(self, now: float) -> None:
@@ -368,8 +361,9 @@ class Bridge:
 
     def _on_attempt(self, attempt: Attempt) -> None:
         """Called on a target's thread after each POST."""
-        self.stats.attempt(attempt.target, attempt.ok, time.time())
-        self._publish_event({"ts": round(time.time(), 3), **asdict(attempt)})
+        now = self.clock.wall()
+        self.stats.attempt(attempt.target, attempt.ok, now)
+        self._publish_event({"ts": round(now, 3), **asdict(attempt)})
         if self._login is None:
             return
         with self._refusals_lock:

@@ -31,8 +31,9 @@ import paho.mqtt.client as mqtt
 
 from bridge.config import Config, split_urls
 from bridge.errors import RecordError, Se3Error
+from bridge.freshness import remaining
 from bridge.http import redact
-from bridge.mqttclient import Connection
+from bridge.mqttclient import Connection, ReplayFence
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
 from bridge.topics import Kind, TopicError, Topics, parse
 
@@ -218,6 +219,12 @@ def url_source(obs: Observation, config: Config) -> tuple[str, list[str]]:
     return "none", []
 
 
+def _expired(ts: float | None, ttl: float | None, now: float) -> bool:
+    """As the bridge judges a record arriving at wall time `now` (bridge.freshness)."""
+    left = remaining(ts, ttl, now)
+    return left is not None and left <= 0
+
+
 def _devices(obs: Observation, offline_sources: set[str], now: float) -> Devices:
     online = offline = stale = orphaned = invalid = 0
     for ip, payload in obs.devices.items():
@@ -228,7 +235,7 @@ def _devices(obs: Observation, offline_sources: set[str], now: float) -> Devices
             continue
         if record.ep_status == "offline":
             offline += 1
-        elif record.ttl is not None and record.ts is not None and record.ts + record.ttl <= now:
+        elif _expired(record.ts, record.ttl, now):
             offline += 1
             stale += 1
         elif record.source is not None and record.source in offline_sources:
@@ -267,7 +274,7 @@ def _metrics(obs: Observation, now: float, notes: list[str]) -> tuple[float | No
     if metrics.ts is None:
         return None, False
     age = max(0.0, now - metrics.ts)
-    stale = metrics.ttl is not None and age >= metrics.ttl
+    stale = _expired(metrics.ts, metrics.ttl, now)
     if stale:
         notes.append(f"gateway metrics are {age:.0f} s old, past their ttl: left out of reports")
     return age, stale
@@ -444,28 +451,16 @@ def read_status(config: Config, wait: float, timeout: float = 10.0) -> Status:
     sn = config.gateway.serial()
     topics = Topics(config.mqtt.topic_prefix, sn)
     inbox: queue.SimpleQueue[tuple[str, bytes, bool] | _Fence] = queue.SimpleQueue()
-    fence_mid: list[int] = []
 
     # paho callbacks run on its network thread: hand over and return (STYLE, PITFALLS).
     def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         inbox.put((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
-    def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
-        if mid in fence_mid:
-            inbox.put(_Fence())
-
-    def subscribe(client: mqtt.Client) -> None:
-        # QoS 0 replays every retained record (PITFALLS); the second SUBACK comes
-        # after the first subscription's retained messages, as in the bridge.
-        client.subscribe(topics.everything, qos=0)
-        _, mid = client.subscribe(f"{topics.base}/bridge/fence", qos=0)
-        if mid is not None:
-            fence_mid.append(mid)
-
+    fence = ReplayFence(topics.everything, topics.fence, lambda: inbox.put(_Fence()))
     conn = Connection(config.mqtt, f"se3-status-{secrets.token_hex(4)}")
     conn.client.on_message = on_message
-    conn.client.on_subscribe = on_subscribe
-    conn.on_connected(subscribe)
+    conn.client.on_subscribe = fence.on_subscribe
+    conn.on_connected(fence.subscribe)
     if logging.getLogger().level > logging.DEBUG:
         # "connected to broker" on stderr is noise before a summary.
         logging.getLogger("bridge.mqttclient").setLevel(logging.WARNING)

@@ -118,6 +118,11 @@ class Topics:
         return f"{self.base}/config/report_url"
 
     @property
+    def fence(self) -> str:
+        """Subscribed to, never published: its SUBACK marks the end of a retained replay."""
+        return f"{self.base}/bridge/fence"
+
+    @property
     def everything(self) -> str:
         """The subscription filter for all of this gateway's topics."""
         return f"{self.base}/#"

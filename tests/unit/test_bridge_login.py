@@ -1,0 +1,264 @@
+"""Tests for bridge.login: reading the platform's login answer, and the login worker.
+
+The worker runs on a real thread against a fake fetcher; waits end on events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Generic, TypeVar
+
+import orjson
+import pytest
+
+from bridge.delivery import Backoff
+from bridge.errors import DeliveryError
+from bridge.login import LoginResult, LoginWorker, absolute, hex_mac, parse_answer
+
+LOGIN = "http://127.0.0.1:9528/Login?key=secret"
+T = TypeVar("T")
+WAIT = 10.0  # upper bound for any handshake; a pass never waits this long
+
+
+def answer(**doc: object) -> str:
+    return orjson.dumps(doc).decode()
+
+
+class TestAnswer:
+    def test_spec_field_names(self) -> None:
+        """deviceMonitorAddr and deviceMonitorPeriod, as the spec's login answers."""
+        text = answer(deviceMonitorAddr="http://127.0.0.1:9528/DeviceStatus",
+                      deviceMonitorPeriod=30, token="t0k3n")
+
+        assert parse_answer(LOGIN, 200, text) == LoginResult(
+            ("http://127.0.0.1:9528/DeviceStatus",), 30.0)
+
+    def test_later_field_names_and_a_period_as_text(self) -> None:
+        text = answer(device_monitor_url="/api/status", device_monitor_report_period=" 45 ")
+
+        assert parse_answer(LOGIN, 200, text) == LoginResult(
+            ("http://127.0.0.1:9528/api/status",), 45.0)
+
+    def test_comma_separated_addresses_mixed_relative_and_absolute(self) -> None:
+        text = answer(deviceMonitorAddr="DeviceStatus, https://127.0.0.2/Other,")
+
+        result = parse_answer(LOGIN, 200, text)
+
+        assert result.urls == ("http://127.0.0.1:9528/DeviceStatus", "https://127.0.0.2/Other")
+        assert result.period is None
+
+    @pytest.mark.parametrize("period", [0, -5, True, "soon", 0.5, None, [30]])
+    def test_unusable_period_leaves_the_configured_interval(self, period: object) -> None:
+        text = answer(deviceMonitorAddr="/DeviceStatus", deviceMonitorPeriod=period)
+
+        assert parse_answer(LOGIN, 200, text).period is None
+
+    @pytest.mark.parametrize(
+        ("status", "text", "message"),
+        [
+            (401, "bad key", "login answered HTTP 401"),
+            (200, "<html>", "login answer is not JSON"),
+            (200, "[1, 2]", "login answer is not a JSON object"),
+            (200, answer(token="x"), "login answer has no deviceMonitorAddr"),
+            (200, answer(deviceMonitorAddr=" , "), "login answer has no deviceMonitorAddr"),
+            (200, answer(deviceMonitorAddr=42), "login answer has no deviceMonitorAddr"),
+        ],
+    )
+    def test_failed_logins_say_why(self, status: int, text: str, message: str) -> None:
+        with pytest.raises(DeliveryError) as caught:
+            parse_answer(LOGIN, status, text)
+
+        assert str(caught.value) == message
+        assert caught.value.status == status
+
+    def test_refusal_keeps_the_platform_body_for_the_log(self) -> None:
+        with pytest.raises(DeliveryError) as caught:
+            parse_answer(LOGIN, 403, "unknown device " + "x" * 1000)
+
+        assert caught.value.body is not None
+        assert caught.value.body.startswith("unknown device")
+        assert len(caught.value.body) == 512
+
+    def test_token_is_not_part_of_the_result(self) -> None:
+        """The token is a secret: nothing the bridge keeps or logs carries it."""
+        text = answer(deviceMonitorAddr="/DeviceStatus", token="t0k3n")
+
+        assert "t0k3n" not in repr(parse_answer(LOGIN, 200, text))
+
+
+class TestAddressing:
+    @pytest.mark.parametrize(
+        ("mac", "expected"),
+        [("E0:A5:09:00:0E:6D", "0xe0a509000e6d"), ("e0-a5-09-00-0e-6d", "0xe0a509000e6d"),
+         ("e0a509000e6d", "0xe0a509000e6d")],
+    )
+    def test_hex_mac(self, mac: str, expected: str) -> None:
+        assert hex_mac(mac) == expected
+
+    def test_relative_address_joins_scheme_and_host_not_path_or_query(self) -> None:
+        assert absolute("https://127.0.0.1:8443/api/v1/Login?k=1", "report") == (
+            "https://127.0.0.1:8443/report")
+
+    def test_absolute_address_is_kept(self) -> None:
+        assert absolute(LOGIN, "http://127.0.0.3/x") == "http://127.0.0.3/x"
+
+
+Step = tuple[int, str] | threading.Event
+
+
+class FakeFetcher:
+    """Stands in for HttpSender.get: records each login, plays a script of answers.
+
+    A (status, text) step is answered; an Event is waited for, then answers
+    200 with the default address. An empty script answers the default too.
+    """
+
+    OK = (200, answer(deviceMonitorAddr="/DeviceStatus", deviceMonitorPeriod=20))
+
+    def __init__(self, *script: Step) -> None:
+        self._cond = threading.Condition()
+        self._script: deque[Step] = deque(script)
+        self.calls: list[dict[str, str]] = []
+        self.closed = threading.Event()
+
+    def get(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+        with self._cond:
+            self.calls.append(params)
+            self._cond.notify_all()
+            step = self._script.popleft() if self._script else self.OK
+        if isinstance(step, threading.Event):
+            assert step.wait(WAIT)
+            return self.OK
+        return step
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def wait_calls(self, count: int) -> list[dict[str, str]]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.calls) >= count, WAIT), self.calls
+            return list(self.calls)
+
+
+class Recorder(Generic[T]):
+    """Collects what the worker hands back (results or events), thread-safely."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.items: list[T] = []
+
+    def __call__(self, item: T) -> None:
+        with self._cond:
+            self.items.append(item)
+            self._cond.notify_all()
+
+    def wait(self, count: int) -> list[T]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.items) >= count, WAIT), self.items
+            return list(self.items)
+
+
+class LoginRig:
+    def __init__(self, fetcher: FakeFetcher, backoff: Backoff | None = None) -> None:
+        self.fetcher = fetcher
+        self.results: Recorder[LoginResult] = Recorder()
+        self.events: Recorder[dict[str, object]] = Recorder()
+        self.worker = LoginWorker(LOGIN, fetcher, backoff or Backoff(0.01, 0.01),
+                                  self.results, self.events)
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.worker.join(WAIT)
+
+
+class TestLoginWorker:
+    def test_logs_in_once_per_request_and_hands_over_the_result(self) -> None:
+        rig = LoginRig(FakeFetcher())
+        try:
+            rig.worker.request("A1", "E0:A5:09:00:0E:6D")
+            results = rig.results.wait(1)
+            events = rig.events.wait(1)
+        finally:
+            rig.stop()
+
+        assert rig.fetcher.calls == [{"dev_sno": "A1", "hex_mac": "0xe0a509000e6d"}]
+        assert results == [LoginResult(("http://127.0.0.1:9528/DeviceStatus",), 20.0)]
+        event = events[0]
+        assert event["ok"] is True
+        assert event["attempt"] == 1
+        assert event["login"] == "http://127.0.0.1:9528/Login"  # the key is not shown
+        assert rig.fetcher.closed.is_set()
+
+    def test_failures_are_retried_with_backoff_and_counted(self) -> None:
+        top = Backoff(0.01, 1.0, rng=lambda low, high: high)
+        rig = LoginRig(FakeFetcher((503, "busy"), (200, "not json")), backoff=top)
+        try:
+            rig.worker.request("A1", "e0a509000e6d")
+            rig.results.wait(1)
+            events = rig.events.wait(3)
+        finally:
+            rig.stop()
+
+        assert [(e["ok"], e["status"], e["attempt"]) for e in events] == [
+            (False, 503, 1), (False, 200, 2), (True, 200, 3)]
+        assert [e["retry_in"] for e in events] == [0.01, 0.02, None]
+        assert len(rig.fetcher.calls) == 3
+
+    def test_new_request_cuts_a_long_backoff_short(self) -> None:
+        """A new identity (or a relogin) is tried at once, not after the backoff."""
+        rig = LoginRig(FakeFetcher((500, "down")), backoff=Backoff(3600, 3600))
+        try:
+            rig.worker.request("A1", "e0a509000e6d")
+            rig.events.wait(1)
+            rig.worker.request("B2", "e0a509000e6e")
+            rig.results.wait(1)
+        finally:
+            rig.stop()
+
+        assert [c["dev_sno"] for c in rig.fetcher.calls] == ["A1", "B2"]
+
+    def test_request_during_a_login_is_done_after_it(self) -> None:
+        """A request that arrives while a login is in flight is not lost."""
+        gate = threading.Event()
+        rig = LoginRig(FakeFetcher(gate))
+        try:
+            rig.worker.request("A1", "e0a509000e6d")
+            rig.fetcher.wait_calls(1)
+            rig.worker.request("B2", "e0a509000e6e")
+            gate.set()
+            rig.results.wait(2)
+        finally:
+            rig.stop()
+
+        assert [c["dev_sno"] for c in rig.fetcher.calls] == ["A1", "B2"]
+
+    def test_a_bug_in_a_login_is_logged_and_retried(self) -> None:
+        """An unexpected exception is a failed attempt, not the end of the worker."""
+
+        class Broken(FakeFetcher):
+            def get(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+                if not self.calls:
+                    self.calls.append(params)
+                    raise KeyError("bug")
+                return super().get(url, params)
+
+        rig = LoginRig(Broken())
+        try:
+            rig.worker.request("A1", "e0a509000e6d")
+            rig.results.wait(1)
+            events = rig.events.wait(2)
+        finally:
+            rig.stop()
+
+        assert events[0]["error"] == "login failed: KeyError"
+
+    def test_stop_ends_a_long_backoff(self) -> None:
+        rig = LoginRig(FakeFetcher((500, "down")), backoff=Backoff(3600, 3600))
+        rig.worker.request("A1", "e0a509000e6d")
+        rig.events.wait(1)
+
+        rig.stop()
+
+        assert rig.fetcher.closed.is_set()
