@@ -120,6 +120,8 @@ class Target:
 
     def offer(self, body: bytes, devices: int) -> None:
         """Make `body` the next report for this target, replacing any not yet delivered."""
+        if self._slot.stopped:
+            return  # and no report number used up: offers come from one thread
         seq = self._next_seq()
         self._slot.put(seq, _Job(seq, body, devices))
 

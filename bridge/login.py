@@ -100,6 +100,7 @@ class LoginWorker:
         backoff: Backoff,
         on_result: Callable[[LoginResult], None],
         on_event: Callable[[dict[str, object]], None],
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.login_url = login_url
         self.name = redact(login_url)
@@ -107,6 +108,7 @@ class LoginWorker:
         self._backoff = backoff
         self._on_result = on_result
         self._on_event = on_event
+        self._wall = wall
         self._slot: LatestSlot[tuple[str, str]] = LatestSlot()
         self._generation = itertools.count(1).__next__
         self._thread = threading.Thread(target=self._run, name="login", daemon=True)
@@ -159,7 +161,7 @@ class LoginWorker:
     def _event(self, ok: bool, status: int | None, error: str | None, attempt: int,
                retry_in: float | None) -> None:
         self._on_event({
-            "ts": round(time.time(), 3), "login": self.name, "ok": ok, "status": status,
+            "ts": round(self._wall(), 3), "login": self.name, "ok": ok, "status": status,
             "error": error, "attempt": attempt,
             "retry_in": None if retry_in is None else round(retry_in, 3),
         })

@@ -134,8 +134,12 @@ class ReplayFence:
     on: mosquitto sends the first subscription's retained messages before the
     second SUBACK, so that SUBACK marks the end of the replay, with no guess at
     how long to wait. Both are QoS 0, since a QoS 1 replay is cut short at
-    max_inflight + max_queued (PITFALLS). Install `on_subscribe` as the
-    client's callback and call `subscribe` from an `on_connected` hook.
+    max_inflight + max_queued (PITFALLS). A filter the broker refuses (its ACL)
+    never completes: an empty replay must not pass for "nothing retained".
+
+    Install `on_subscribe` as the client's callback and call `subscribe` only
+    from an `on_connected` hook: both then run on paho's network thread, which
+    reads the SUBACKs only after the hook has returned.
     """
 
     def __init__(
@@ -144,14 +148,25 @@ class ReplayFence:
         self.topic_filter = topic_filter
         self.fence_topic = fence_topic
         self._on_complete = on_complete
-        self._mid: int | None = None  # set and read on the network thread only
+        self._filter_mid: int | None = None
+        self._fence_mid: int | None = None
+        self._granted = False
+        self._refusals = Damper(burst=1, window=300.0)  # paho resubscribes at every reconnect
 
     def subscribe(self, client: mqtt.Client) -> None:
-        client.subscribe(self.topic_filter, qos=0)
-        _, self._mid = client.subscribe(self.fence_topic, qos=0)
+        self._granted = False
+        _, self._filter_mid = client.subscribe(self.topic_filter, qos=0)
+        _, self._fence_mid = client.subscribe(self.fence_topic, qos=0)
 
     def on_subscribe(
-        self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _props: Any
+        self, _client: mqtt.Client, _userdata: Any, mid: int, codes: list[Any], _props: Any
     ) -> None:
-        if mid == self._mid:
+        if mid == self._filter_mid:
+            self._granted = bool(codes) and not any(code.is_failure for code in codes)
+            if not self._granted and self._refusals.allow("refused")[0]:
+                logger.error(
+                    "broker refused the subscription to %s (%s): check the broker's ACL "
+                    "for this user", self.topic_filter, ", ".join(str(c) for c in codes),
+                )
+        elif mid == self._fence_mid and self._granted:
             self._on_complete()

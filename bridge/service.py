@@ -390,6 +390,7 @@ class Bridge:
             Backoff(platform.retry_min, platform.retry_max),
             self._inbox.put,
             self._publish_event,
+            self.clock.wall,
         )
 
     def _maybe_login(self) -> None:

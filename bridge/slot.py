@@ -25,6 +25,10 @@ class LatestSlot(Generic[T]):
         self._done: int | None = None
         self._stopping = False
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
     def put(self, key: int, value: T) -> None:
         """Make `value` the next piece of work, replacing any not taken up; ignored once stopped."""
         with self._cond:

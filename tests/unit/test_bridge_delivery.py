@@ -311,6 +311,20 @@ class TestTarget:
         ]
         assert [(a.ok, a.attempt) for a in attempts] == [(False, 1), (True, 1)]
 
+    def test_new_offer_does_not_cut_the_backoff_short(self, rigs: list[Rig]) -> None:
+        """A change during a backoff is sent when the backoff ends, not at once."""
+        r = rig(rigs, DeliveryError("HTTP 503", 503), backoff=Backoff(0.3, 0.3, rng=hi))
+        r.target.offer(b"old", 1)
+        failed = r.attempts.wait(1)[0]
+        failed_at = time.monotonic()
+        r.target.offer(b"new", 2)
+
+        r.attempts.wait(2)
+
+        assert time.monotonic() - failed_at >= 0.3 - 0.05  # the retry came after the backoff
+        assert failed.retry_in == 0.3
+        assert [c.body for c in r.sender.calls] == [b"old", b"new"]
+
     def test_failures_are_counted_until_success(self, rigs: list[Rig]) -> None:
         """`failures` counts failures in a row and is reset by a delivery."""
         r = rig(rigs, DeliveryError("a"), DeliveryError("b"))
@@ -404,6 +418,7 @@ class TestTarget:
         r.target.join(WAIT)
 
         assert [c.body for c in r.sender.calls] == [b"offline"]
+        assert r.target._next_seq() == 2  # the late offer used no report number
 
     def test_stop_ends_the_thread(self, rigs: list[Rig]) -> None:
         """stop() ends an idle worker and closes its sender."""

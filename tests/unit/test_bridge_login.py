@@ -165,7 +165,7 @@ class LoginRig:
         self.results: Recorder[LoginResult] = Recorder()
         self.events: Recorder[dict[str, object]] = Recorder()
         self.worker = LoginWorker(LOGIN, fetcher, backoff or Backoff(0.01, 0.01),
-                                  self.results, self.events)
+                                  self.results, self.events, wall=lambda: 1_700_000_000.25)
         self.worker.start()
 
     def stop(self) -> None:
@@ -189,6 +189,7 @@ class TestLoginWorker:
         assert event["ok"] is True
         assert event["attempt"] == 1
         assert event["login"] == "http://127.0.0.1:9528/Login"  # the key is not shown
+        assert event["ts"] == 1_700_000_000.25  # the bridge's clock, as its other events
         assert rig.fetcher.closed.is_set()
 
     def test_failures_are_retried_with_backoff_and_counted(self) -> None:

@@ -103,21 +103,28 @@ class TestPause:
         slot: LatestSlot[str] = LatestSlot()
         slot.put(1, "first")
         ended = pause_in_thread(slot, 3600, newer_than=1)
-        slot.put(1, "same key")  # not newer: still paused
-        assert not ended.is_set()
 
         slot.put(2, "second")
 
         assert ended.wait(WAIT)
 
+    def test_same_key_does_not_end_a_pause(self) -> None:
+        """A piece put again under the key being paused on is not newer."""
+        slot: LatestSlot[str] = LatestSlot()
+        slot.put(1, "first")
+        threading.Timer(0.01, slot.put, (1, "same key")).start()
+        start = time.monotonic()
+
+        slot.pause(0.1, newer_than=1)
+
+        assert time.monotonic() - start >= 0.1
+
     def test_pause_without_newer_than_ignores_new_pieces(self) -> None:
         slot: LatestSlot[str] = LatestSlot()
         slot.put(1, "first")
+        threading.Timer(0.01, slot.put, (2, "second")).start()  # during the pause
         start = time.monotonic()
-        putter = threading.Thread(target=slot.put, args=(2, "second"), daemon=True)
-        putter.start()
-        putter.join(WAIT)
 
-        slot.pause(0.05)
+        slot.pause(0.1)
 
-        assert time.monotonic() - start >= 0.05
+        assert time.monotonic() - start >= 0.1
