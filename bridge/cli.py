@@ -2,6 +2,8 @@
 
     se3-bridge [--config PATH] run | snapshot | check | status [--json] [--wait S]
 
+(`--config`, `--log-level` and `--log-json` go before or after the command.)
+
 Exit codes: 0 done, 1 could not do it (e.g. no state on the broker; for
 `status`: the bridge is not online or a target's last delivery failed), 2 bad
 configuration or usage.
@@ -18,7 +20,8 @@ from types import FrameType
 
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError
-from bridge.logs import LEVELS, setup_logging
+from bridge.logs import setup_logging
+from bridge.options import add_common
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="se3-bridge", description="Report SE3 gateway and sub-device state to the platform."
     )
-    parser.add_argument("--config", help="TOML config file (default: $SE3_CONFIG)")
-    parser.add_argument("--log-level", type=str.upper, choices=LEVELS, default="INFO")
-    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    add_common(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="the bridge service")
-    snap = sub.add_parser("snapshot", help="print the report that would be sent now; send nothing")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        made = sub.add_parser(name, help=text, description=text)
+        add_common(made, subcommand=True)
+        return made
+
+    command("run", "the bridge service")
+    snap = command("snapshot", "print the report that would be sent now; send nothing")
     snap.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
-    sub.add_parser("check", help="validate the config and exit")
-    status = sub.add_parser("status", help="summarize the bridge's state and its last deliveries")
+    command("check", "validate the config and exit")
+    status = command("status", "summarize the bridge's state and its last deliveries")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.add_argument("--wait", type=float, metavar="SECONDS",
                         help="how long to watch for report events (default: interval + 5)")

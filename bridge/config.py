@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
@@ -167,13 +174,34 @@ class CollectorsSection(_Section):
     ttl_factor: Annotated[float, Field(strict=True, ge=1.5, le=100)] = 3.0
 
 
+class ReceiverSection(_Section):
+    """The reference platform's defaults (`se3-receiver`); its flags override them."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(strict=True, ge=0, le=65535)] = 9528
+    strict: Annotated[bool, Field(strict=True)] = False
+    keep: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 200
+    login_address: Annotated[str, Field(min_length=1)] = "/DeviceStatus"
+    login_period: Annotated[int, Field(strict=True, ge=1, le=86_400)] = 20
+
+
 class DeviceEntry(_Section):
     ip: str
     name: str = ""
     location: Annotated[str, Field(min_length=1)]
     type: Literal["0", "1", "2", "3", "4"]
     url: str = ""
-    probe: str = "none"
+    probe: str = "none"  # when not given: "rtsp" for an rtsp:// url (see _default_probe)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_probe(cls, data: object) -> object:
+        """A camera with an rtsp:// url is probed over RTSP unless told otherwise."""
+        if isinstance(data, dict) and "probe" not in data:
+            url = data.get("url")
+            if isinstance(url, str) and url.strip().lower().startswith("rtsp://"):
+                return {**data, "probe": "rtsp"}
+        return data
 
     @field_validator("ip")
     @classmethod
@@ -195,6 +223,7 @@ class Config(_Section):
     platform: PlatformSection = Field(default_factory=PlatformSection)
     bridge: BridgeSection = Field(default_factory=BridgeSection)
     collectors: CollectorsSection = Field(default_factory=CollectorsSection)
+    receiver: ReceiverSection = Field(default_factory=ReceiverSection)
     devices: list[DeviceEntry] = Field(default_factory=list)
 
     @field_validator("devices")

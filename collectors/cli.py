@@ -27,7 +27,8 @@ from typing import Protocol
 
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError, RecordError
-from bridge.logs import LEVELS, setup_logging
+from bridge.logs import setup_logging
+from bridge.options import add_common
 from collectors.devices import DevicesCollector
 from collectors.gateway import GatewayCollector
 from collectors.publish import DeviceUpdate, publish_device, remove_device
@@ -69,23 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Publish the gateway's and its sub-devices' state to MQTT."
     )
-    _add_common(parser, suppress=False)
+    add_common(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("gateway", "the gateway collector: identity and metrics"),
         ("devices", "the sub-device collector: probes the [[devices]] registry"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
-        _add_common(sub, suppress=True)
+        add_common(sub, subcommand=True)
         sub.add_argument("--once", action="store_true", help="publish once and exit")
         _add_timeout(sub)
         sub.set_defaults(handler=_run_collector)
 
     publish = commands.add_parser("publish", help="publish or delete one device record")
-    _add_common(publish, suppress=True)
+    add_common(publish, subcommand=True)
     what = publish.add_subparsers(dest="what", required=True, metavar="WHAT")
     device = what.add_parser("device", help="publish one device record (retained)")
-    _add_common(device, suppress=True)
+    add_common(device, subcommand=True)
     device.add_argument("--ip", required=True)
     device.add_argument("--status", required=True, choices=("online", "offline"))
     device.add_argument("--type", choices=("0", "1", "2", "3", "4"), help="ep_type")
@@ -97,28 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_timeout(device)
     device.set_defaults(handler=_publish_device)
     remove = what.add_parser("remove", help="delete one device record")
-    _add_common(remove, suppress=True)
+    add_common(remove, subcommand=True)
     remove.add_argument("--ip", required=True)
     _add_timeout(remove)
     remove.set_defaults(handler=_remove_device)
     return parser
-
-
-def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    # Accepted before and after the command; after it, only when given, so a
-    # subcommand's default never hides a value given before it.
-    def default(value: object) -> object:
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument(
-        "--config", metavar="PATH", default=default(None), help="config file (else $SE3_CONFIG)"
-    )
-    parser.add_argument(
-        "--log-level", type=str.upper, choices=LEVELS, default=default("INFO")
-    )
-    parser.add_argument(
-        "--log-json", action="store_true", default=default(False), help="JSON log lines"
-    )
 
 
 def _add_timeout(parser: argparse.ArgumentParser) -> None:

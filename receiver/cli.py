@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from bridge.logs import LEVELS, setup_logging
+from bridge.config import ENV_CONFIG, ReceiverSection, load_config
+from bridge.errors import ConfigError
+from bridge.logs import setup_logging
+from bridge.options import add_common
 from receiver.app import create_app
 from receiver.login import LoginSettings
 from receiver.server import ReceiverServer
@@ -40,34 +44,42 @@ def _positive(text: str) -> int:
     return value
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line; exits 2 with a message on a bad one."""
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
+    """The command line over the `[receiver]` section of the config file, if one is named
+    (`--config`, else $SE3_CONFIG); exits 2 with a message on a bad one."""
     parser = argparse.ArgumentParser(
         prog="se3-receiver",
         description="Reference platform: accepts status reports at /DeviceStatus, "
-        "checks them against the contract and shows them on a live page.",
+        "checks them against the contract and shows them on a live page. "
+        "Options not given come from [receiver] in the config file, else the defaults.",
     )
     add = parser.add_argument
-    add("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    add("--port", type=int, default=9528, help="port, 0 for a free one (default %(default)s)")
+    add("--host", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, help="port, 0 for a free one (default 9528)")
     add("--allow-remote", action="store_true", help="allow a --host that is not loopback")
-    add("--strict", action="store_true", help="answer 422 to a non-conforming report")
+    add("--strict", action="store_true", default=None,
+        help="answer 422 to a non-conforming report")
     add("--faults", action="store_true", help="serve /api/faults to inject failures")
-    add("--keep", type=_positive, default=200, help="reports kept in memory (%(default)s)")
-    add(
-        "--login-address",
-        default="/DeviceStatus",
-        help="report URL(s) the login answers, comma-separated (default %(default)s)",
-    )
-    add("--login-period", type=_positive, default=20, help="report period the login answers")
+    add("--keep", type=_positive, help="reports kept in memory (default 200)")
+    add("--login-address",
+        help="report URL(s) the login answers, comma-separated (default /DeviceStatus)")
+    add("--login-period", type=_positive, help="report period the login answers (default 20)")
     add(
         "--login-new-names",
         action="store_true",
         help="answer device_monitor_url/_report_period, not deviceMonitorAddr/Period",
     )
-    add("--log-json", action="store_true", help="one JSON object per log line")
-    add("--log-level", type=str.upper, default="INFO", choices=LEVELS)
+    add_common(parser)
     args = parser.parse_args(argv)
+    try:
+        settings = _file_settings(args.config, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    for key in ("host", "port", "strict", "keep", "login_address", "login_period"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(settings, key))
     if not 0 <= args.port <= 65535:
         parser.error("--port must be from 0 to 65535")
     if not args.allow_remote and not _is_loopback(args.host):
@@ -75,6 +87,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f"--host {args.host} is not a loopback address; add --allow-remote to serve it"
         )
     return args
+
+
+def _file_settings(path: str | None, environ: Mapping[str, str]) -> ReceiverSection:
+    chosen = path or environ.get(ENV_CONFIG)
+    return load_config(chosen).receiver if chosen else ReceiverSection()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

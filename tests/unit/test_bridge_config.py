@@ -291,6 +291,22 @@ class TestDevices:
 
         assert (device.name, device.url, device.probe) == ("", "", "none")
 
+    @pytest.mark.parametrize(
+        ("url", "probe"),
+        [("rtsp://10.0.0.1:554/ch2", "rtsp"), ("RTSP://10.0.0.1/x", "rtsp"),
+         ("http://10.0.0.1/", "none"), ("", "none")],
+    )
+    def test_probe_defaults_to_rtsp_for_an_rtsp_url(self, url: str, probe: str) -> None:
+        """A camera with an rtsp:// url is watched without saying so; others are not probed."""
+        device = parse_config({"devices": [{**DEVICE, "url": url}]}).devices[0]
+
+        assert device.probe == probe
+
+    def test_probe_given_wins_over_the_url(self) -> None:
+        entry = {**DEVICE, "url": "rtsp://10.0.0.1/x", "probe": "tcp:80"}
+
+        assert parse_config({"devices": [entry]}).devices[0].probe == "tcp:80"
+
 
 class TestEnvironment:
     def test_username_override(self) -> None:
@@ -527,6 +543,28 @@ class TestCheckCommand:
 
         assert main(["check"]) == 0
         assert "ENV-SN" in capsys.readouterr().out
+
+
+    def test_options_after_the_command(self, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+        """`se3-bridge check --config PATH` works as `se3-bridge --config PATH check` does."""
+        code = main(["check", "--config", write(tmp_path, '[gateway]\nsn = "AFTER"\n'),
+                     "--log-level", "warning"])
+
+        assert code == 0
+        assert "AFTER" in capsys.readouterr().out
+
+    def test_option_before_the_command_is_not_undone_after_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A subcommand without --config keeps the one given before it."""
+        monkeypatch.setenv(ENV_CONFIG, write(tmp_path, '[gateway]\nsn = "ENV-SN"\n'))
+        before = tmp_path / "before.toml"
+        before.write_text('[gateway]\nsn = "BEFORE"\n', encoding="utf-8")
+
+        assert main(["--config", str(before), "check"]) == 0
+        assert "BEFORE" in capsys.readouterr().out
 
 
 class TestSerialAndFiles:

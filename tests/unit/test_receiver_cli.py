@@ -24,13 +24,55 @@ _SCRIPT = Path(sys.executable).with_name("se3-receiver")
 class TestArguments:
     def test_defaults(self) -> None:
         """By default it listens on 127.0.0.1:9528, lenient, answering the old login names."""
-        args = parse_args([])
+        args = parse_args([], environ={})
         assert (args.host, args.port, args.strict, args.faults) == ("127.0.0.1", 9528, False, False)
         assert (args.login_address, args.login_period, args.login_new_names) == (
             "/DeviceStatus",
             20,
             False,
         )
+
+    def test_config_file_section_sets_defaults(self, tmp_path: Path) -> None:
+        """`[receiver]` in the file named by --config sets what the flags do not."""
+        path = tmp_path / "se3.toml"
+        path.write_text('[receiver]\nport = 9600\nstrict = true\nkeep = 5\n'
+                        'login_address = "/a,/b"\nlogin_period = 30\n', encoding="utf-8")
+
+        args = parse_args(["--config", str(path), "--keep", "7"], environ={})
+
+        assert (args.port, args.strict, args.keep) == (9600, True, 7)
+        assert (args.login_address, args.login_period, args.host) == ("/a,/b", 30, "127.0.0.1")
+
+    def test_config_from_environment(self, tmp_path: Path) -> None:
+        """Without --config, $SE3_CONFIG names the file, as for every program."""
+        path = tmp_path / "se3.toml"
+        path.write_text("[receiver]\nport = 9601\n", encoding="utf-8")
+
+        assert parse_args([], environ={"SE3_CONFIG": str(path)}).port == 9601
+
+    def test_a_whole_gateway_config_is_accepted(self) -> None:
+        """The demo's config, shared by every program, is a valid receiver config."""
+        root = Path(__file__).resolve().parents[2]
+
+        assert parse_args(["--config", str(root / "config" / "demo.toml")], environ={}).port == 9528
+
+    @pytest.mark.parametrize(
+        ("text", "key"),
+        [("[receiver]\nport = 70000\n", "receiver.port"),
+         ("[receiver]\nstrict = 1\n", "receiver.strict"),
+         ("[receiver]\nbogus = 1\n", "receiver.bogus: unknown key")],
+    )
+    def test_bad_config_exits_2_naming_the_key(
+        self, tmp_path: Path, text: str, key: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = tmp_path / "se3.toml"
+        path.write_text(text, encoding="utf-8")
+
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(["--config", str(path)], environ={})
+
+        assert stopped.value.code == 2
+        assert key in capsys.readouterr().err
 
     @pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "::1", "localhost"])
     def test_loopback_hosts(self, host: str) -> None:
