@@ -88,7 +88,7 @@ class HttpSender:
             logger.debug("platform answered %s: %s", status, text)
             return status
         delay = retry_after(response.headers.get("Retry-After"))
-        if delay is not None and status in (429, 503):
+        if delay is not None:  # 429 and 503 above all, but the platform's word goes
             raise RetryAfter(f"HTTP {status}, retry after {delay:g} s", status, delay, text)
         raise DeliveryError(f"HTTP {status}", status, text)
 

@@ -2,7 +2,8 @@
 
 `GET login_url?dev_sno=...&hex_mac=0x...` answers, on 200, a JSON object
 whose `deviceMonitorAddr` (later `device_monitor_url`) is the report address,
-possibly a comma-separated list of absolute or relative URLs, and whose
+possibly a comma-separated list of absolute or relative URLs (without one, the
+config file's `report_url` stays in force), and whose
 `deviceMonitorPeriod` (later `device_monitor_report_period`) is the interval.
 Anything else is a failed login, retried with backoff by `LoginWorker`.
 
@@ -63,10 +64,10 @@ def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
         raise DeliveryError("login answer is not JSON", status) from None
     if not isinstance(doc, dict):
         raise DeliveryError("login answer is not a JSON object", status)
+    # The platform's login document marks the address optional: without one,
+    # reports go where the config file says (CONTRACT section 4, item 3).
     address = next((doc[k] for k in _ADDRESS_KEYS if isinstance(doc.get(k), str)), "")
     urls = tuple(absolute(login_url, part) for part in split_urls(address))
-    if not urls:
-        raise DeliveryError("login answer has no deviceMonitorAddr", status)
     period: float | None = None
     for key in _PERIOD_KEYS:
         value = doc.get(key)
@@ -148,8 +149,9 @@ class LoginWorker:
                     self._slot.pause(delay, newer_than=generation)
                     continue
                 self._slot.done(generation)
-                logger.info("logged in at %s: reporting to %s every %s s", self.name,
-                            ", ".join(redact(u) for u in result.urls), result.period or "default")
+                where = ", ".join(redact(u) for u in result.urls) or "platform.report_url"
+                logger.info("logged in at %s: reporting to %s every %s s", self.name, where,
+                            result.period or "default")
                 self._event(True, 200, None, failures + 1, None)
                 failures = 0
                 self._on_result(result)

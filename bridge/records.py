@@ -17,7 +17,14 @@ import re
 from typing import Annotated, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from bridge.addresses import canonical_ip
 from bridge.errors import RecordError
@@ -28,6 +35,14 @@ Status = Literal["online", "offline"]
 EpType = Literal["0", "1", "2", "3", "4"]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Short = Annotated[str, Field(max_length=256)]
+
+
+def _blank_is_unknown(value: object) -> object:
+    """An optional key sent as "" is unknown: left out of the report, not sent empty."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Unknown = BeforeValidator(_blank_is_unknown)
 
 
 class _Record(BaseModel):
@@ -52,8 +67,8 @@ class GatewayInfo(_Record):
     gateway_name: Annotated[str, Field(min_length=1, max_length=256)]
     dev_sno: Annotated[str, Field(min_length=1, max_length=128)]
     sw_version: Annotated[str, Field(max_length=4096)]
-    sdk_version: Short | None = None
-    gateway_mac: Short | None = None
+    sdk_version: Annotated[Short | None, Unknown] = None
+    gateway_mac: Annotated[Short | None, Unknown] = None
 
     @field_validator("gateway_ip")
     @classmethod
@@ -86,7 +101,7 @@ class DeviceState(_Fresh):
     ep_location: Annotated[str, Field(min_length=1, max_length=256)]
     ep_ip: Short | None = None
     ep_name: Short = ""
-    ep_url: Annotated[str, Field(max_length=2048)] | None = None
+    ep_url: Annotated[Annotated[str, Field(max_length=2048)] | None, Unknown] = None
 
     @field_validator("ep_ip")
     @classmethod

@@ -473,6 +473,18 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+class TestShippedConfigs:
+    @pytest.mark.parametrize("name", ["example.toml", "demo.toml"])
+    def test_shipped_config_is_valid(self, name: str) -> None:
+        """config/example.toml (every key) and config/demo.toml parse as they are."""
+        path = Path(__file__).resolve().parents[2] / "config" / name
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+
+        config = parse_config(raw, source=name)
+
+        assert config.receiver.port == 9528
+
+
 @pytest.mark.usefixtures("restore_logging")
 class TestCheckCommand:
     def test_valid_config_exits_0(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

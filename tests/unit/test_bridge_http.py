@@ -270,13 +270,13 @@ class TestHttpSender:
         assert not isinstance(info.value, RetryAfter)
         assert info.value.status == 503
 
-    def test_retry_after_only_for_429_and_503(self, platform: Platform,
-                                              sender: HttpSender) -> None:
-        """A Retry-After on a 500 is not a RetryAfter."""
-        with pytest.raises(DeliveryError) as info:
+    def test_retry_after_on_any_failure_is_honoured(self, platform: Platform,
+                                                   sender: HttpSender) -> None:
+        """A Retry-After on a 500 is honoured too (CONTRACT: "honouring a Retry-After")."""
+        with pytest.raises(RetryAfter) as info:
             sender.post(f"{platform.base}/retry-after-on-500", b"{}", "id")
 
-        assert not isinstance(info.value, RetryAfter)
+        assert (info.value.status, info.value.delay) == (500, 3.0)
 
     def test_302_is_not_followed(self, platform: Platform, sender: HttpSender) -> None:
         """A redirect is a failed delivery, and the Location is not POSTed to."""

@@ -60,9 +60,6 @@ class TestAnswer:
             (401, "bad key", "login answered HTTP 401"),
             (200, "<html>", "login answer is not JSON"),
             (200, "[1, 2]", "login answer is not a JSON object"),
-            (200, answer(token="x"), "login answer has no deviceMonitorAddr"),
-            (200, answer(deviceMonitorAddr=" , "), "login answer has no deviceMonitorAddr"),
-            (200, answer(deviceMonitorAddr=42), "login answer has no deviceMonitorAddr"),
         ],
     )
     def test_failed_logins_say_why(self, status: int, text: str, message: str) -> None:
@@ -71,6 +68,18 @@ class TestAnswer:
 
         assert str(caught.value) == message
         assert caught.value.status == status
+
+    @pytest.mark.parametrize(
+        "doc", [{"token": "x"}, {"deviceMonitorAddr": " , "}, {"deviceMonitorAddr": 42}]
+    )
+    def test_answer_without_an_address_keeps_the_configured_url(
+        self, doc: dict[str, object]
+    ) -> None:
+        """The platform's login document marks the address optional: a login that names
+        none succeeds, and platform.report_url stays in force (no URLs from the login)."""
+        text = answer(**doc, deviceMonitorPeriod=25)
+
+        assert parse_answer(LOGIN, 200, text) == LoginResult((), 25.0)
 
     def test_refusal_keeps_the_platform_body_for_the_log(self) -> None:
         with pytest.raises(DeliveryError) as caught:

@@ -142,6 +142,15 @@ class TestAccepted:
 
         assert record.ep_ip == "2001:db8::1"
 
+    @pytest.mark.parametrize("blank", ["", "  "])
+    def test_blank_optional_strings_are_unknown(self, blank: str) -> None:
+        """ep_url, sdk_version and gateway_mac sent as "" are left out, not sent empty."""
+        record = parse_as(DeviceState, js(device(ep_url=blank)))
+        gateway = parse_as(GatewayInfo, js(info(sdk_version=blank, gateway_mac=blank)))
+
+        assert record.ep_url is None
+        assert (gateway.sdk_version, gateway.gateway_mac) == (None, None)
+
     def test_records_are_frozen(self) -> None:
         """A parsed record cannot be changed afterwards."""
         record = parse_as(DeviceState, js(device()))
@@ -288,7 +297,7 @@ class TestRefused:
 
         assert error.field == "gateway_ip"
 
-    @pytest.mark.parametrize("bad", ["e0:a5:09:00:0e", "zz:a5:09:00:0e:6d", "e0a509000e6d", ""])
+    @pytest.mark.parametrize("bad", ["e0:a5:09:00:0e", "zz:a5:09:00:0e:6d", "e0a509000e6d"])
     def test_bad_mac(self, bad: str) -> None:
         """A gateway_mac that is not six hex pairs is refused on gateway_mac."""
         assert refused(Kind.GATEWAY_INFO, js(info(gateway_mac=bad))).field == "gateway_mac"
@@ -423,6 +432,7 @@ def check_contract(record: object) -> None:
         assert record.ep_status in ("online", "offline")
         assert record.ep_type in ("0", "1", "2", "3", "4")
         assert record.ep_location
+        assert record.ep_url is None or record.ep_url.strip()
         if record.ep_ip is not None:
             assert str(ipaddress.ip_address(record.ep_ip)) == record.ep_ip
     elif isinstance(record, GatewayMetrics):
@@ -443,6 +453,7 @@ def check_contract(record: object) -> None:
         assert record.dev_sno
         if record.gateway_mac is not None:
             assert MAC.match(record.gateway_mac)
+        assert record.sdk_version is None or record.sdk_version.strip()
     else:
         raise AssertionError(f"unexpected record {record!r}")
     if isinstance(record, GatewayMetrics | DeviceState):
