@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from bridge.config import Config, load_config
-from bridge.errors import ConfigError
+from bridge.errors import BrokerError, ConfigError
 from bridge.logs import setup_logging
 from bridge.options import add_common
 
@@ -84,7 +84,11 @@ def _snapshot(config: Config, timeout: float) -> int:
     from bridge.report import pretty
     from bridge.service import Bridge  # imported by the commands that run it: `check` stays lean
 
-    report = Bridge(config, announce=False).snapshot(timeout)
+    try:
+        report = Bridge(config, announce=False).snapshot(timeout)
+    except BrokerError as exc:
+        print(f"se3-bridge: {exc}", file=sys.stderr)
+        return 1
     if report is None:
         print("se3-bridge: no gateway info on the broker (is the gateway collector running?)",
               file=sys.stderr)
@@ -100,7 +104,7 @@ def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -
         found = status.read_status(
             config, status.default_wait(config) if wait is None else wait, timeout
         )
-    except status.StatusError as exc:
+    except BrokerError as exc:
         print(f"se3-bridge: {exc}", file=sys.stderr)
         return 1
     print(status.format_json(found) if as_json else status.format_text(found))

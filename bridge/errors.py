@@ -52,8 +52,13 @@ class DeliveryError(Se3Error):
 
 
 class RetryAfter(DeliveryError):
-    """The platform answered 429/503 with a Retry-After of `delay` seconds."""
+    """The platform answered (429, 503, ...) with a Retry-After of `delay` seconds."""
 
     def __init__(self, message: str, status: int, delay: float, body: str = "") -> None:
         super().__init__(message, status, body)
         self.delay = delay
+
+
+class BrokerError(Se3Error):
+    """The MQTT broker did not answer, replay its retained state, or confirm a publish
+    in time: a one-shot command exits 1 with this message."""

@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 
 from bridge.config import Config
 from bridge.delivery import Attempt, Backoff, Target
-from bridge.errors import RecordError
+from bridge.errors import BrokerError, RecordError
 from bridge.freshness import Clock, SystemClock
 from bridge.http import HttpSender
 from bridge.login import LoginResult, LoginWorker
@@ -211,7 +211,8 @@ class Bridge:
             return None
 
     def snapshot(self, timeout: float) -> Json | None:
-        """Connect, take in the retained state, and return the report for now."""
+        """Connect, take in the retained state, and return the report for now (None
+        without gateway info); BrokerError when the replay is not over in `timeout` s."""
         self.conn.start()
         end = time.monotonic() + timeout
         try:
@@ -219,7 +220,14 @@ class Bridge:
                 self.step(min(0.5, end - time.monotonic()))
         finally:
             self.conn.close()
-        return self.state.report(self.clock) if self._replayed else None
+        if not self._replayed:
+            settings = self.config.mqtt
+            raise BrokerError(
+                f"no retained state from the MQTT broker at {settings.host}:{settings.port} "
+                f"within {timeout:g} s (not running, wrong port, or refused the credentials: "
+                "see the log)"
+            )
+        return self.state.report(self.clock)
 
     # -- the main loop's work ------------------------------------------------
 

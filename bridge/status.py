@@ -30,7 +30,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from bridge.config import Config, split_urls
-from bridge.errors import RecordError, Se3Error
+from bridge.errors import BrokerError, RecordError
 from bridge.freshness import remaining
 from bridge.http import redact
 from bridge.mqttclient import Connection, ReplayFence
@@ -41,10 +41,6 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 _KEEP_ERRORS = 5  # bridge/errors events kept for the summary (the count covers all)
-
-
-class StatusError(Se3Error):
-    """The broker could not be reached or did not replay its retained state in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +482,7 @@ def _replay(inbox: queue.SimpleQueue[Any], obs: Observation, config: Config,
         except queue.Empty:
             where = f"{config.mqtt.host}:{config.mqtt.port}"
             who = config.mqtt.username or "anonymous"
-            raise StatusError(
+            raise BrokerError(
                 f"no answer from the MQTT broker at {where} as {who} within {timeout:g} s "
                 "(not running, wrong port, or it refused the credentials: see the log)"
             ) from None

@@ -26,13 +26,12 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from bridge.config import Config, load_config
-from bridge.errors import ConfigError, RecordError
+from bridge.errors import BrokerError, ConfigError, RecordError
 from bridge.logs import setup_logging
 from bridge.options import add_common
 from collectors.devices import DevicesCollector
 from collectors.gateway import GatewayCollector
 from collectors.publish import DeviceUpdate, publish_device, remove_device
-from collectors.session import BrokerError
 
 logger = logging.getLogger(__name__)
 

@@ -21,14 +21,10 @@ from collections.abc import Iterable
 import paho.mqtt.client as mqtt
 
 from bridge.config import MqttSection
-from bridge.errors import Se3Error
+from bridge.errors import BrokerError
 from bridge.mqttclient import Connection
 
 logger = logging.getLogger(__name__)
-
-
-class BrokerError(Se3Error):
-    """The broker could not be reached, or did not confirm a publish in time."""
 
 
 def client_id(name: str, sn: str = "") -> str:

@@ -106,10 +106,10 @@ class BridgeProcess:
             )
         return self
 
-    def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM and wait; the exit code."""
+    def terminate(self, timeout: float = 15.0, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or `signum`) and wait; the exit code."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signum)
         return self.proc.wait(timeout)
 
     def kill(self) -> None:

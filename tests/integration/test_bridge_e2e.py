@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -170,19 +173,58 @@ class TestRestarts:
         assert after.payload == before.payload
         assert after.report_id != before.report_id
 
-    def test_sigterm_sends_final_offline_report(
-        self, tmp_path: Path, broker: Broker, platform: ReceiverServer, config: Path
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+    def test_clean_stop_sends_final_offline_report(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer, config: Path,
+        signum: int,
     ) -> None:
-        """SIGTERM: one last report with gateway_status offline, then exit 0."""
+        """SIGTERM or SIGINT: one last report with gateway_status offline, then exit 0."""
         publish_spec_example(broker)
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
             wait_report(platform, lambda r: True)
-            assert bridge.terminate() == 0
+            assert bridge.terminate(signum=signum) == 0
         last = platform.state.store.reports()[-1]
         assert isinstance(last.payload, dict)
         assert last.payload["gateway_status"] == "offline"
         with collect(broker, f"{BASE}/bridge/status") as seen:
             assert seen.wait_for_topic(f"{BASE}/bridge/status").payload == b"offline"
+
+
+class TestSnapshot:
+    def test_snapshot_prints_the_report_alone_and_sends_nothing(
+        self, broker: Broker, platform: ReceiverServer, config: Path
+    ) -> None:
+        """`se3-bridge snapshot --config PATH`: the payload as pretty JSON alone on stdout,
+        logs on stderr, exit 0, and no POST reaches the platform."""
+        publish_spec_example(broker)
+
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge", "snapshot", "--config", str(config)],
+            env={**os.environ, **broker.env("bridge")}, capture_output=True, text=True,
+            timeout=30, check=False,
+        )
+
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == SPEC_PAYLOAD
+        assert done.stdout.startswith("{\n  ")  # pretty, for a person
+        assert "connected to broker" in done.stderr
+        assert platform.state.store.reports() == []
+
+    def test_snapshot_without_a_broker_exits_1(self, tmp_path: Path, broker: Broker) -> None:
+        """No broker answers: exit 1 with a reason on stderr and nothing on stdout."""
+        config = write_config(tmp_path / "b.toml", broker, "http://127.0.0.1:9/DeviceStatus")
+        broker.stop()
+
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge", "--config", str(config), "snapshot",
+             "--timeout", "1"],
+            env={**os.environ, **broker.env("bridge")}, capture_output=True, text=True,
+            timeout=30, check=False,
+        )
+
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert "no retained state from the MQTT broker" in done.stderr
 
 
 class TestOutage:
