@@ -26,7 +26,7 @@ from bridge.report import DeviceView, Json, build, ip_sort_key
 from bridge.topics import Kind, TopicRef
 
 _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
-# Any client may announce its own status (the ACL's %c pattern): bound the names kept.
+# A collector-role client may announce a status under any name: bound the names kept.
 _MAX_OFFLINE_SOURCES = 1024
 
 
