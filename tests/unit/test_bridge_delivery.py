@@ -19,6 +19,7 @@ import pytest
 
 from bridge.delivery import Attempt, Backoff, Target
 from bridge.errors import DeliveryError, RetryAfter
+from tests.fakes import Recorder
 
 URL = "http://user:secret@127.0.0.1:9528/DeviceStatus?token=abc"
 PREFIX = "SZCCKQRAIJBAH0002-65f0a1b2c3d4"
@@ -161,30 +162,12 @@ class FakeSender:
             return list(self.calls)
 
 
-class Attempts:
-    """Collects the Attempt events a target reports, thread-safely."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.items: list[Attempt] = []
-
-    def __call__(self, attempt: Attempt) -> None:
-        with self._cond:
-            self.items.append(attempt)
-            self._cond.notify_all()
-
-    def wait(self, count: int) -> list[Attempt]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.items) >= count, WAIT), self.items
-            return list(self.items)
-
-
 class Rig:
     """A started Target with its fake sender and attempt log."""
 
     def __init__(self, sender: FakeSender, backoff: Backoff | None = None) -> None:
         self.sender = sender
-        self.attempts = Attempts()
+        self.attempts: Recorder[Attempt] = Recorder()
         self.target = Target(
             URL,
             PREFIX,
@@ -342,7 +325,7 @@ class TestTarget:
         for _ in range(2):
             sender = FakeSender()
             target = Target(URL, PREFIX, functools.partial(lambda s: s, sender),
-                            Backoff(0.01, 0.01), Attempts(), next_seq=counter)
+                            Backoff(0.01, 0.01), Recorder[Attempt](), next_seq=counter)
             target.start()
             target.offer(b"x", 0)
             ids.append(sender.wait_calls(1)[0].report_id)

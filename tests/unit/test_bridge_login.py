@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Generic, TypeVar
 
 import orjson
 import pytest
@@ -15,9 +14,9 @@ import pytest
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
 from bridge.login import LoginResult, LoginWorker, absolute, hex_mac, parse_answer
+from tests.fakes import Recorder
 
 LOGIN = "http://127.0.0.1:9528/Login?key=secret"
-T = TypeVar("T")
 WAIT = 10.0  # upper bound for any handshake; a pass never waits this long
 
 
@@ -148,24 +147,6 @@ class FakeFetcher:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.calls) >= count, WAIT), self.calls
             return list(self.calls)
-
-
-class Recorder(Generic[T]):
-    """Collects what the worker hands back (results or events), thread-safely."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.items: list[T] = []
-
-    def __call__(self, item: T) -> None:
-        with self._cond:
-            self.items.append(item)
-            self._cond.notify_all()
-
-    def wait(self, count: int) -> list[T]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.items) >= count, WAIT), self.items
-            return list(self.items)
 
 
 class LoginRig:
