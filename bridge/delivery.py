@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Answers that mean "try again soon" rather than "this request is wrong".
 _TRANSIENT_4XX = frozenset({408, 429})
+# Answers whose Retry-After is the time to wait, shorter or longer than the backoff.
+_COME_BACK_LATER = frozenset({429, 503})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +76,22 @@ class Backoff:
         self._rng = rng
 
     def delay(self, failures: int, error: DeliveryError) -> float:
-        """Seconds to wait after the `failures`-th failure in a row (1-based)."""
-        if isinstance(error, RetryAfter):
-            return min(max(error.delay, self.minimum), self.cap)
+        """Seconds to wait after the `failures`-th failure in a row (1-based).
+
+        A `Retry-After` on 429 or 503 ("come back later") is the delay; on any
+        other answer it can only lengthen the delay, never bring back a quick
+        retry of a request the platform refused.
+        """
         status = error.status
+        if isinstance(error, RetryAfter) and status in _COME_BACK_LATER:
+            return min(max(error.delay, self.minimum), self.cap)
         if status is not None and 400 <= status < 500 and status not in _TRANSIENT_4XX:
             return self.cap  # the platform refuses this request: no point hurrying
         base = min(self.cap, self.minimum * 2 ** min(failures - 1, 30))
-        return self._rng(base / 2, base)
+        delay = self._rng(base / 2, base)
+        if isinstance(error, RetryAfter):
+            delay = min(max(error.delay, delay), self.cap)
+        return delay
 
 
 class Target:

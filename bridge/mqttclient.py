@@ -151,6 +151,7 @@ class ReplayFence:
         self._filter_mid: int | None = None
         self._fence_mid: int | None = None
         self._granted = False
+        self.refused = False  # the broker refused the filter at the last connect
         self._refusals = Damper(burst=1, window=300.0)  # paho resubscribes at every reconnect
 
     def subscribe(self, client: mqtt.Client) -> None:
@@ -163,7 +164,8 @@ class ReplayFence:
     ) -> None:
         if mid == self._filter_mid:
             self._granted = bool(codes) and not any(code.is_failure for code in codes)
-            if not self._granted and self._refusals.allow("refused")[0]:
+            self.refused = not self._granted
+            if self.refused and self._refusals.allow("refused")[0]:
                 logger.error(
                     "broker refused the subscription to %s (%s): check the broker's ACL "
                     "for this user", self.topic_filter, ", ".join(str(c) for c in codes),

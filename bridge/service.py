@@ -33,7 +33,7 @@ from bridge.config import Config
 from bridge.delivery import Attempt, Backoff, Target
 from bridge.errors import BrokerError, RecordError
 from bridge.freshness import Clock, SystemClock
-from bridge.http import HttpSender
+from bridge.http import HttpSender, redact
 from bridge.login import LoginResult, LoginWorker
 from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
@@ -115,6 +115,7 @@ class Bridge:
         self._failures = Damper(burst=3, window=60.0)
         self._targets: dict[str, Target] = {}
         self._login_urls: list[str] = []
+        self._login_names: frozenset[str] = frozenset()  # as attempts name them; read by targets
         self._login_key: tuple[str, str] | None = None
         self._refusals: dict[str, int] = {}
         self._refusals_lock = threading.Lock()
@@ -216,10 +217,13 @@ class Bridge:
         self.conn.start()
         end = time.monotonic() + timeout
         try:
-            while not self._replayed and time.monotonic() < end:
+            while not self._replayed and not self._fence.refused and time.monotonic() < end:
                 self.step(min(0.5, end - time.monotonic()))
         finally:
             self.conn.close()
+        if self._fence.refused:
+            raise BrokerError(f"the broker refused the subscription to {self._fence.topic_filter}:"
+                              " check its ACL for this user")
         if not self._replayed:
             settings = self.config.mqtt
             raise BrokerError(
@@ -372,8 +376,8 @@ class Bridge:
         now = self.clock.wall()
         self.stats.attempt(attempt.target, attempt.ok, now)
         self._publish_event({"ts": round(now, 3), **asdict(attempt)})
-        if self._login is None:
-            return
+        if attempt.target not in self._login_names:
+            return  # only a target the login issued can be fixed by logging in again
         with self._refusals_lock:
             if attempt.status not in _AUTH_REFUSALS:
                 self._refusals.pop(attempt.target, None)
@@ -421,6 +425,7 @@ class Bridge:
             self.schedule.interval = result.period
         if list(result.urls) != self._login_urls:
             self._login_urls = list(result.urls)
+            self._login_names = frozenset(redact(url) for url in result.urls)
             self._update_targets()
 
     @property

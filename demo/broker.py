@@ -40,7 +40,7 @@ HOST = "127.0.0.1"
 TEMPLATES = Path(__file__).resolve().parent.parent / "mosquitto"
 
 
-class BrokerError(RuntimeError):
+class MosquittoError(RuntimeError):
     """mosquitto is missing, would not start, or its files cannot be made."""
 
 
@@ -50,10 +50,10 @@ def find_tool(name: str) -> str | None:
 
 
 def find_mosquitto() -> str:
-    """The mosquitto executable, or BrokerError saying how to install it."""
+    """The mosquitto executable, or MosquittoError saying how to install it."""
     found = find_tool("mosquitto")
     if found is None:
-        raise BrokerError("mosquitto not found in PATH or /usr/sbin: run `make deps`")
+        raise MosquittoError("mosquitto not found in PATH or /usr/sbin: run `make deps`")
     return found
 
 
@@ -116,7 +116,7 @@ def write_passwd(directory: Path, files: Mapping[str, Path]) -> Path:
             return target
     tool = find_tool("mosquitto_passwd")
     if tool is None:
-        raise BrokerError("mosquitto_passwd not found in PATH or /usr/sbin: run `make deps`")
+        raise MosquittoError("mosquitto_passwd not found in PATH or /usr/sbin: run `make deps`")
     plain = "".join(f"{user}:{path.read_text().strip()}\n" for user, path in files.items())
     staging = directory / ".passwd.new"
     _write_private(staging, plain)
@@ -127,7 +127,7 @@ def write_passwd(directory: Path, files: Mapping[str, Path]) -> Path:
             [tool, "-U", str(staging)], capture_output=True, text=True, check=False, timeout=30
         )
         if done.returncode != 0:
-            raise BrokerError(f"mosquitto_passwd failed: {done.stderr.strip() or done.stdout}")
+            raise MosquittoError(f"mosquitto_passwd failed: {done.stderr.strip() or done.stdout}")
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
@@ -230,7 +230,7 @@ class Broker:
     def start(self, timeout: float = 10.0) -> None:
         """Start mosquitto and wait until it accepts connections on its port."""
         if self.running:
-            raise BrokerError("broker already running")
+            raise MosquittoError("broker already running")
         setup(self.dir, self.port, self.prefix, self.autosave_interval)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -242,7 +242,7 @@ class Broker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited at start:\n{self.log_text()[offset:]}")
+                raise MosquittoError(f"mosquitto exited at start:\n{self.log_text()[offset:]}")
             # "running" is logged after the listener is bound: the port is ours, not
             # another process's that happened to hold it.
             if " running" in self.log_text()[offset:] and port_in_use(self.port, self.host):
@@ -250,7 +250,7 @@ class Broker:
                 return
             time.sleep(0.02)
         self.kill()
-        raise BrokerError(f"mosquitto not ready after {timeout}s:\n{self.log_text()[offset:]}")
+        raise MosquittoError(f"mosquitto not ready after {timeout}s:\n{self.log_text()[offset:]}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its database) and wait; SIGKILL if it hangs."""
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if taken else 0
     try:
         conf = setup(args.dir, args.port, args.prefix, args.autosave_interval)
-    except (BrokerError, OSError) as exc:
+    except (MosquittoError, OSError) as exc:
         logger.error("broker setup failed: %s", exc)
         return 1
     logger.info("broker config in %s (listener %s:%s)", conf, HOST, args.port)

@@ -59,8 +59,8 @@ def parse_args(
     add("--host", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, help="port, 0 for a free one (default 9528)")
     add("--allow-remote", action="store_true", help="allow a --host that is not loopback")
-    add("--strict", action="store_true", default=None,
-        help="answer 422 to a non-conforming report")
+    add("--strict", action=argparse.BooleanOptionalAction,
+        help="answer 422 to a non-conforming report (default: accept and show it)")
     add("--faults", action="store_true", help="serve /api/faults to inject failures")
     add("--keep", type=_positive, help="reports kept in memory (default 200)")
     add("--login-address",
@@ -84,7 +84,8 @@ def parse_args(
         parser.error("--port must be from 0 to 65535")
     if not args.allow_remote and not _is_loopback(args.host):
         parser.error(
-            f"--host {args.host} is not a loopback address; add --allow-remote to serve it"
+            f"host {args.host} (--host or receiver.host) is not a loopback address; "
+            "add --allow-remote to serve it"
         )
     return args
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import pytest
 
-from demo.broker import Broker, BrokerError, find_mosquitto, find_tool
+from demo.broker import Broker, MosquittoError, find_mosquitto, find_tool
 from receiver.app import create_app
 from receiver.server import ReceiverServer
 
@@ -43,7 +43,7 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
     """
     try:
         find_mosquitto()
-    except BrokerError as exc:
+    except MosquittoError as exc:
         pytest.skip(str(exc))
     if find_tool("mosquitto_passwd") is None:
         pytest.skip("mosquitto_passwd not found: run `make deps`")

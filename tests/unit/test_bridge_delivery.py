@@ -95,6 +95,20 @@ class TestBackoff:
         """A Retry-After of 0 still waits the minimum, so a busy platform is not hammered."""
         assert Backoff(1.5, 60.0).delay(1, RetryAfter("busy", 503, 0.0)) == 1.5
 
+    def test_retry_after_on_other_failures_only_lengthens_the_backoff(self) -> None:
+        """On a 500 a Retry-After is a floor: longer waits longer, shorter keeps the backoff."""
+        backoff = Backoff(1.0, 60.0, rng=hi)
+
+        assert backoff.delay(1, RetryAfter("HTTP 500", 500, 17.0)) == 17.0
+        assert backoff.delay(5, RetryAfter("HTTP 500", 500, 0.0)) == 16.0  # as without it
+        assert backoff.delay(1, RetryAfter("HTTP 500", 500, 3600.0)) == 60.0
+
+    @pytest.mark.parametrize("status", [401, 403, 404])
+    def test_retry_after_never_hurries_a_refusal(self, status: int) -> None:
+        """A refused request (401/403/404) waits the cap even with `Retry-After: 0`: no hot
+        loop of refusals, and no login every few seconds (a relogin follows refusals)."""
+        assert Backoff(1.0, 60.0, rng=lo).delay(1, RetryAfter("no", status, 0.0)) == 60.0
+
     @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 413, 422, 499])
     def test_non_transient_4xx_waits_the_cap(self, status: int) -> None:
         """A 4xx that says the request is wrong backs off straight to the cap."""

@@ -63,6 +63,7 @@ class TestReplayFence:
         rig.suback(fence_mid, GRANTED)
 
         assert rig.completed == 1
+        assert not rig.fence.refused
 
     def test_other_subacks_are_ignored(self) -> None:
         rig = Rig()
@@ -84,6 +85,7 @@ class TestReplayFence:
             rig.suback(fence_mid, GRANTED)
 
         assert rig.completed == 0
+        assert rig.fence.refused
         assert "refused the subscription to se3/SN/#" in caplog.text
         assert "ACL" in caplog.text
 
@@ -101,3 +103,4 @@ class TestReplayFence:
         rig.suback(fence_mid, GRANTED)
 
         assert rig.completed == 1
+        assert not rig.fence.refused

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import RecordError
@@ -78,6 +78,12 @@ def _optional(doc: dict[str, Any], key: str, check: Any) -> bool:
     return doc.get(key) is None or bool(check(doc[key]))
 
 
+def _optional_text(doc: dict[str, Any], key: str, check: Any) -> bool:
+    """An optional string key: absent, null and blank ("unknown") all pass."""
+    value = doc.get(key)
+    return value is None or (isinstance(value, str) and not value.strip()) or bool(check(value))
+
+
 def _fresh(doc: dict[str, Any]) -> bool:
     return (_optional(doc, "ts", lambda v: _in(v, 0, math.inf) and v > 0)
             and _optional(doc, "ttl", lambda v: _in(v, 0, MONTH) and v > 0))
@@ -90,15 +96,14 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
     if not _optional(doc, "source", lambda v: _text(v, 1, 128)):
         return False
     if kind is Kind.GATEWAY_INFO:
-        mac = doc.get("gateway_mac")
         return (
             "gateway_ip" in doc and _ip(doc["gateway_ip"]) is not None
             and _text(doc.get("gateway_name"), 1, 256)
             and _text(doc.get("dev_sno"), 1, 128)
             and _text(doc.get("sw_version"), 0, 4096)
-            and _optional(doc, "sdk_version", lambda v: _text(v, 0, 256))
-            and (mac is None or (_text(mac, 0, 256) and _MAC.fullmatch(
-                mac.strip().lower().replace("-", ":")) is not None))
+            and _optional_text(doc, "sdk_version", lambda v: _text(v, 0, 256))
+            and _optional_text(doc, "gateway_mac", lambda v: _text(v, 0, 256) and _MAC.fullmatch(
+                v.strip().lower().replace("-", ":")) is not None)
         )
     if kind is Kind.GATEWAY_METRICS:
         temperature = doc.get("temperature")
@@ -118,7 +123,7 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
         and doc.get("ep_type") in ("0", "1", "2", "3", "4")
         and _text(doc.get("ep_location"), 1, 256)
         and _text(doc.get("ep_name", ""), 0, 256)
-        and _optional(doc, "ep_url", lambda v: _text(v, 0, 2048))
+        and _optional_text(doc, "ep_url", lambda v: _text(v, 0, 2048))
         and (ep_ip is None or (_ip(ep_ip) is not None and (not key or _ip(ep_ip) == key)))
     )
 
@@ -211,6 +216,11 @@ class TestParseRecord:
 
     @PROPERTY
     @given(kind=st.sampled_from(Kind), doc=RECORDS, key=KEYS)
+    @example(kind=Kind.GATEWAY_INFO, key="", doc={
+        "gateway_ip": "10.0.0.1", "gateway_name": "g", "dev_sno": "d", "sw_version": "",
+        "gateway_mac": " ", "sdk_version": ""})
+    @example(kind=Kind.DEVICE_STATE, key="", doc={
+        "ep_status": "online", "ep_type": "2", "ep_location": "L", "ep_url": "\u3000"})
     def test_contract_fields_with_edge_values(
         self, kind: Kind, doc: dict[str, Any], key: str
     ) -> None:

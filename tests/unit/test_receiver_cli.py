@@ -21,6 +21,12 @@ from receiver.cli import parse_args
 _SCRIPT = Path(sys.executable).with_name("se3-receiver")
 
 
+@pytest.fixture(autouse=True)
+def no_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's $SE3_CONFIG must not change what these tests see."""
+    monkeypatch.delenv("SE3_CONFIG", raising=False)
+
+
 class TestArguments:
     def test_defaults(self) -> None:
         """By default it listens on 127.0.0.1:9528, lenient, answering the old login names."""
@@ -41,6 +47,7 @@ class TestArguments:
         args = parse_args(["--config", str(path), "--keep", "7"], environ={})
 
         assert (args.port, args.strict, args.keep) == (9600, True, 7)
+        assert parse_args(["--config", str(path), "--no-strict"], environ={}).strict is False
         assert (args.login_address, args.login_period, args.host) == ("/a,/b", 30, "127.0.0.1")
 
     def test_config_from_environment(self, tmp_path: Path) -> None:
