@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,11 +122,16 @@ class TestConfigTopic:
         publish_spec_example(broker)
         with running_bridge(config, broker, tmp_path / "bridge.log"):
             wait_report(home, lambda r: True)
+            published = time.time()
             publish(broker, "operator", {"config/report_url": f"{other.url}/DeviceStatus".encode()})
-            moved = other.state.store.wait_for(lambda r: True, timeout=1.5)
+            moved = other.state.store.wait_for(lambda r: True, timeout=5)
             assert moved is not None
+            cleared = time.time()
             publish(broker, "operator", {"config/report_url": b""})
-            wait_report(home, lambda r: True, after=moved.received_at, timeout=1.5)
+            back = wait_report(home, lambda r: True, after=cleared, timeout=5)
+        # min_interval is 0.2 s here: a second leaves room for a loaded machine.
+        assert moved.received_at - published <= 1.0
+        assert back.received_at - cleared <= 1.0
 
     def test_app_cannot_write_the_config_topic(
         self, tmp_path: Path, broker: Broker, platforms: list[ReceiverServer]
