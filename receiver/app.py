@@ -75,9 +75,10 @@ def _log_report(report: Report) -> None:
     devices = devices if isinstance(devices, list) else []
     online = sum(1 for d in devices if isinstance(d, dict) and d.get("ep_status") == "online")
     logger.info(
-        "report %s from gateway %s: %d sub-devices online, %d offline, %d violations%s",
+        "report %s from gateway %s (%s): %d sub-devices online, %d offline, %d violations%s",
         _show(report.report_id),
         _show(payload.get("gateway_sn")),
+        _show(payload.get("gateway_status")),
         online,
         len(devices) - online,
         len(report.violations),

@@ -62,6 +62,9 @@ def parse_args(
     add("--strict", action=argparse.BooleanOptionalAction,
         help="answer 422 to a non-conforming report (default: accept and show it)")
     add("--faults", action="store_true", help="serve /api/faults to inject failures")
+    add("--grace", type=float, default=0.0, metavar="S",
+        help="after SIGTERM/SIGINT, serve S s more (a second signal ends it), so a bridge "
+        "stopped at the same moment still delivers its last report (default 0)")
     add("--keep", type=_positive, help="reports kept in memory (default 200)")
     add("--login-address",
         help="report URL(s) the login answers, comma-separated (default /DeviceStatus)")
@@ -82,6 +85,8 @@ def parse_args(
             setattr(args, key, getattr(settings, key))
     if not 0 <= args.port <= 65535:
         parser.error("--port must be from 0 to 65535")
+    if not 0 <= args.grace <= 60:
+        parser.error("--grace must be from 0 to 60 seconds")
     if not args.allow_remote and not _is_loopback(args.host):
         parser.error(
             f"host {args.host} (--host or receiver.host) is not a loopback address; "
@@ -104,10 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     login = LoginSettings(args.login_address, args.login_period, args.login_new_names)
     app = create_app(strict=args.strict, login=login, keep=args.keep, faults=args.faults)
-    stop = threading.Event()
+    stop, again = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("received %s, stopping", signal.Signals(signum).name)
+        if stop.is_set():
+            again.set()
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -127,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.url,
     )
     stop.wait()
+    if args.grace > 0:
+        logger.info("serving %g s more for clients stopping too", args.grace)
+        again.wait(args.grace)
     server.stop()
     return 0
 

@@ -115,14 +115,15 @@ class TestDeviceStatus:
         assert "星期二" in text
 
     def test_logs_one_line(self, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
-        """Each report is logged at INFO with its id, gateway and device counts."""
+        """Each report is logged at INFO with its id, gateway, its status and device counts."""
         report = spec_example()
         report["sub_devices"].append(device("192.168.1.102", ep_status="offline"))
         with caplog.at_level(logging.INFO, logger="receiver.app"):
             post(client, report, report_id=f"{SN}-b-7")
         [line] = [r.getMessage() for r in caplog.records if r.name == "receiver.app"]
         assert line == (
-            f"report {SN}-b-7 from gateway {SN}: 1 sub-devices online, 1 offline, 0 violations"
+            f"report {SN}-b-7 from gateway {SN} (online): 1 sub-devices online, 1 offline, "
+            "0 violations"
         )
 
 

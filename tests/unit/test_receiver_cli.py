@@ -165,3 +165,32 @@ def test_serves_until_signalled(signum: signal.Signals) -> None:
                 proc.kill()
                 proc.wait()
         assert '"receiver stopped"' in lines.rest(timeout=5)
+
+
+def test_grace_serves_a_last_report_after_the_signal() -> None:
+    """With --grace, a report POSTed after SIGTERM is still taken; a second signal ends it."""
+    command = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "receiver.cli"]
+    with subprocess.Popen(
+        [*command, "--port", "0", "--grace", "30"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        lines = _Lines(proc.stderr)
+        try:
+            url = lines.wait_for(r"page at (http://127\.0\.0\.1:\d+)/", timeout=20)[1]
+            proc.send_signal(signal.SIGTERM)
+            lines.wait_for(r"serving 30 s more", timeout=10)
+            request = urllib.request.Request(  # noqa: S310
+                f"{url}/DeviceStatus", data=b"{}", method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+                assert answer.status == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
