@@ -72,7 +72,7 @@ class _Relogin:
     """A report target issued by the login keeps refusing us: log in again."""
 
 
-_Item = tuple[str, bytes] | _Fence | _Wake | _Connected | _Relogin | LoginResult
+_Item = tuple[str, bytes, bool] | _Fence | _Wake | _Connected | _Relogin | LoginResult
 _OWN_KINDS = frozenset({Kind.BRIDGE_STATUS, Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS})
 _AUTH_REFUSALS = frozenset({401, 403, 404})
 _RELOGIN_AFTER = 3  # refusals in a row from one target
@@ -138,7 +138,7 @@ class Bridge:
     # -- paho callbacks (network thread): cheap and non-blocking -------------
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put((msg.topic, bytes(msg.payload)))
+        self._inbox.put((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def _subscribe(self, client: mqtt.Client) -> None:
         self._inbox.put(_Connected(self.clock.monotonic()))
@@ -261,7 +261,7 @@ class Bridge:
             logger.info("retained state received: %d devices", len(self.state.devices))
         self._replayed, self._fence_deadline, self._seen = True, None, None
 
-    def _apply(self, topic: str, payload: bytes) -> None:
+    def _apply(self, topic: str, payload: bytes, replayed: bool) -> None:
         ref = self._refs.get(topic)
         if ref is None:
             try:
@@ -277,7 +277,7 @@ class Bridge:
         if self._seen is not None:
             self._seen.add(ref)
         try:
-            outcome = self.state.apply(ref, payload, self.clock)
+            outcome = self.state.apply(ref, payload, self.clock, replayed)
         except RecordError as exc:
             self._reject(topic, exc)
             return

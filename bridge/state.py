@@ -6,9 +6,10 @@ message raises `RecordError` and leaves the state exactly as it was: the last
 valid record for a topic stays in effect (CONTRACT section 9).
 
 A repeated, byte-identical payload (a retained replay, a collector's refresh)
-is not parsed again. Its deadline is renewed only when it has no `ts`: with the
-same `ts`, the age judged at first arrival stands, whatever the wall clock did
-since (bridge.freshness).
+is not parsed again. Its deadline is renewed only by a live publish of a
+record without `ts`: with the same `ts`, the age judged at first arrival
+stands, whatever the wall clock did since (bridge.freshness), and a replay of
+what we hold is no sign of life.
 
 Pure: time comes from the `Clock` passed in.
 """
@@ -35,6 +36,7 @@ class _Slot:
     raw: bytes
     record: DeviceState
     deadline: float | None
+    lapsed: bool = False  # the deadline has passed and was taken into account
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +71,17 @@ class GatewayState:
 
     # -- feeding -------------------------------------------------------------
 
-    def apply(self, ref: TopicRef, payload: bytes, clock: Clock) -> Outcome:
-        """Apply one message; raises RecordError (state untouched) when it is refused."""
+    def apply(self, ref: TopicRef, payload: bytes, clock: Clock, replayed: bool = False) -> Outcome:
+        """Apply one message; raises RecordError (state untouched) when it is refused.
+
+        `replayed`: the broker sent it from its retained store (a new subscription),
+        not because someone just published it.
+        """
         kind = ref.kind
         if kind is Kind.DEVICE_STATE:
-            return self._apply_device(ref.key, payload, clock)
+            return self._apply_device(ref.key, payload, clock, replayed)
         if kind is Kind.GATEWAY_METRICS:
-            return self._apply_metrics(payload, clock)
+            return self._apply_metrics(payload, clock, replayed)
         if kind is Kind.GATEWAY_INFO:
             return self._apply_info(payload)
         if kind is Kind.COLLECTOR_STATUS:
@@ -84,7 +90,7 @@ class GatewayState:
             return self._apply_urls(payload)
         return UNCHANGED  # the bridge's own topics
 
-    def _apply_device(self, ip: str, payload: bytes, clock: Clock) -> Outcome:
+    def _apply_device(self, ip: str, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         old = self.devices.get(ip)
         if not payload:
             if old is None:
@@ -101,33 +107,37 @@ class GatewayState:
                 f"device limit of {self.max_devices} reached; new device refused", code="limit"
             )
         now = clock.monotonic()
-        if old is not None and old.raw == payload and record.ts is not None:
+        if old is not None and old.raw == payload and (record.ts is not None or replayed):
             # Same bytes, same `ts`: the age was judged at first arrival. Judging it
             # again (a retained replay after a reconnect) with a wall clock stepped
-            # since would cut the record short or stretch it.
-            due = old.deadline
+            # since would cut the record short or stretch it. Without a `ts`, only
+            # a live publish renews the record; a replay of what we hold does not.
+            slot = _Slot(payload, record, old.deadline, old.lapsed)
+            self.devices[ip] = slot
         else:
             due = deadline(record.ts, record.ttl, clock)
-        slot = _Slot(payload, record, due)
-        self.devices[ip] = slot
-        if due is not None and (old is None or due != old.deadline):
-            heapq.heappush(self._expiries, (due, ip))
-            if len(self._expiries) > 2 * len(self.devices) + 64:
-                self._compact_expiries()
+            # A record already past its deadline is offline from the start: nothing
+            # is left to wake up for.
+            slot = _Slot(payload, record, due, lapsed=due is not None and due <= now)
+            self.devices[ip] = slot
+            if due is not None and not slot.lapsed:
+                heapq.heappush(self._expiries, (due, ip))
+                if len(self._expiries) > 2 * len(self.devices) + 64:
+                    self._compact_expiries()
         if old is None:
             self._order = None
             return CHANGED
         return CHANGED if self._view(old, now) != self._view(slot, now) else UNCHANGED
 
-    def _apply_metrics(self, payload: bytes, clock: Clock) -> Outcome:
+    def _apply_metrics(self, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         if not payload:
             self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
             return UNCHANGED
         if payload != self._metrics_raw or self.metrics is None:
             parsed = parse_as(GatewayMetrics, payload, max_size=self.max_payload)
             self.metrics, self._metrics_raw = parsed, payload
-        elif self.metrics.ts is not None:
-            return UNCHANGED  # same `ts`: keep the deadline judged at first arrival
+        elif self.metrics.ts is not None or replayed:
+            return UNCHANGED  # keep the deadline judged at first arrival (as for devices)
         self._metrics_deadline = deadline(self.metrics.ts, self.metrics.ttl, clock)
         return UNCHANGED  # metrics travel with the periodic report
 
@@ -212,9 +222,13 @@ class GatewayState:
     # -- time ----------------------------------------------------------------
 
     def _compact_expiries(self) -> None:
-        """Drop superseded deadlines: refreshes would otherwise pile up until they pass."""
+        """Drop superseded deadlines: refreshes would otherwise pile up until they pass.
+
+        A deadline already taken into account is not put back: it would count as
+        an expiry a second time, and send a report with nothing new in it.
+        """
         self._expiries = [(s.deadline, ip) for ip, s in self.devices.items()
-                          if s.deadline is not None]
+                          if s.deadline is not None and not s.lapsed]
         heapq.heapify(self._expiries)
 
     def next_expiry(self) -> float | None:
@@ -229,7 +243,10 @@ class GatewayState:
             due, ip = heapq.heappop(self._expiries)
             slot = self.devices.get(ip)
             # An entry is current only if the slot still has this very deadline.
-            if slot is not None and slot.deadline == due and slot.record.ep_status == "online":
+            if slot is None or slot.deadline != due or slot.lapsed:
+                continue
+            slot.lapsed = True
+            if slot.record.ep_status == "online":
                 changed = changed or slot.record.source not in self.offline_sources
         return changed
 

@@ -56,11 +56,11 @@ class Harness:
         if with_info:
             self.send(TOPICS.gateway_info, info())
 
-    def send(self, topic: str, payload: bytes) -> Outcome:
-        return self.state.apply(parse(topic, PREFIX), payload, self.clock)
+    def send(self, topic: str, payload: bytes, replayed: bool = False) -> Outcome:
+        return self.state.apply(parse(topic, PREFIX), payload, self.clock, replayed)
 
-    def dev(self, ip: str, payload: bytes) -> Outcome:
-        return self.send(TOPICS.device_state(ip), payload)
+    def dev(self, ip: str, payload: bytes, replayed: bool = False) -> Outcome:
+        return self.send(TOPICS.device_state(ip), payload, replayed)
 
     def collector(self, name: str, payload: bytes) -> Outcome:
         return self.send(TOPICS.collector_status(name), payload)
@@ -314,6 +314,47 @@ class TestRepeats:
         assert h.state.expire(h.clock)
         assert h.statuses() == {"10.0.0.1": "offline"}
 
+    def test_replay_of_a_record_without_ts_does_not_renew_it(self) -> None:
+        """A broker replaying (after a reconnect) the bytes we hold is no sign of life: an
+        expired record without ts stays offline; a live publish of it renews it."""
+        h = Harness()
+        payload = device(ttl=30)
+        h.dev("10.0.0.1", payload)
+        h.clock.advance(31)
+        assert h.state.expire(h.clock)
+
+        assert h.dev("10.0.0.1", payload, replayed=True) == UNCHANGED
+        assert h.statuses() == {"10.0.0.1": "offline"}
+        assert not h.state.expire(h.clock)
+        assert h.dev("10.0.0.1", payload) == CHANGED
+        assert h.statuses() == {"10.0.0.1": "online"}
+
+    def test_replay_keeps_the_running_deadline(self) -> None:
+        """A replay before the deadline neither extends nor cuts the record's life."""
+        h = Harness()
+        payload = device(ttl=30)
+        h.dev("10.0.0.1", payload)
+        h.clock.advance(20)
+        h.dev("10.0.0.1", payload, replayed=True)
+        h.clock.advance(10)
+
+        assert h.state.expire(h.clock)
+        assert h.statuses() == {"10.0.0.1": "offline"}
+
+    def test_replayed_metrics_without_ts_stay_stale(self) -> None:
+        """Metrics without ts that went stale are not made current by a replay."""
+        h = Harness()
+        payload = js({"cpu_usage": 5.0, "ttl": 30})
+        h.metrics(payload)
+        h.clock.advance(31)
+        assert "cpu_usage" not in h.report()["gateway_ext_data"]
+
+        h.send(TOPICS.gateway_metrics, payload, replayed=True)
+
+        assert "cpu_usage" not in h.report()["gateway_ext_data"]
+        h.metrics(payload)
+        assert h.report()["gateway_ext_data"]["cpu_usage"] == 5.0
+
     def test_repeat_with_the_same_ts_does_not_extend(self) -> None:
         """Re-publishing the same stamped record does not make it live longer."""
         h = Harness()
@@ -453,6 +494,30 @@ class TestExpiry:
         h.clock.advance(31)
 
         assert not h.state.expire(h.clock)
+
+    def test_record_expired_on_arrival_is_no_later_change(self) -> None:
+        """A record past its ttl when it arrives is offline at once, and nothing more."""
+        h = Harness()
+        h.dev("10.0.0.1", device(ts=WALL - 3600, ttl=60))
+
+        assert h.state.next_expiry() is None
+        assert not h.state.expire(h.clock)
+
+    def test_compaction_does_not_count_an_expiry_twice(self) -> None:
+        """Refreshes that compact the deadline heap do not bring back a handled expiry
+        (which would send a report with nothing new in it)."""
+        h = Harness()
+        h.dev("10.0.0.99", device(ttl=5))
+        h.clock.advance(6)
+        assert h.state.expire(h.clock)
+
+        for n in range(300):  # each refresh is a new deadline: the heap grows, then compacts
+            h.clock.advance(0.01)
+            h.dev("10.0.0.1", device(ttl=60, ep_name=f"v{n}"))
+            assert not h.state.expire(h.clock), n
+
+        assert len(h.state._expiries) < 100
+        assert h.statuses() == {"10.0.0.1": "online", "10.0.0.99": "offline"}
 
     def test_several_expire_at_once(self) -> None:
         """Several passed deadlines are all dropped in one expire() call."""
