@@ -109,11 +109,12 @@ class MqttSection(_Section):
 class PlatformSection(_Section):
     report_url: list[str] = Field(default_factory=list)
     login_url: str = ""
-    interval: Annotated[float, Field(strict=True, gt=0, le=86400)] = 20.0
+    # Lower bounds keep a typo (1e-9) from turning the main loop into a busy loop.
+    interval: Annotated[float, Field(strict=True, ge=0.1, le=86400)] = 20.0
     min_interval: Annotated[float, Field(strict=True, ge=0, le=3600)] = 1.0
     timeout: Annotated[float, Field(strict=True, gt=0, le=300)] = 10.0
     retry_max: Annotated[float, Field(strict=True, gt=0, le=3600)] = 60.0
-    retry_min: Annotated[float, Field(strict=True, gt=0, le=3600)] = 1.0
+    retry_min: Annotated[float, Field(strict=True, ge=0.001, le=3600)] = 1.0
     shutdown_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 5.0
     ca_file: Path | None = None
 

@@ -323,20 +323,26 @@ class Bridge:
 
     def _send(self, now: float) -> None:
         self.schedule.sent(now)
-        report = self.state.report(self.clock)
-        if report is None:
+        built = self._build()
+        if built is None:
             return
-        body = dumps(report)
-        devices = report["sub_devices"]
-        online = sum(1 for d in devices if d["ep_status"] == "online")
-        self.stats.devices(online, len(devices) - online)
         if not self._targets:
             if not self._warned_no_target:
                 logger.warning("no report URL configured yet: report not sent")
                 self._warned_no_target = True
             return
         for target in self._targets.values():
-            target.offer(body, len(devices))
+            target.offer(*built)
+
+    def _build(self) -> tuple[bytes, int] | None:
+        """The report for now as (body, device count); None while the gateway is unknown."""
+        report = self.state.report(self.clock)
+        if report is None:
+            return None
+        devices = report["sub_devices"]
+        online = sum(1 for d in devices if d["ep_status"] == "online")
+        self.stats.devices(online, len(devices) - online)
+        return dumps(report), len(devices)
 
     # -- targets -------------------------------------------------------------
 
@@ -354,6 +360,7 @@ class Bridge:
             logger.info("no longer reporting to %s", self._targets[url].name)
             self._targets.pop(url).stop()
         platform = self.config.platform
+        added: list[Target] = []
         for url in wanted:
             if url in self._targets:
                 continue
@@ -367,9 +374,14 @@ class Bridge:
             )
             self._targets[url] = target
             target.start()
+            added.append(target)
             self._warned_no_target = False
             logger.info("reporting to %s", target.name)
-        self.schedule.changed(self.clock.monotonic())
+        # A new target gets the state at once; the others have it already.
+        built = self._build() if added and self.schedule.ready else None
+        if built is not None:
+            for target in added:
+                target.offer(*built)
 
     def _on_attempt(self, attempt: Attempt) -> None:
         """Called on a target's thread after each POST."""

@@ -19,10 +19,12 @@ from tests.conftest import collect, wait_until
 from tests.integration.stack import (
     BASE,
     DEV_SNO,
+    device,
     faults,
     publish,
     publish_spec_example,
     running_bridge,
+    statuses,
     wait_report,
     write_config,
 )
@@ -132,6 +134,23 @@ class TestConfigTopic:
         # min_interval is 0.2 s here: a second leaves room for a loaded machine.
         assert moved.received_at - published <= 1.0
         assert back.received_at - cleared <= 1.0
+
+    def test_added_target_gets_the_state_and_the_others_no_repeat(
+        self, tmp_path: Path, broker: Broker, platforms: list[ReceiverServer]
+    ) -> None:
+        """Adding a second URL sends the current state to it alone, not again to the first."""
+        home, other = platforms
+        config = write_config(tmp_path / "b.toml", broker, f"{home.url}/DeviceStatus")
+        publish_spec_example(broker)
+        with running_bridge(config, broker, tmp_path / "bridge.log"):
+            wait_report(home, lambda r: True)
+            both = f"{home.url}/DeviceStatus,{other.url}/DeviceStatus"
+            publish(broker, "operator", {"config/report_url": both.encode()})
+            assert other.state.store.wait_for(lambda r: True, timeout=5) is not None
+            # A marker change: once it is in at home, a repeat would have been too.
+            publish(broker, "app", {"devices/10.0.9.1/state": device()})
+            wait_report(home, lambda r: "10.0.9.1" in statuses(r))
+        assert len(home.state.store.reports()) == 2
 
     def test_app_cannot_write_the_config_topic(
         self, tmp_path: Path, broker: Broker, platforms: list[ReceiverServer]

@@ -149,6 +149,8 @@ class TestBadValues:
         ("raw", "key"),
         [
             ({"platform": {"interval": 0}}, "platform.interval"),
+            ({"platform": {"interval": 1e-9}}, "platform.interval"),
+            ({"platform": {"retry_min": 1e-9}}, "platform.retry_min"),
             ({"platform": {"interval": -5}}, "platform.interval"),
             ({"platform": {"interval": "often"}}, "platform.interval"),
             ({"platform": {"interval": 100_000}}, "platform.interval"),
