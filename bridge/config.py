@@ -170,7 +170,8 @@ class BridgeSection(_Section):
 class CollectorsSection(_Section):
     metrics_interval: Annotated[float, Field(strict=True, gt=0, le=3600)] = 10.0
     probe_interval: Annotated[float, Field(strict=True, gt=0, le=3600)] = 30.0
-    probe_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 3.0
+    # At most 10 s: a stop waits for the probes in flight (systemd's TimeoutStopSec=15).
+    probe_timeout: Annotated[float, Field(strict=True, gt=0, le=10)] = 3.0
     probe_concurrency: Annotated[int, Field(strict=True, ge=1, le=256)] = 16
     ttl_factor: Annotated[float, Field(strict=True, ge=1.5, le=100)] = 3.0
 

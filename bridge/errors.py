@@ -62,3 +62,8 @@ class RetryAfter(DeliveryError):
 class BrokerError(Se3Error):
     """The MQTT broker did not answer, replay its retained state, or confirm a publish
     in time: a one-shot command exits 1 with this message."""
+
+
+class NotReadyError(Se3Error):
+    """Something a program needs is not there yet (a file on a partition mounted
+    later): exit 1, so that a service manager tries again, unlike a config error."""

@@ -6,9 +6,10 @@
     se3-collector ... publish remove --ip IP
 
 This is the only place that exits: 0 when done, also after SIGTERM or SIGINT;
-1 when the broker failed a one-shot command; 2 for a bad config or a refused
-record. A collector runs on a worker thread while the main thread waits for it
-and takes the signals; the handler only asks the collector to stop, and the
+1 when the broker failed a one-shot command or a file the config names cannot
+be read yet (systemd tries again); 2 for a bad config or a refused record. A
+collector runs on a worker thread while the main thread waits for it and takes
+the signals; the handler only asks the collector to stop, and the
 collector says `offline` on its status topic as it closes.
 """
 
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from bridge.config import Config, load_config
-from bridge.errors import BrokerError, ConfigError, RecordError
+from bridge.errors import BrokerError, ConfigError, NotReadyError, RecordError
 from bridge.logs import setup_logging
 from bridge.options import add_common
 from collectors.devices import DevicesCollector
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecordError as exc:
         print(f"{PROG}: record refused: {exc}", file=sys.stderr)
         return 2
-    except BrokerError as exc:
+    except (BrokerError, NotReadyError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     return code

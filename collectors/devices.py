@@ -3,9 +3,11 @@
 Every `collectors.probe_interval` seconds all devices are probed at once (up
 to `probe_concurrency` in flight, each bounded by `probe_timeout`), and each
 record is published, retained, as soon as its probe answers: a change reaches
-the broker at once, and every cycle refreshes `ts`. Records carry
-`ttl = ttl_factor * probe_interval` and `source: "devices"`; the last will is
-on `collectors/devices/status`.
+the broker at once, and every cycle refreshes `ts`. Records carry `source:
+"devices"` and `ttl = ttl_factor * probe_interval + probe_timeout * waves`,
+where `waves = ceil(devices / probe_concurrency)` bounds how long one cycle can
+take when every probe times out: dead devices never make the live ones flap.
+The last will is on `collectors/devices/status`.
 
 A device taken out of the config must not linger as a retained record. After
 each connect the collector subscribes to `devices/+/state`, then to its own
@@ -18,6 +20,7 @@ every record with our `source` whose IP is no longer configured is deleted.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -145,9 +148,10 @@ class DevicesCollector:
         self._status_topic = self._topics.collector_status(NAME)
         self._clock = clock
         options = config.collectors
-        self._ttl = options.ttl_factor * options.probe_interval
         self._timeout = options.probe_timeout
         self._workers = max(1, min(options.probe_concurrency, len(self._devices)))
+        waves = math.ceil(len(self._devices) / self._workers)
+        self._ttl = options.ttl_factor * options.probe_interval + options.probe_timeout * waves
         self._online: dict[str, bool] = {}
         self.ticker = Ticker(options.probe_interval)
 

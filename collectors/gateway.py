@@ -23,7 +23,7 @@ import orjson
 import psutil
 
 from bridge.config import Config
-from bridge.errors import ConfigError, RecordError
+from bridge.errors import ConfigError, NotReadyError, RecordError
 from bridge.mqttclient import Connection
 from bridge.records import parse_record
 from bridge.topics import Kind, Topics
@@ -61,13 +61,17 @@ def metrics_record(values: Mapping[str, float | int], ts: float, ttl: float) -> 
 
 
 def read_file(path: Path | None, key: str, strip: bool = False) -> str:
-    """The UTF-8 text of the file named by config `key`, verbatim unless `strip`."""
+    """The UTF-8 text of the file named by config `key`, verbatim unless `strip`.
+
+    ConfigError when no file is named or it is not text; NotReadyError when it
+    cannot be read (yet).
+    """
     if path is None:
         raise ConfigError(f"{key}: required by this program")
     try:
         text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # perhaps not mounted yet: worth another try, unlike bad content
+        raise NotReadyError(f"{key}: cannot read {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{key}: {path} is not UTF-8 text: {exc}") from exc
     return text.strip() if strip else text

@@ -1,9 +1,11 @@
 """Is a sub-device there? One bounded network check per device kind.
 
-`rtsp` sends a real RTSP `OPTIONS` request and wants `RTSP/1.0 200` back: a
-camera whose TCP port answers but whose RTSP server is wedged counts as
-offline. `tcp:PORT` only connects. `none` is always online (devices the box
-cannot reach but an operator wants listed).
+`rtsp` sends a real RTSP `OPTIONS` request and wants an RTSP status below 500
+back: 200, and also 401 (a camera that wants a login for everything is up) or
+404 (up, though the stream path is wrong). A camera whose TCP port answers but
+whose RTSP server is wedged (5xx, silence, garbage) counts as offline.
+`tcp:PORT` only connects. `none` is always online (devices the box cannot
+reach but an operator wants listed).
 
 Probes never raise: a refused connection, a timeout, a reset or a garbage
 answer all mean "offline", and the caller has nothing to catch. `probe_all`
@@ -44,7 +46,7 @@ def rtsp_url(ip: str) -> str:
 
 
 def probe_rtsp(url_or_ip: str, timeout: float) -> bool:
-    """Whether an RTSP server answers `OPTIONS` with 200 within `timeout` seconds in all."""
+    """Whether an RTSP server answers `OPTIONS` (status < 500) within `timeout` s in all."""
     url = url_or_ip if "://" in url_or_ip else rtsp_url(url_or_ip)
     try:
         parts = urlsplit(url)
@@ -63,11 +65,19 @@ def probe_rtsp(url_or_ip: str, timeout: float) -> bool:
     except (OSError, ValueError, UnicodeError, OverflowError) as exc:
         logger.debug("rtsp probe %s failed: %s", url, exc)
         return False
-    fields = line.split(None, 2)
-    ok = len(fields) >= 2 and fields[0] == b"RTSP/1.0" and fields[1] == b"200"
+    ok = rtsp_answered(line)
     if not ok:
         logger.debug("rtsp probe %s answered %r", url, line[:80])
     return ok
+
+
+def rtsp_answered(status_line: bytes) -> bool:
+    """Whether `status_line` is an RTSP answer from a working server (status < 500)."""
+    fields = status_line.split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith(b"RTSP/"):
+        return False
+    code = fields[1]
+    return len(code) == 3 and code.isdigit() and 100 <= int(code) < 500
 
 
 def _read_line(sock: socket.socket, deadline: float) -> bytes:

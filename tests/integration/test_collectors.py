@@ -207,7 +207,8 @@ class TestDevicesOnce:
         dead = device_state(held[state_topic(DEAD_IP)], DEAD_IP)
         assert (cam.ep_status, dead.ep_status) == ("online", "offline")
         assert cam.ep_url == f"rtsp://{CAMERA_IP}:{camera_port(camera)}/ch2"
-        assert (cam.ttl, cam.source, dead.ep_type) == (90.0, "devices", "0")
+        # ttl: 3 x the 30 s interval, plus one wave of 1 s probe timeouts (the slowest cycle).
+        assert (cam.ttl, cam.source, dead.ep_type) == (91.0, "devices", "0")
 
     def test_removed_device_is_deleted(self, broker: Broker, tmp_path: Path) -> None:
         """A device taken out of the config loses its record; others' records stay."""

@@ -167,6 +167,7 @@ class TestBadValues:
             ({"bridge": {"max_devices": 0}}, "bridge.max_devices"),
             ({"bridge": {"metrics_listen": "9530"}}, "bridge.metrics_listen"),
             ({"collectors": {"ttl_factor": 1}}, "collectors.ttl_factor"),
+            ({"collectors": {"probe_timeout": 11}}, "collectors.probe_timeout"),
             ({"devices": [{**DEVICE, "type": "9"}]}, "devices.0.type"),
             ({"devices": [{**DEVICE, "type": 2}]}, "devices.0.type"),
             ({"devices": [DEVICE, {**DEVICE, "ip": "10.0.0.2", "type": "5"}]}, "devices.1.type"),

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from bridge.config import Config, parse_config
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, NotReadyError
 from bridge.records import GatewayInfo, GatewayMetrics, parse_record
 from bridge.topics import Kind
 from collectors.gateway import GatewayCollector
@@ -116,11 +116,12 @@ class TestInfo:
         with pytest.raises(ConfigError, match=re.escape(key)):
             collector(files, **{missing: None})
 
-    def test_unreadable_files_are_config_errors(self, files: dict[str, Path]) -> None:
-        """A sw_version or sdk_version file that cannot be read stops the collector."""
-        with pytest.raises(ConfigError, match=r"gateway\.sw_version_file: cannot read"):
+    def test_unreadable_files_are_not_ready(self, files: dict[str, Path]) -> None:
+        """A sw_version or sdk_version file that cannot be read (a partition not mounted
+        yet?) stops the collector with a NotReadyError (exit 1: systemd tries again)."""
+        with pytest.raises(NotReadyError, match=r"gateway\.sw_version_file: cannot read"):
             collector(files, sw_version_file=str(files["data"] / "absent"))
-        with pytest.raises(ConfigError, match=r"gateway\.sdk_version_file"):
+        with pytest.raises(NotReadyError, match=r"gateway\.sdk_version_file"):
             collector(files, sdk_version_file=str(files["data"] / "absent"))
         files["sw"].write_bytes(b"\xff\xfe not utf-8")
         with pytest.raises(ConfigError, match="not UTF-8"):

@@ -109,13 +109,26 @@ class TestProbeRtsp:
 
     @pytest.mark.parametrize(
         "status_line",
-        [b"RTSP/1.0 404 Not Found", b"RTSP/1.0 401 Unauthorized", b"HTTP/1.1 200 OK",
-         b"RTSP/1.0 2000 OK", b"\xff\xfe garbage"],
+        [b"RTSP/1.0 401 Unauthorized", b"RTSP/1.0 404 Not Found", b"RTSP/2.0 200 OK",
+         b"RTSP/1.0 454 Session Not Found"],
     )
-    def test_anything_but_200_is_offline(
+    def test_a_server_that_answers_is_online(
         self, responder: Callable[[Behaviour], Responder], status_line: bytes
     ) -> None:
-        """Another status, another protocol or garbage means offline."""
+        """A camera that wants a login (401) or has no such stream (404) is up."""
+        server = responder(answer(status_line))
+        assert probe_rtsp(f"rtsp://{HOST}:{server.port}/", TIMEOUT)
+
+    @pytest.mark.parametrize(
+        "status_line",
+        [b"RTSP/1.0 500 Internal Server Error", b"RTSP/1.0 503 Service Unavailable",
+         b"HTTP/1.1 200 OK", b"RTSP/1.0 2000 OK", b"RTSP/1.0 OK", b"RTSP/1.0 099 x",
+         b"\xff\xfe garbage"],
+    )
+    def test_server_error_other_protocol_or_garbage_is_offline(
+        self, responder: Callable[[Behaviour], Responder], status_line: bytes
+    ) -> None:
+        """A 5xx (a wedged server), another protocol or garbage means offline."""
         server = responder(answer(status_line))
         assert not probe_rtsp(f"rtsp://{HOST}:{server.port}/", TIMEOUT)
 
@@ -185,7 +198,7 @@ class TestProbeDevice:
     def test_rtsp_uses_the_device_url(self, responder: Callable[[Behaviour], Responder]) -> None:
         """`rtsp` probes the device's own rtsp:// URL when it has one."""
         good = responder(answer(b"RTSP/1.0 200 OK"))
-        bad = responder(answer(b"RTSP/1.0 404 Not Found"))
+        bad = responder(answer(b"RTSP/1.0 503 Service Unavailable"))
         assert probe_device(entry("rtsp", url=f"rtsp://{HOST}:{good.port}/ch1"), TIMEOUT)
         assert not probe_device(entry("rtsp", url=f"rtsp://{HOST}:{bad.port}/ch1"), TIMEOUT)
 
