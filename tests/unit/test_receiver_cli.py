@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import re
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -142,12 +144,13 @@ class _Lines:
         return "".join(self.seen)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_serves_until_signalled(signum: signal.Signals) -> None:
-    """The command serves on a free port and exits 0 on SIGTERM or SIGINT."""
+@contextlib.contextmanager
+def running_receiver(*flags: str) -> Iterator[tuple[subprocess.Popen[str], _Lines, str]]:
+    """`se3-receiver --port 0 FLAGS` started; (process, its stderr lines, its URL); killed
+    afterwards if still running."""
     command = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "receiver.cli"]
     with subprocess.Popen(
-        [*command, "--port", "0", "--strict", "--log-json"],
+        [*command, "--port", "0", *flags],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -156,41 +159,34 @@ def test_serves_until_signalled(signum: signal.Signals) -> None:
         lines = _Lines(proc.stderr)
         try:
             url = lines.wait_for(r"page at (http://127\.0\.0\.1:\d+)/", timeout=20)[1]
-            with urllib.request.urlopen(f"{url}/api/stats", timeout=5) as answer:  # noqa: S310
-                assert json.loads(answer.read())["received"] == 0
-            proc.send_signal(signum)
-            assert proc.wait(timeout=10) == 0
+            yield proc, lines, url
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        assert '"receiver stopped"' in lines.rest(timeout=5)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serves_until_signalled(signum: signal.Signals) -> None:
+    """The command serves on a free port and exits 0 on SIGTERM or SIGINT."""
+    with running_receiver("--strict", "--log-json") as (proc, lines, url):
+        with urllib.request.urlopen(f"{url}/api/stats", timeout=5) as answer:  # noqa: S310
+            assert json.loads(answer.read())["received"] == 0
+        proc.send_signal(signum)
+        assert proc.wait(timeout=10) == 0
+    assert '"receiver stopped"' in lines.rest(timeout=5)
 
 
 def test_grace_serves_a_last_report_after_the_signal() -> None:
     """With --grace, a report POSTed after SIGTERM is still taken; a second signal ends it."""
-    command = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "receiver.cli"]
-    with subprocess.Popen(
-        [*command, "--port", "0", "--grace", "30"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stderr is not None
-        lines = _Lines(proc.stderr)
-        try:
-            url = lines.wait_for(r"page at (http://127\.0\.0\.1:\d+)/", timeout=20)[1]
-            proc.send_signal(signal.SIGTERM)
-            lines.wait_for(r"serving 30 s more", timeout=10)
-            request = urllib.request.Request(  # noqa: S310
-                f"{url}/DeviceStatus", data=b"{}", method="POST",
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
-                assert answer.status == 200
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with running_receiver("--grace", "30") as (proc, lines, url):
+        proc.send_signal(signal.SIGTERM)
+        lines.wait_for(r"serving 30 s more", timeout=10)
+        request = urllib.request.Request(  # noqa: S310
+            f"{url}/DeviceStatus", data=b"{}", method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            assert answer.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
