@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Answers that mean "try again soon" rather than "this request is wrong".
 _TRANSIENT_4XX = frozenset({408, 429})
+# Seconds the last report waits for a POST still in flight before it goes anyway.
+_FINAL_WAIT = 1.0
 # Answers whose Retry-After is the time to wait, shorter or longer than the backoff.
 _COME_BACK_LATER = frozenset({429, 503})
 
@@ -98,8 +100,8 @@ class Target:
     """The worker that delivers to one URL.
 
     `make_sender` gives the worker its HTTP sender; the last report at shutdown
-    gets a fresh one on its own thread, so it does not wait behind a request
-    still in flight to a slow platform. `next_seq` numbers reports; the bridge
+    gets a fresh one on its own thread, so it waits at most `_FINAL_WAIT` behind
+    a request still in flight to a slow platform. `next_seq` numbers reports; the bridge
     shares one counter among its targets, so an id is never reused in a boot,
     not even by a target that is dropped and added again.
     """
@@ -176,6 +178,10 @@ class Target:
             sender.close()
 
     def _deliver_final(self, job: _Job, deadline: float) -> None:
+        # A POST still in flight goes first if it ends soon, so that the platform's
+        # last word is this report; a slow platform does not hold it back for long.
+        if self._thread.is_alive():
+            self._thread.join(min(_FINAL_WAIT, max(0.0, deadline - time.monotonic()) / 2))
         sender = self._make_sender()
         try:
             attempt = 0

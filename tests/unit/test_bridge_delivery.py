@@ -404,6 +404,20 @@ class TestTarget:
         assert r.attempts.items[-1].final
         gate.set()
 
+    def test_final_report_lands_after_a_post_that_ends_soon(self, rigs: list[Rig]) -> None:
+        """A POST in flight at finish() that ends within a moment is answered before the last
+        report goes: the platform's last word is the offline report."""
+        gate = threading.Event()
+        r = rig(rigs, gate)
+        r.target.offer(b"report", 0)
+        r.sender.wait_calls(1)
+        r.target.finish(b"offline", 0, time.monotonic() + 5.0)
+        gate.set()
+        r.target.join(WAIT)
+
+        assert [(a.report_id, a.final) for a in r.attempts.items] == [
+            (f"{PREFIX}-1", False), (f"{PREFIX}-2", True)]
+
     def test_offer_after_finish_is_ignored(self, rigs: list[Rig]) -> None:
         """Once finishing, new offers are dropped: the final report stays the last."""
         gate = threading.Event()
