@@ -251,7 +251,7 @@ class Bridge:
 
     def _replay_done(self) -> None:
         if self._seen is not None and self._replayed:
-            outcome = self.state.retain_only(self._seen)
+            outcome = self.state.retain_only(self._seen, self.clock)
             if outcome.changed:
                 logger.info("records deleted while disconnected are gone from the report")
                 self.schedule.changed(self.clock.monotonic())

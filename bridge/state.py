@@ -29,6 +29,9 @@ from bridge.topics import Kind, TopicRef
 _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
 # A collector-role client may announce a status under any name: bound the names kept.
 _MAX_OFFLINE_SOURCES = 1024
+# New devices refused at max_devices, kept (latest valid record each) to be taken
+# in when a device is deleted: a static retained record is never published again.
+_MAX_WAITING = 1024
 
 
 @dataclass(slots=True)
@@ -68,6 +71,7 @@ class GatewayState:
         self.offline_sources: set[str] = set()
         self.url_override: list[str] | None = None
         self._expiries: list[tuple[float, str]] = []
+        self._waiting: dict[str, bytes] = {}  # see _MAX_WAITING
 
     # -- feeding -------------------------------------------------------------
 
@@ -93,16 +97,20 @@ class GatewayState:
     def _apply_device(self, ip: str, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         old = self.devices.get(ip)
         if not payload:
+            self._waiting.pop(ip, None)
             if old is None:
                 return UNCHANGED
             del self.devices[ip]
             self._order = None
+            self._admit_waiting(clock)
             return CHANGED
         if old is not None and old.raw == payload:
             record = old.record
         else:
             record = parse_as(DeviceState, payload, ip, self.max_payload)
         if old is None and len(self.devices) >= self.max_devices:
+            if ip in self._waiting or len(self._waiting) < _MAX_WAITING:
+                self._waiting[ip] = payload
             raise RecordError(
                 f"device limit of {self.max_devices} reached; new device refused", code="limit"
             )
@@ -192,20 +200,24 @@ class GatewayState:
         self.url_override = urls
         return Outcome(urls_changed=True)
 
-    def retain_only(self, seen: set[TopicRef]) -> Outcome:
+    def retain_only(self, seen: set[TopicRef], clock: Clock) -> Outcome:
         """After a replay: forget what the broker no longer holds.
 
         A retained record deleted while the bridge was disconnected is not
         replayed, so everything of this gateway that the replay did not bring
-        back is gone for good: the state mirrors the broker again.
+        back is gone for good: the state mirrors the broker again. Devices
+        refused at the cap during the replay take the room that frees.
         """
         keys = {(ref.kind, ref.key) for ref in seen}
         gone = [ip for ip in self.devices if (Kind.DEVICE_STATE, ip) not in keys]
         for ip in gone:
             del self.devices[ip]
+        self._waiting = {ip: raw for ip, raw in self._waiting.items()
+                         if (Kind.DEVICE_STATE, ip) in keys}
         changed = bool(gone)
         if gone:
             self._order = None
+            changed = self._admit_waiting(clock) or changed
         if self.info is not None and (Kind.GATEWAY_INFO, "") not in keys:
             self.info, self._info_raw, changed = None, b"", True
         if self.metrics is not None and (Kind.GATEWAY_METRICS, "") not in keys:
@@ -218,6 +230,19 @@ class GatewayState:
         if urls_changed:
             self.url_override = None
         return Outcome(changed=changed, urls_changed=urls_changed)
+
+    def _admit_waiting(self, clock: Clock) -> bool:
+        """Take in devices refused at the cap while there is room; True if any came in."""
+        admitted = False
+        while self._waiting and len(self.devices) < self.max_devices:
+            ip = next(iter(self._waiting))
+            payload = self._waiting.pop(ip)
+            try:
+                self._apply_device(ip, payload, clock, replayed=False)
+            except RecordError:  # validated when it was refused; cannot happen
+                continue
+            admitted = True
+        return admitted
 
     # -- time ----------------------------------------------------------------
 

@@ -668,6 +668,32 @@ class TestDeviceLimit:
 
         assert h.dev("10.0.0.2", device()) == CHANGED
 
+    def test_device_refused_at_the_cap_comes_in_when_room_frees(self) -> None:
+        """A retained record refused at the cap is not published again by its owner: it is
+        kept (its latest valid version) and taken in when a device is deleted."""
+        h = Harness(max_devices=2)
+        h.dev("10.0.0.1", device())
+        h.dev("10.0.0.2", device())
+        for name in ("first", "latest"):
+            with pytest.raises(RecordError):
+                h.dev("10.0.0.3", device(ep_name=name))
+
+        assert h.dev("10.0.0.2", b"") == CHANGED
+
+        assert set(h.statuses()) == {"10.0.0.1", "10.0.0.3"}
+        assert h.report()["sub_devices"][1]["ep_name"] == "latest"
+
+    def test_deleted_while_waiting_never_comes_in(self) -> None:
+        h = Harness(max_devices=1)
+        h.dev("10.0.0.1", device())
+        with pytest.raises(RecordError):
+            h.dev("10.0.0.2", device())
+
+        assert h.dev("10.0.0.2", b"") == UNCHANGED
+        h.dev("10.0.0.1", b"")
+
+        assert h.statuses() == {}
+
     def test_bad_record_is_refused_for_what_it_is(self) -> None:
         """Over the limit, a malformed record is refused for its content, not the limit."""
         h = Harness(max_devices=1)
@@ -925,7 +951,7 @@ class TestRetainOnly:
         h.collector("probe", b"offline")
         seen = {parse(TOPICS.gateway_info, PREFIX), parse(TOPICS.device_state("10.0.0.1"), PREFIX)}
 
-        outcome = h.state.retain_only(seen)
+        outcome = h.state.retain_only(seen, h.clock)
 
         assert outcome == Outcome(changed=True, urls_changed=True)
         assert list(h.state.devices) == ["10.0.0.1"]
@@ -934,11 +960,26 @@ class TestRetainOnly:
         assert h.state.offline_sources == set()
         assert h.state.info is not None
 
+    def test_room_freed_by_the_replay_goes_to_devices_refused_in_it(self) -> None:
+        """At the cap, a device deleted and another added while the bridge was away: the
+        new one, refused during the replay, takes the deleted one's place at its end."""
+        h = Harness(max_devices=2)
+        h.dev("10.0.0.1", device())
+        h.dev("10.0.0.2", device())
+        h.dev("10.0.0.1", device(), replayed=True)  # the replay after a reconnect
+        with pytest.raises(RecordError):
+            h.dev("10.0.0.3", device(), replayed=True)
+        seen = {parse(TOPICS.gateway_info, PREFIX), parse(TOPICS.device_state("10.0.0.1"), PREFIX),
+                parse(TOPICS.device_state("10.0.0.3"), PREFIX)}
+
+        assert h.state.retain_only(seen, h.clock) == Outcome(changed=True)
+        assert set(h.statuses()) == {"10.0.0.1", "10.0.0.3"}
+
     def test_a_full_replay_changes_nothing(self) -> None:
         """When everything came back, nothing is dropped and nothing is reported changed."""
         h = Harness()
         h.dev("10.0.0.1", device())
         seen = {parse(TOPICS.gateway_info, PREFIX), parse(TOPICS.device_state("10.0.0.1"), PREFIX)}
 
-        assert h.state.retain_only(seen) == Outcome()
+        assert h.state.retain_only(seen, h.clock) == Outcome()
         assert list(h.state.devices) == ["10.0.0.1"]
