@@ -31,7 +31,7 @@ _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
 _MAX_OFFLINE_SOURCES = 1024
 # New devices refused at max_devices, kept (latest valid record each) to be taken
 # in when a device is deleted: a static retained record is never published again.
-_MAX_WAITING = 1024
+_MAX_WAITING = 256  # at most 256 x max_payload (4 MiB at the default) kept
 
 
 @dataclass(slots=True)
