@@ -22,6 +22,7 @@ from concurrent.futures import Executor, as_completed
 from urllib.parse import urlsplit, urlunsplit
 
 from bridge.config import DeviceEntry
+from bridge.http import redact
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def probe_rtsp(url_or_ip: str, timeout: float) -> bool:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port or RTSP_PORT
         if parts.scheme.lower() != "rtsp" or not host:
-            logger.debug("rtsp probe: %r is not an rtsp:// URL", url)
+            logger.debug("rtsp probe: %r is not an rtsp:// URL", redact(url))
             return False
         # Credentials in a URL are for the stream client, never for a request line.
         netloc = parts.netloc.rpartition("@")[2]
@@ -63,11 +64,11 @@ def probe_rtsp(url_or_ip: str, timeout: float) -> bool:
             sock.sendall(request)
             line = _read_line(sock, deadline)
     except (OSError, ValueError, UnicodeError, OverflowError) as exc:
-        logger.debug("rtsp probe %s failed: %s", url, exc)
+        logger.debug("rtsp probe %s failed: %s", redact(url), exc)
         return False
     ok = rtsp_answered(line)
     if not ok:
-        logger.debug("rtsp probe %s answered %r", url, line[:80])
+        logger.debug("rtsp probe %s answered %r", redact(url), line[:80])
     return ok
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -161,6 +162,44 @@ class TestProbeRtsp:
         """An IP alone is probed at rtsp://IP:554/ (brackets for IPv6)."""
         assert rtsp_url("127.0.0.11") == "rtsp://127.0.0.11:554/"
         assert rtsp_url("::1") == "rtsp://[::1]:554/"
+
+
+class TestProbeLogs:
+    """DEBUG lines name the camera without the credentials of its stream URL."""
+
+    SECRET = "s3cr3t-pw"
+
+    def test_failed_probe_hides_the_password(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A refused connection logs the URL as redact() shows it, no password, no query."""
+        url = f"rtsp://admin:{self.SECRET}@{HOST}:{free_port()}/ch2?token={self.SECRET}"
+        with caplog.at_level(logging.DEBUG, logger="collectors.probes"):
+            assert not probe_rtsp(url, TIMEOUT)
+
+        assert caplog.records, "the failure is logged at DEBUG"
+        assert self.SECRET not in caplog.text
+        assert f"rtsp://{HOST}:" in caplog.text
+
+    def test_bad_answer_hides_the_password(
+        self, responder: Callable[[Behaviour], Responder], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A 5xx answer is logged with the redacted URL."""
+        server = responder(answer(b"RTSP/1.0 500 Internal Server Error"))
+        url = f"rtsp://admin:{self.SECRET}@{HOST}:{server.port}/ch2"
+        with caplog.at_level(logging.DEBUG, logger="collectors.probes"):
+            assert not probe_rtsp(url, TIMEOUT)
+
+        assert "500" in caplog.text
+        assert self.SECRET not in caplog.text
+
+    def test_not_rtsp_hides_the_password(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A URL of another scheme is refused in the log without its credentials."""
+        with caplog.at_level(logging.DEBUG, logger="collectors.probes"):
+            assert not probe_rtsp(f"http://admin:{self.SECRET}@{HOST}:1/", TIMEOUT)
+
+        assert "not an rtsp:// URL" in caplog.text
+        assert self.SECRET not in caplog.text
 
 
 class TestProbeTcp:
