@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
-from bridge import service
 from bridge.service import boot_id
 
 
@@ -21,7 +21,7 @@ class TestBootId:
         With the start second plus 16 random bits, 2,000 boots at the same time
         repeat an id almost surely (about 30 expected collisions).
         """
-        monkeypatch.setattr(service.time, "time", lambda: 1_000_000_000.0)
+        monkeypatch.setattr(time, "time", lambda: 1_000_000_000.0)
 
         ids = {boot_id() for _ in range(2000)}
 
