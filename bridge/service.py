@@ -73,7 +73,9 @@ class _Relogin:
 
 
 _Item = tuple[str, bytes, bool] | _Fence | _Wake | _Connected | _Relogin | LoginResult
-_OWN_KINDS = frozenset({Kind.BRIDGE_STATUS, Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS})
+_OWN_KINDS = frozenset(
+    {Kind.BRIDGE_STATUS, Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS, Kind.BRIDGE_SETTINGS}
+)
 _AUTH_REFUSALS = frozenset({401, 403, 404})
 _RELOGIN_AFTER = 3  # refusals in a row from one target
 

@@ -4,8 +4,8 @@
     {prefix}/{sn}/gateway/metrics
     {prefix}/{sn}/devices/{ip}/state
     {prefix}/{sn}/collectors/{name}/status
-    {prefix}/{sn}/bridge/status | bridge/report | bridge/errors
-    {prefix}/{sn}/config/report_url
+    {prefix}/{sn}/bridge/status | bridge/report | bridge/errors | bridge/settings
+    {prefix}/{sn}/config/report_url | report_period | login_url | dev_sno
 
 Parsing is pure and cheap: it runs for every message the bridge receives.
 """
@@ -26,7 +26,11 @@ class Kind(enum.Enum):
     BRIDGE_STATUS = "bridge/status"
     BRIDGE_REPORT = "bridge/report"
     BRIDGE_ERRORS = "bridge/errors"
+    BRIDGE_SETTINGS = "bridge/settings"
     REPORT_URL = "config/report_url"
+    REPORT_PERIOD = "config/report_period"
+    LOGIN_URL = "config/login_url"
+    DEV_SNO = "config/dev_sno"
 
 
 _FIXED = {
@@ -35,7 +39,11 @@ _FIXED = {
     ("bridge", "status"): Kind.BRIDGE_STATUS,
     ("bridge", "report"): Kind.BRIDGE_REPORT,
     ("bridge", "errors"): Kind.BRIDGE_ERRORS,
+    ("bridge", "settings"): Kind.BRIDGE_SETTINGS,
     ("config", "report_url"): Kind.REPORT_URL,
+    ("config", "report_period"): Kind.REPORT_PERIOD,
+    ("config", "login_url"): Kind.LOGIN_URL,
+    ("config", "dev_sno"): Kind.DEV_SNO,
 }
 
 
@@ -114,8 +122,24 @@ class Topics:
         return f"{self.base}/bridge/errors"
 
     @property
+    def bridge_settings(self) -> str:
+        return f"{self.base}/bridge/settings"
+
+    @property
     def report_url(self) -> str:
         return f"{self.base}/config/report_url"
+
+    @property
+    def report_period(self) -> str:
+        return f"{self.base}/config/report_period"
+
+    @property
+    def login_url(self) -> str:
+        return f"{self.base}/config/login_url"
+
+    @property
+    def dev_sno(self) -> str:
+        return f"{self.base}/config/dev_sno"
 
     @property
     def fence(self) -> str:

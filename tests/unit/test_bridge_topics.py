@@ -21,7 +21,11 @@ def built(topics: Topics, kind: Kind, key: str) -> str:
         Kind.BRIDGE_STATUS: topics.bridge_status,
         Kind.BRIDGE_REPORT: topics.bridge_report,
         Kind.BRIDGE_ERRORS: topics.bridge_errors,
+        Kind.BRIDGE_SETTINGS: topics.bridge_settings,
         Kind.REPORT_URL: topics.report_url,
+        Kind.REPORT_PERIOD: topics.report_period,
+        Kind.LOGIN_URL: topics.login_url,
+        Kind.DEV_SNO: topics.dev_sno,
     }
     return fixed[kind]
 
@@ -51,6 +55,10 @@ class TestRoundTrip:
         assert topics.bridge_report == f"se3/{SN}/bridge/report"
         assert topics.bridge_errors == f"se3/{SN}/bridge/errors"
         assert topics.report_url == f"se3/{SN}/config/report_url"
+        assert topics.report_period == f"se3/{SN}/config/report_period"
+        assert topics.login_url == f"se3/{SN}/config/login_url"
+        assert topics.dev_sno == f"se3/{SN}/config/dev_sno"
+        assert topics.bridge_settings == f"se3/{SN}/bridge/settings"
         assert topics.everything == f"se3/{SN}/#"
 
     def test_another_gateways_serial_is_parsed_not_filtered(self) -> None:
