@@ -1,7 +1,9 @@
 # se3-bridge: the demo stack, the tests and their set-up, from a fresh Debian box.
 #
 #   make run     the whole demo: broker, receiver, cameras, collectors, bridge
-#   make test    lint, then every test (installs what the tests need first)
+#                (installs the runtime dependencies only)
+#   make test    lint, then every test (adds the dev extras: pytest, mypy, ...)
+#   make clean   removes generated state (var/: broker passwords, retained records)
 #
 # System packages come from apt (with sudo when not root), Python ones into
 # .venv. Generated state (broker passwords, its database) lives in var/.
@@ -10,6 +12,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 MQTT_DIR := var/mqtt
@@ -17,14 +20,20 @@ MQTT_PORT := 1883
 # Debian keeps mosquitto in /usr/sbin, which is not on a normal user's PATH.
 RUN_PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/sbin
 
-.PHONY: venv deps browser-deps broker-setup run test lint bench clean
+.PHONY: venv dev-venv deps browser-deps broker-setup run test lint bench clean
 
+# venv: what the programs need to run; dev-venv: that plus the dev extras.
 venv: $(STAMP)
+dev-venv: $(DEV_STAMP)
 
 # Rebuilt when missing or when pyproject.toml is newer than the last install.
 # A venv left half-made (no pip) by a failed earlier run is made again.
 $(STAMP): pyproject.toml | deps
 	$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && python3 -m venv $(VENV); }
+	$(PY) -m pip install -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
@@ -64,17 +73,17 @@ run: deps venv broker-setup
 	@echo "    mosquitto_sub -h 127.0.0.1 -p $(MQTT_PORT) -u debug -P \"\$$(cat $(MQTT_DIR)/debug.pass)\" -t 'se3/#' -v"
 	@echo "  Ctrl-C stops everything."
 	@echo
-	PATH="$(RUN_PATH)" PYTHONUNBUFFERED=1 exec $(VENV)/bin/honcho start -f Procfile
+	PATH="$(RUN_PATH)" PYTHONUNBUFFERED=1 exec $(PY) -m demo.run --procfile Procfile
 
-test: deps browser-deps venv
+test: deps browser-deps dev-venv
 	$(MAKE) --no-print-directory lint
 	PATH="$(RUN_PATH)" $(VENV)/bin/pytest -q -p no:cacheprovider
 
-lint: venv
+lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: venv deps
+bench: dev-venv deps
 	PATH="$(RUN_PATH)" $(PY) -m bench
 
 clean:
