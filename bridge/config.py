@@ -187,6 +187,21 @@ class ReceiverSection(_Section):
     login_period: Annotated[int, Field(strict=True, ge=1, le=86_400)] = 20
 
 
+class ConsoleSection(_Section):
+    """The box's management API and web console (`se3-console`)."""
+
+    listen: str = "127.0.0.1:5555"
+    password_file: Path = Path("var/console/admin.pass")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:5555")
+        return value
+
+
 class DeviceEntry(_Section):
     ip: str
     name: str = ""
@@ -226,6 +241,7 @@ class Config(_Section):
     bridge: BridgeSection = Field(default_factory=BridgeSection)
     collectors: CollectorsSection = Field(default_factory=CollectorsSection)
     receiver: ReceiverSection = Field(default_factory=ReceiverSection)
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
     devices: list[DeviceEntry] = Field(default_factory=list)
 
     @field_validator("devices")

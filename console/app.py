@@ -1,0 +1,93 @@
+"""The console's Flask app: `create_app` wires the blueprints to one `ConsoleState`.
+
+    auth   the login form, and the check every request passes first
+    api    the vendor's calls and `GET /api/view`
+    pages  the web console at `/` and its forms
+
+Sessions are signed with a key made at start (a restart logs everyone out),
+the cookie is HttpOnly and SameSite=Strict, every form carries a CSRF token
+(Flask-WTF's CSRFProtect), and every answer carries a CSP that allows only the
+console's own scripts and styles.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import Flask, Response, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from console import api, auth, pages
+from console.errors import ApiError, PublishError, error_response
+from console.state import EXTENSION, ConsoleState
+
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+MAX_BODY = 64 * 1024
+
+
+def create_app(console: ConsoleState) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.token_bytes(32),
+        SESSION_COOKIE_NAME="se3_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a page may stay open all day
+    )
+    app.extensions[EXTENSION] = console
+    # The login check must run before the CSRF check: no session, no token talk.
+    app.register_blueprint(auth.bp)
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)  # header credentials only (api.bp refuses the session cookie)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.http_status, exc.kind, exc.message)
+
+    @app.errorhandler(PublishError)
+    def _publish_error(exc: PublishError) -> Response:
+        err = exc.as_api_error()
+        return error_response(err.http_status, err.kind, err.message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+        return pages.problem_page(f"Refused: {exc.description} Reload the page and try again.",
+                                  403)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response | HTTPException:
+        if api.is_api_path(request.path):
+            kind = (exc.name or "error").upper().replace(" ", "_")
+            response = error_response(exc.code or 500, kind, _describe(exc))
+            if exc.code == 405 and exc.response is None:
+                allowed = exc.get_headers()
+                response.headers.extend([(k, v) for k, v in allowed if k == "Allow"])
+            return response
+        return exc
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app
+
+
+def _describe(exc: HTTPException) -> str:
+    if exc.code == 404:
+        return f"{request.path[:200]}: no such call"
+    if exc.code == 405:
+        return f"{request.path[:200]}: method {request.method} not allowed"
+    if exc.code == 413:
+        return f"body: larger than {MAX_BODY} bytes"
+    return exc.description or exc.name

@@ -1,0 +1,236 @@
+"""The view for people and scripts: settings in force with their source, gateway,
+devices and report targets, built from a `Snapshot` without I/O.
+
+Every URL goes through `redact()` (no user info, no query: the login token and
+URL credentials never leave), and nothing else secret is in the snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bridge.config import Config, split_urls
+from bridge.http import redact
+from console.view import Record, Snapshot, TargetLog
+
+TYPES = {"0": "turnstile", "1": "capture camera", "2": "IPC static", "3": "IPC dynamic",
+         "4": "access control"}
+FROM_BRIDGE = "bridge"
+NOT_CONFIRMED = "the bridge has not published bridge/settings yet: configured values shown"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """The four settings and whether the bridge itself said so (`confirmed`)."""
+
+    report_url: Setting
+    report_period: Setting
+    login_url: Setting
+    dev_sno: Setting
+    confirmed: bool
+    login: dict[str, Any] | None = None
+    refused: tuple[dict[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def in_force(snap: Snapshot, config: Config) -> InForce:
+    """From the bridge's `bridge/settings`, else from the config topics and the file."""
+    told = snap.settings.data if snap.settings is not None else None
+    if told is not None:
+        return _told(told)
+    topic = snap.config
+    file = config.platform
+    if "report_url" in topic:
+        url = Setting([redact(u) for u in split_urls(topic["report_url"])], "topic")
+    else:
+        url = Setting([redact(u) for u in file.report_url], "file" if file.report_url else "none")
+    period_text = topic.get("report_period", "")
+    if period_text.isdigit():
+        period = Setting(int(period_text), "topic")
+    else:
+        period = Setting(_whole(file.interval), "file")
+    if topic.get("login_url"):
+        login = Setting(redact(topic["login_url"]), "topic")
+    else:
+        login = Setting(redact(file.login_url) if file.login_url else "",
+                        "file" if file.login_url else "none")
+    info_sno = snap.info.data.get("dev_sno") if snap.info is not None else None
+    if topic.get("dev_sno"):
+        sno = Setting(topic["dev_sno"], "topic")
+    elif isinstance(info_sno, str) and info_sno:
+        sno = Setting(info_sno, "gateway")
+    else:
+        sno = Setting(config.gateway.dev_sno, "file" if config.gateway.dev_sno else "none")
+    return InForce(url, period, login, sno, confirmed=False)
+
+
+def _told(told: dict[str, Any]) -> InForce:
+    def setting(name: str, default: Any) -> Setting:
+        item = told.get(name)
+        if not isinstance(item, dict):
+            return Setting(default, "unknown")
+        return Setting(item.get("value", default), str(item.get("source", "unknown")))
+
+    url = setting("report_url", [])
+    urls = url.value if isinstance(url.value, list) else [url.value]
+    url = Setting([redact(str(u)) for u in urls if u], url.source)
+    period = setting("report_period", 0)
+    if not isinstance(period.value, int | float) or isinstance(period.value, bool):
+        period = Setting(0, period.source)
+    login_url = setting("login_url", "")
+    login_url = Setting(redact(str(login_url.value)) if login_url.value else "", login_url.source)
+    sno = setting("dev_sno", "")
+    login = told.get("login") if isinstance(told.get("login"), dict) else None
+    listed = told.get("refused")
+    refused: list[Any] = listed if isinstance(listed, list) else []
+    return InForce(
+        url, Setting(_whole(period.value), period.source), login_url,
+        Setting(str(sno.value or ""), sno.source), confirmed=True, login=login,
+        refused=tuple(_refusal(r) for r in refused[-10:] if isinstance(r, dict)),
+    )
+
+
+def _refusal(item: dict[str, Any]) -> dict[str, Any]:
+    value = str(item.get("value", ""))
+    return {"setting": str(item.get("setting", "")), "reason": str(item.get("reason", "")),
+            "at": item.get("at"), "value": redact(value) if "://" in value else value}
+
+
+def _whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def gateway(snap: Snapshot, sn: str, now: float) -> dict[str, Any]:
+    info = snap.info.data if snap.info else {}
+    metrics = _fresh_metrics(snap.metrics, now)
+    bridge = snap.bridge_status
+    return {
+        "sn": sn,
+        "known": snap.info is not None,
+        "name": info.get("gateway_name"),
+        "ip": info.get("gateway_ip"),
+        "mac": info.get("gateway_mac"),
+        "dev_sno": info.get("dev_sno"),
+        "sw_version": _version_line(info.get("sw_version")),
+        "sdk_version": info.get("sdk_version"),
+        "metrics": metrics,
+        "bridge": {"status": bridge[0], "since": bridge[1]} if bridge else None,
+        "collectors": {name: {"status": word, "since": at}
+                       for name, (word, at) in sorted(snap.collectors.items())},
+    }
+
+
+def _version_line(text: object) -> str | None:
+    """The VERSION line of a build-info text, else its first line."""
+    if not isinstance(text, str):
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    versions = [line for line in lines if line.upper().startswith("VERSION")]
+    return (versions or lines or [""])[0][:200] or None
+
+
+def _fresh_metrics(record: Record | None, now: float) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    data = record.data
+    born = _number(data.get("ts")) or record.at
+    ttl = _number(data.get("ttl"))
+    keys = ("cpu_usage", "memory_size", "memory_usage", "disk_size", "disk_free_size",
+            "temperature")
+    return {**{k: data.get(k) for k in keys if _number(data.get(k)) is not None},
+            "age": max(0.0, now - born), "stale": ttl is not None and now > born + ttl}
+
+
+def devices(snap: Snapshot, now: float) -> list[dict[str, Any]]:
+    """One row per device record, sorted by IP, with the status the bridge reports."""
+    offline_sources = {name for name, (word, _) in snap.collectors.items() if word == "offline"}
+    rows = []
+    for ip, record in snap.devices.items():
+        data = record.data
+        born = _number(data.get("ts")) or record.at
+        ttl = _number(data.get("ttl"))
+        left = None if ttl is None else born + ttl - now
+        status = data.get("ep_status") if data.get("ep_status") in ("online", "offline") else "?"
+        note = ""
+        source = data.get("source") if isinstance(data.get("source"), str) else None
+        if left is not None and left <= 0:
+            status, note = "offline", "expired"
+        elif source in offline_sources:
+            status, note = "offline", f"publisher {source} is offline"
+        ep_type = str(data.get("ep_type", ""))
+        url = data.get("ep_url")
+        rows.append({
+            "ip": ip,
+            "name": _text(data.get("ep_name")),
+            "status": status,
+            "note": note,
+            "type": f"{TYPES[ep_type]} ({ep_type})" if ep_type in TYPES else f"unknown ({ep_type})",
+            "location": _text(data.get("ep_location")),
+            "url": redact(url) if isinstance(url, str) and url else "",
+            "source": source or "",
+            "age": max(0.0, now - born),
+            "expires_in": left,
+            "expiring_soon": left is not None and ttl is not None and 0 < left <= ttl / 4,
+        })
+    return sorted(rows, key=lambda row: _ip_key(row["ip"]))
+
+
+def targets(snap: Snapshot, settings: InForce) -> list[dict[str, Any]]:
+    """Each target in force with the bridge's last word on it."""
+    names = list(settings.report_url.value)
+    if not settings.confirmed:  # the bridge's own view is unknown: show what it reported to
+        names += [name for name in snap.targets if name not in names]
+    rows = []
+    for name in names:
+        log = snap.targets.get(name, TargetLog())
+        rows.append({"url": name, "source": settings.report_url.source, **asdict(log)})
+    return rows
+
+
+def page_model(snap: Snapshot, config: Config, sn: str, now: float,
+               connected: bool) -> dict[str, Any]:
+    """Everything the page and `GET /api/view` show."""
+    settings = in_force(snap, config)
+    return {
+        "now": now,
+        "connected": connected,
+        "console_started": snap.started,
+        "gateway": gateway(snap, sn, now),
+        "devices": devices(snap, now),
+        "targets": targets(snap, settings),
+        "settings": settings.as_dict(),
+        "settings_note": "" if settings.confirmed else NOT_CONFIRMED,
+        "errors": [_error(e) for e in snap.errors][-10:],
+    }
+
+
+def _error(event: dict[str, Any]) -> dict[str, Any]:
+    return {"at": _number(event.get("ts")), "topic": _text(event.get("topic")),
+            "reason": _text(event.get("reason"))}
+
+
+def _text(value: object) -> str:
+    return value[:300] if isinstance(value, str) else ""
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _ip_key(ip: str) -> tuple[int, str]:
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        return (0, ".".join(f"{int(p):03d}" for p in parts))
+    return (1, ip)

@@ -1,0 +1,66 @@
+"""The console served by werkzeug's threaded WSGI server from a background thread.
+
+The socket is bound in `start()` (port 0 picks a free one), so tests read the
+real address from `.url`; `stop()` ends serving and closes the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+logger = logging.getLogger(__name__)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 hosts in brackets) as (host, port)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class ConsoleServer:
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("ConsoleServer is not started")
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> ConsoleServer:
+        """Bind and serve in the background; OSError when the address is taken."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # Bound here: werkzeug's own bind exits the process when the port is taken.
+        with socket.create_server((self.host, self._port), family=family) as sock:
+            port = sock.getsockname()[1]
+            self._server = make_server(self.host, port, self.app, threaded=True,
+                                       fd=sock.fileno())
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.2},
+                                        name=f"console-{port}", daemon=True)
+        self._thread.start()
+        logger.info("console listening on %s", self.url)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        thread.join(timeout)
+        server.server_close()
+        self._server = self._thread = None
