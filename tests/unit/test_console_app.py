@@ -1,0 +1,375 @@
+"""The console's Flask app with a fake publisher: logins, CSRF, throttling, the calls'
+answers and errors, and what the page shows (console.app, auth, api, pages)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from flask.testing import FlaskClient
+
+from bridge.config import Config, parse_config
+from console.app import create_app
+from console.errors import PublishError
+from console.password import Password
+from console.state import ConsoleState
+from console.throttle import LoginThrottle
+from console.view import View
+
+SN = "SZCCKQRAIJBAH0002"
+BASE = f"se3/{SN}"
+PASSWORD = "correct horse battery"
+BEARER = {"Authorization": f"Bearer {PASSWORD}"}
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bool]] = []
+        self.refuse: PublishError | None = None
+
+    def publish(self, topic: str, payload: str, retain: bool) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.sent.append((topic, payload, retain))
+
+    def is_connected(self) -> bool:
+        return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_config(**platform: object) -> Config:
+    return parse_config({
+        "gateway": {"sn": SN, "dev_sno": "FILESNO"},
+        "mqtt": {"username": "operator"},
+        "platform": {"report_url": "http://user:pw@127.0.0.1:9528/DeviceStatus?token=t0p",
+                     **platform},
+    })
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def view() -> View:
+    return View(BASE)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(publisher: FakePublisher, view: View, clock: Clock) -> Iterator[FlaskClient]:
+    state = ConsoleState(make_config(), view, publisher, Password(PASSWORD),
+                         LoginThrottle(clock=clock))
+    app = create_app(state)
+    with app.test_client() as test_client:
+        yield test_client
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def log_in(client: FlaskClient) -> None:
+    answer = client.post("/login", data={
+        "username": "admin", "password": PASSWORD, "csrf_token": csrf_token(client)})
+    assert answer.status_code == 303
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class TestAuthentication:
+    @pytest.mark.parametrize("path", ["/", "/status", "/api/view", "/nope",
+                                      "/SophonFogSys/api/MonitorServerUrl",
+                                      "/SophonMQ/api/LoginUrl", "/SophonMQ/api/DevSno"])
+    def test_no_credentials_401(self, client: FlaskClient, path: str) -> None:
+        """Every route but the login form answers 401 without credentials."""
+        assert client.get(path).status_code == 401
+
+    def test_api_401_is_vendor_shape_without_basic_challenge(self, client: FlaskClient) -> None:
+        """A 401 says so in the vendor's shape and never asks the browser for Basic auth."""
+        answer = client.get("/SophonMQ/api/DevSno")
+        assert answer.json is not None
+        assert answer.json["error"]["status"] == "UNAUTHORIZED"
+        assert answer.json["error"]["code"] == 401
+        assert "basic" not in answer.headers.get("WWW-Authenticate", "").lower()
+
+    @pytest.mark.parametrize("headers", [BEARER, basic("admin", PASSWORD)])
+    def test_basic_and_bearer(self, client: FlaskClient, headers: dict[str, str]) -> None:
+        assert client.get("/SophonMQ/api/DevSno", headers=headers).status_code == 200
+
+    @pytest.mark.parametrize("headers", [
+        {"Authorization": "Bearer nope"}, basic("root", PASSWORD), basic("admin", "nope"),
+        {"Authorization": "Basic !!!"}, {"Authorization": "Digest x"},
+    ])
+    def test_wrong_credentials_401(self, client: FlaskClient, headers: dict[str, str]) -> None:
+        assert client.get("/SophonMQ/api/DevSno", headers=headers).status_code == 401
+
+    def test_throttled_after_five_failures(self, client: FlaskClient, clock: Clock) -> None:
+        """5 wrong passwords in a minute: then 429 with Retry-After, even with the right one."""
+        bad = {"Authorization": "Bearer nope"}
+        codes = [client.get("/api/view", headers=bad).status_code for _ in range(5)]
+        assert codes == [401] * 5
+        answer = client.get("/api/view", headers=BEARER)
+        assert answer.status_code == 429
+        assert answer.json is not None
+        assert answer.json["error"]["status"] == "TOO_MANY_REQUESTS"
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60
+        clock.now += 61
+        assert client.get("/api/view", headers=BEARER).status_code == 200
+
+    def test_login_form_throttled(self, client: FlaskClient) -> None:
+        """The login form counts failures too, and logs them."""
+        token = csrf_token(client)
+        for _ in range(5):
+            answer = client.post("/login", data={
+                "username": "admin", "password": "guess", "csrf_token": token})
+            assert answer.status_code == 401
+        answer = client.post("/login", data={
+            "username": "admin", "password": PASSWORD, "csrf_token": token})
+        assert answer.status_code == 429
+
+    def test_login_sets_strict_httponly_cookie(self, client: FlaskClient) -> None:
+        token = csrf_token(client)
+        answer = client.post("/login", data={
+            "username": "admin", "password": PASSWORD, "csrf_token": token})
+        assert answer.status_code == 303
+        cookie = answer.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert client.get("/").status_code == 200
+
+    def test_login_without_csrf_403(self, client: FlaskClient) -> None:
+        answer = client.post("/login", data={"username": "admin", "password": PASSWORD})
+        assert answer.status_code == 403
+
+    def test_form_without_csrf_403(self, client: FlaskClient, publisher: FakePublisher) -> None:
+        """A logged-in form post without its token is refused, and nothing is published."""
+        log_in(client)
+        answer = client.post("/settings/report_url", data={"value": "http://127.0.0.1:1/x"})
+        assert answer.status_code == 403
+        assert publisher.sent == []
+
+    def test_session_cannot_change_through_the_api(
+        self, client: FlaskClient, publisher: FakePublisher
+    ) -> None:
+        """The calls that change something take only the Authorization header."""
+        log_in(client)
+        answer = client.put("/SophonMQ/api/DevSno", json={"dev_sno": "X1"})
+        assert answer.status_code == 401
+        assert client.get("/SophonMQ/api/DevSno").status_code == 200
+        assert publisher.sent == []
+
+    def test_signing_key_made_at_start(self, publisher: FakePublisher, view: View) -> None:
+        """Two apps (two starts) never share a session key."""
+        config = make_config()
+        apps = [create_app(ConsoleState(config, view, publisher, Password(PASSWORD)))
+                for _ in range(2)]
+        assert apps[0].secret_key != apps[1].secret_key
+        assert len(apps[0].secret_key or b"") >= 32
+
+
+class TestCalls:
+    def test_monitor_server_url_json(self, client: FlaskClient, publisher: FakePublisher) -> None:
+        answer = client.post("/SophonFogSys/api/MonitorServerUrl", headers=BEARER, json={
+            "monitor_server_url": "http://127.0.0.1:9528/DeviceStatus", "content-type": "json",
+            "reported_peroid": 30})
+        assert (answer.status_code, answer.json) == (200, {"data": "ok"})
+        assert publisher.sent == [
+            (f"{BASE}/config/report_period", "30", True),
+            (f"{BASE}/config/report_url", "http://127.0.0.1:9528/DeviceStatus", True),
+        ]
+
+    def test_monitor_server_url_form_data(
+        self, client: FlaskClient, publisher: FakePublisher
+    ) -> None:
+        answer = client.post("/SophonFogSys/api/MonitorServerUrl", headers=BEARER, data={
+            "monitor_server_url": "http://127.0.0.1:9528/DeviceStatus", "content-type": "json",
+            "reported_peroid": "30"})
+        assert (answer.status_code, answer.json) == (200, {"data": "ok"})
+        assert len(publisher.sent) == 2
+
+    def test_json_sent_as_urlencoded(self, client: FlaskClient, publisher: FakePublisher) -> None:
+        """`curl -d '{...}'` without a JSON content type is still read as JSON."""
+        body = orjson.dumps({"monitor_server_url": "http://a:1/x", "reported_peroid": 9})
+        answer = client.post("/SophonFogSys/api/MonitorServerUrl", headers=BEARER, data=body,
+                             content_type="application/x-www-form-urlencoded")
+        assert answer.status_code == 200
+
+    def test_put_login_url_and_dev_sno(
+        self, client: FlaskClient, publisher: FakePublisher
+    ) -> None:
+        answer = client.put("/SophonMQ/api/LoginUrl", headers=BEARER,
+                            json={"login_url": "http://xxx.com/login"})
+        assert answer.json == {"data": {"response": "http://xxx.com/login"}}
+        answer = client.put("/SophonMQ/api/DevSno", headers=BEARER,
+                            json={"dev_sno": "TJGSDX000120190726103455"})
+        assert answer.json == {"data": {"response": "TJGSDX000120190726103455"}}
+        assert publisher.sent == [
+            (f"{BASE}/config/login_url", "http://xxx.com/login", True),
+            (f"{BASE}/config/dev_sno", "TJGSDX000120190726103455", True),
+        ]
+
+    def test_login_url_credentials_not_echoed(self, client: FlaskClient) -> None:
+        answer = client.put("/SophonMQ/api/LoginUrl", headers=BEARER,
+                            json={"login_url": "http://u:s3cret@xxx.com/login?key=k3y"})
+        assert answer.json == {"data": {"response": "http://xxx.com/login"}}
+
+    @pytest.mark.parametrize(("method", "path", "body", "status", "message"), [
+        ("post", "/SophonFogSys/api/MonitorServerUrl", b"{not json", 400, "body: not valid JSON"),
+        ("post", "/SophonFogSys/api/MonitorServerUrl", b"[1]", 400, "body: must be a JSON obj"),
+        ("put", "/SophonMQ/api/LoginUrl", b"", 400, "body: empty"),
+        ("put", "/SophonMQ/api/LoginUrl", b'{"login_url": "ftp://x/y"}', 400, "login_url: "),
+        ("put", "/SophonMQ/api/DevSno", b'{"sno": "x"}', 400, "dev_sno: required"),
+        ("delete", "/SophonMQ/api/DevSno", b"", 405, "/SophonMQ/api/DevSno: method DELETE"),
+        ("post", "/SophonMQ/api/LoginUrl", b"{}", 405, "/SophonMQ/api/LoginUrl: method POST"),
+        ("get", "/SophonMQ/api/Nothing", b"", 404, "/SophonMQ/api/Nothing: no such call"),
+    ])
+    def test_errors_in_vendor_shape(
+        self, client: FlaskClient, publisher: FakePublisher, method: str, path: str,
+        body: bytes, status: int, message: str,
+    ) -> None:
+        """Each failure: a 4xx with {"error": {"code", "message", "status"}}, nothing sent."""
+        answer = getattr(client, method)(path, headers=BEARER, data=body,
+                                         content_type="application/json")
+        assert answer.status_code == status
+        error = answer.json["error"]
+        assert set(error) == {"code", "message", "status"}
+        assert error["code"] == status
+        assert error["message"].startswith(message)
+        assert publisher.sent == []
+
+    def test_broker_refusal_is_not_success(
+        self, client: FlaskClient, publisher: FakePublisher
+    ) -> None:
+        publisher.refuse = PublishError(502, "the MQTT broker refused se3/x: Not authorized")
+        answer = client.put("/SophonMQ/api/DevSno", headers=BEARER, json={"dev_sno": "X"})
+        assert answer.status_code == 502
+        assert answer.json is not None
+        assert answer.json["error"]["status"] == "BROKER_ERROR"
+
+
+class TestInForce:
+    def test_fallback_to_file_says_so(self, client: FlaskClient) -> None:
+        """Before the bridge speaks: the file's values, redacted, and a header saying so."""
+        answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
+        assert answer.json == {"data": {
+            "monitor_server_url": "http://127.0.0.1:9528/DeviceStatus", "reported_peroid": 20}}
+        assert answer.headers["X-SE3-Settings"].startswith("fallback")
+        answer = client.get("/SophonMQ/api/DevSno", headers=BEARER)
+        assert answer.json == {"data": {"response": "FILESNO"}}
+
+    def test_config_topics_before_the_bridge(self, client: FlaskClient, view: View) -> None:
+        view.apply(f"{BASE}/config/report_url", b"http://127.0.0.1:1/a,http://127.0.0.1:2/b")
+        view.apply(f"{BASE}/config/report_period", b"7")
+        view.apply(f"{BASE}/gateway/info", orjson.dumps({"dev_sno": "GWSNO"}))
+        answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
+        assert answer.json == {"data": {
+            "monitor_server_url": "http://127.0.0.1:1/a,http://127.0.0.1:2/b",
+            "reported_peroid": 7}}
+        assert client.get("/SophonMQ/api/DevSno", headers=BEARER).json == {
+            "data": {"response": "GWSNO"}}
+        view.apply(f"{BASE}/config/report_period", b"")
+        answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
+        assert answer.json is not None
+        assert answer.json["data"]["reported_peroid"] == 20
+
+    def test_bridge_settings_win(self, client: FlaskClient, view: View) -> None:
+        """What the bridge says it uses is the answer, whatever the topics say."""
+        view.apply(f"{BASE}/config/report_url", b"http://127.0.0.1:1/a")
+        view.apply(f"{BASE}/bridge/settings", orjson.dumps({
+            "ts": 1, "report_url": {"value": ["http://127.0.0.1:3/login-issued"],
+                                    "source": "login"},
+            "report_period": {"value": 15, "source": "login"},
+            "login_url": {"value": "http://127.0.0.1:9/login", "source": "topic"},
+            "dev_sno": {"value": "TOPICSNO", "source": "topic"},
+            "login": {"state": "ok", "at": 1, "error": None}, "refused": []}))
+        answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
+        assert answer.json == {"data": {
+            "monitor_server_url": "http://127.0.0.1:3/login-issued", "reported_peroid": 15}}
+        assert answer.headers["X-SE3-Settings"] == "bridge"
+        assert client.get("/SophonMQ/api/LoginUrl", headers=BEARER).json == {
+            "data": {"response": "http://127.0.0.1:9/login"}}
+
+
+class TestPage:
+    def test_devices_escaped_and_secrets_absent(self, client: FlaskClient, view: View) -> None:
+        """A device name is text; no password, URL credential or token is on the page or API."""
+        view.apply(f"{BASE}/devices/127.0.0.11/state", orjson.dumps({
+            "ep_status": "online", "ep_type": "2", "ep_location": "gate", "ep_name": EVIL,
+            "ep_url": "rtsp://cam:campw@127.0.0.11:554/ch2?auth=abc", "source": "devices"}))
+        log_in(client)
+        for path in ("/", "/status", "/api/view"):
+            answer = client.get(path)
+            text = answer.get_data(as_text=True)
+            if answer.mimetype == "text/html":
+                assert EVIL not in text
+            for secret in (PASSWORD, "campw", "auth=abc", "t0p", ":pw@"):
+                assert secret not in text, (path, secret)
+        page = client.get("/status").get_data(as_text=True)
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page
+        assert "rtsp://127.0.0.11:554/ch2" in page
+        assert "IPC static (2)" in page
+
+    def test_csp_header(self, client: FlaskClient) -> None:
+        answer = client.get("/login")
+        csp = answer.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+
+    def test_form_publishes(self, client: FlaskClient, publisher: FakePublisher) -> None:
+        log_in(client)
+        token = csrf_token(client, "/")
+        answer = client.post("/settings/report_period", data={"value": "12", "csrf_token": token})
+        assert answer.status_code == 303
+        answer = client.post("/settings/login_url", data={"clear": "1", "csrf_token": token})
+        answer = client.post("/report-now", data={"csrf_token": token})
+        assert [(t.rsplit("/", 1)[1], p, r) for t, p, r in publisher.sent[:2]] == [
+            ("report_period", "12", True), ("login_url", "", True)]
+        assert publisher.sent[2][0] == f"{BASE}/config/report_now"
+        assert publisher.sent[2][2] is False
+
+    def test_form_bad_value_flashed(self, client: FlaskClient, publisher: FakePublisher) -> None:
+        log_in(client)
+        token = csrf_token(client, "/")
+        answer = client.post("/settings/report_period", data={"value": "0", "csrf_token": token},
+                             follow_redirects=True)
+        assert "Report period not changed: report_period: must be between 1 and 86400" in (
+            answer.get_data(as_text=True))
+        assert publisher.sent == []
+
+    def test_targets_from_delivery_events(self, client: FlaskClient, view: View) -> None:
+        view.apply(f"{BASE}/bridge/report", orjson.dumps({
+            "ts": 990.0, "target": "http://127.0.0.1:9528/DeviceStatus", "ok": False,
+            "status": 503, "error": "HTTP 503", "attempt": 1, "retry_in": 4.0}))
+        view.apply(f"{BASE}/bridge/report", orjson.dumps({
+            "ts": 995.0, "target": "http://127.0.0.1:9528/DeviceStatus", "ok": True,
+            "status": 200, "error": None, "attempt": 2, "devices": 3, "retry_in": None}))
+        log_in(client)
+        model = client.get("/api/view").json
+        assert model is not None
+        (target,) = model["targets"]
+        assert target["url"] == "http://127.0.0.1:9528/DeviceStatus"
+        assert (target["last_ok_at"], target["last_fail_at"]) == (995.0, 990.0)
+        assert target["last_error"] == "HTTP 503"
+        assert target["retry_at"] is None
