@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         config.require("gateway.sn")
         config.gateway.serial()
-        config.mqtt.password()
+        if args.command != "password-file":
+            config.mqtt.password()
         listen = parse_listen(args.listen or config.console.listen)
     except ConfigError as exc:
         print(f"se3-console: configuration error: {exc}", file=sys.stderr)

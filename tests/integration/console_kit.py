@@ -1,0 +1,63 @@
+"""The console for integration tests: in this process, on a free port, connected to a
+test broker as a given role, and HTTP helpers for its calls."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bridge.config import parse_config
+from bridge.topics import Topics
+from console.app import create_app
+from console.broker import BrokerLink
+from console.password import Password, ensure_password_file, read_password
+from console.server import ConsoleServer
+from console.state import ConsoleState
+from console.view import View
+from demo.broker import Broker
+
+TIMEOUT = 5.0
+
+
+class RunningConsole:
+    def __init__(self, server: ConsoleServer, state: ConsoleState, link: BrokerLink,
+                 password: str) -> None:
+        self.server = server
+        self.state = state
+        self.link = link
+        self.password = password
+        self.url = server.url
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A request with `Authorization: Bearer <password>` (unless headers say otherwise)."""
+        headers = {"Authorization": f"Bearer {self.password}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=TIMEOUT,
+                                **kwargs)
+
+
+@contextmanager
+def running_console(config_path: Path, broker: Broker, role: str = "operator",
+                    wait_connected: bool = True) -> Iterator[RunningConsole]:
+    """The console for the bridge config at `config_path`, as broker role `role`."""
+    raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    config = parse_config(raw, env=broker.env(role))
+    password_file = ensure_password_file(config_path.parent / "console" / "admin.pass")
+    password = read_password(password_file)
+    base = Topics(config.mqtt.topic_prefix, config.gateway.serial()).base
+    view = View(base)
+    link = BrokerLink(config.mqtt, base, view.apply)
+    state = ConsoleState(config, view, link, Password(password))
+    server = ConsoleServer(create_app(state)).start()
+    link.start()
+    try:
+        if wait_connected:
+            assert link.connected.wait(10), "console did not connect to the broker"
+        yield RunningConsole(server, state, link, password)
+    finally:
+        server.stop()
+        link.close()

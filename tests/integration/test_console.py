@@ -1,0 +1,225 @@
+"""se3-console against a real mosquitto (and, end to end, the bridge and the platform):
+each vendor call, its errors, its retained effect, and reports moving where it says."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from demo.broker import Broker
+from receiver.app import create_app
+from receiver.server import ReceiverServer
+from tests.conftest import collect, mqtt_client, wait_until
+from tests.integration.console_kit import running_console
+from tests.integration.stack import BASE, publish_spec_example, running_bridge, write_config
+
+MONITOR = "/SophonFogSys/api/MonitorServerUrl"
+LOGIN = "/SophonMQ/api/LoginUrl"
+DEV_SNO = "/SophonMQ/api/DevSno"
+
+
+@pytest.fixture
+def second_platform() -> Iterator[ReceiverServer]:
+    server = ReceiverServer(create_app()).start()
+    yield server
+    server.stop()
+
+
+def retained(broker: Broker, setting: str) -> str | None:
+    """The retained payload of config/`setting` as a new subscriber sees it (None: none)."""
+    topic = f"{BASE}/config/{setting}"
+    got: list[str] = []
+    second = threading.Event()
+    with mqtt_client(broker, "debug") as client:
+        client.on_message = lambda _c, _u, msg: got.append(msg.payload.decode())
+        # On one connection, the SUBACK of a second subscription comes after every
+        # retained message of the first: then the replay is complete.
+        acks: list[int] = []
+
+        def on_subscribe(_c: object, _u: object, mid: int, _codes: object, _p: object) -> None:
+            acks.append(mid)
+            if len(acks) == 2:
+                second.set()
+
+        client.on_subscribe = on_subscribe
+        client.subscribe(topic, qos=1)
+        client.subscribe(f"{BASE}/bridge/fence", qos=1)
+        assert second.wait(10), "no SUBACK"
+    return got[-1] if got else None
+
+
+class TestCalls:
+    def test_each_call_sets_its_retained_topic_and_survives_a_restart(
+        self, tmp_path: Path, broker: Broker
+    ) -> None:
+        """Each call publishes its retained config topic; a new console answers the same."""
+        config = write_config(tmp_path / "b.toml", broker, "http://127.0.0.1:9/file")
+        with running_console(config, broker) as console:
+            answer = console.call("POST", MONITOR, json={
+                "monitor_server_url": "http://127.0.0.1:9528/DeviceStatus",
+                "content-type": "json", "reported_peroid": 30})
+            assert (answer.status_code, answer.json()) == (200, {"data": "ok"})
+            answer = console.call("PUT", LOGIN, json={"login_url": "http://127.0.0.1:9/login"})
+            assert answer.json() == {"data": {"response": "http://127.0.0.1:9/login"}}
+            answer = console.call("PUT", DEV_SNO, json={"dev_sno": "TJGSDX000120190726103455"})
+            assert answer.json() == {"data": {"response": "TJGSDX000120190726103455"}}
+        assert retained(broker, "report_url") == "http://127.0.0.1:9528/DeviceStatus"
+        assert retained(broker, "report_period") == "30"
+        assert retained(broker, "login_url") == "http://127.0.0.1:9/login"
+        with running_console(config, broker) as console:
+            wait_until(lambda: console.call("GET", DEV_SNO).json()["data"]["response"]
+                       == "TJGSDX000120190726103455", timeout=5, what="retained dev_sno")
+            assert console.call("GET", MONITOR).json() == {"data": {
+                "monitor_server_url": "http://127.0.0.1:9528/DeviceStatus",
+                "reported_peroid": 30}}
+            assert console.call("GET", LOGIN).json() == {
+                "data": {"response": "http://127.0.0.1:9/login"}}
+            # Clearing deletes the retained topic: the file's URL is in force again.
+            console.call("POST", MONITOR, data={"monitor_server_url": "",
+                                                "reported_peroid": ""})
+            wait_until(lambda: console.call("GET", MONITOR).json()["data"]
+                       == {"monitor_server_url": "http://127.0.0.1:9/file",
+                           "reported_peroid": 30}, timeout=5, what="fallback to the file")
+        assert retained(broker, "report_url") is None
+
+    def test_errors_have_the_vendor_shape(self, tmp_path: Path, broker: Broker) -> None:
+        """Bad input, wrong method, unknown path, no or wrong credentials: a 4xx that says why."""
+        config = write_config(tmp_path / "b.toml", broker)
+        cases: list[tuple[str, str, dict[str, Any], int, str]] = [
+            ("POST", MONITOR, {"json": {"reported_peroid": 5}}, 400, "monitor_server_url"),
+            ("POST", MONITOR, {"json": {"monitor_server_url": "ftp://x/y",
+                                        "reported_peroid": 5}}, 400, "monitor_server_url"),
+            ("POST", MONITOR, {"json": {"monitor_server_url": "http://x/y",
+                                        "reported_peroid": 0}}, 400, "reported_peroid"),
+            ("POST", MONITOR, {"json": {"monitor_server_url": "http://x/y",
+                                        "reported_peroid": 86401}}, 400, "reported_peroid"),
+            ("PUT", LOGIN, {"data": b"login_url=http://x/y",
+                            "headers": {"Content-Type": "text/plain"}}, 400, "body"),
+            ("PUT", DEV_SNO, {"json": {}}, 400, "dev_sno"),
+            ("PATCH", DEV_SNO, {}, 405, "PATCH"),
+            ("GET", "/SophonMQ/api/Nope", {}, 404, "/SophonMQ/api/Nope"),
+            ("GET", DEV_SNO, {"headers": {"Authorization": ""}}, 401, "log in"),
+            ("GET", DEV_SNO, {"headers": {"Authorization": "Bearer wrong"}}, 401, "wrong"),
+        ]
+        with running_console(config, broker) as console, \
+                collect(broker, f"{BASE}/config/#") as topics:
+            for method, path, kwargs, status, named in cases:
+                answer = console.call(method, path, **kwargs)
+                error = answer.json()["error"]
+                assert answer.status_code == status, (method, path, error)
+                assert error["code"] == status
+                assert named in error["message"], (named, error)
+                assert isinstance(error["status"], str)
+            console.call("PUT", DEV_SNO, json={"dev_sno": "MARK"})
+            topics.wait_for_topic(f"{BASE}/config/dev_sno")
+        assert [m.text for m in topics.messages] == ["MARK"]  # nothing before it
+
+    def test_a_refused_publish_is_not_a_success(self, tmp_path: Path, broker: Broker) -> None:
+        """A role the broker's ACL does not let write config: the call fails (PUBACK 0x87)."""
+        config = write_config(tmp_path / "b.toml", broker)
+        with running_console(config, broker, role="debug") as console:
+            answer = console.call("PUT", DEV_SNO, json={"dev_sno": "NOPE"})
+        assert answer.status_code == 502
+        assert "Not authorized" in answer.json()["error"]["message"]
+        assert retained(broker, "dev_sno") is None
+
+    def test_no_broker_is_not_a_success(self, tmp_path: Path, broker: Broker) -> None:
+        config = write_config(tmp_path / "b.toml", broker)
+        with running_console(config, broker) as console:
+            broker.stop()
+            wait_until(lambda: not console.link.is_connected(), timeout=10, what="disconnect")
+            answer = console.call("PUT", DEV_SNO, json={"dev_sno": "X"})
+        assert answer.status_code == 503
+        assert answer.json()["error"]["status"] == "BROKER_ERROR"
+
+    def test_nothing_secret_is_served(self, tmp_path: Path, broker: Broker) -> None:
+        """No MQTT password, admin password, URL credential or query in any answer."""
+        config = write_config(tmp_path / "b.toml", broker,
+                              "http://user:filepw@127.0.0.1:9/x?token=filetoken")
+        with running_console(config, broker) as console:
+            console.call("PUT", LOGIN, json={"login_url": "http://u:loginpw@127.0.0.1:9/l?k=v"})
+            wait_until(lambda: "l" in console.call("GET", LOGIN).json()["data"]["response"])
+            answers = [console.call("GET", path).text
+                       for path in ("/", "/status", "/api/view", MONITOR, LOGIN, DEV_SNO)]
+            secrets = [broker.password(role) for role in ("operator", "bridge", "debug")]
+            secrets += [console.password, "filepw", "filetoken", "loginpw", "k=v"]
+        for text in answers:
+            for secret in secrets:
+                assert secret not in text
+
+
+class TestEndToEnd:
+    def test_report_url_set_by_the_api_gets_reports_within_2_s(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer,
+        second_platform: ReceiverServer,
+    ) -> None:
+        """The bridge moves to the URL the call set, within 2 s of the call's answer."""
+        config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus")
+        publish_spec_example(broker)
+        with running_console(config, broker) as console, \
+                running_bridge(config, broker, tmp_path / "bridge.log"):
+            platform.state.store.wait_for(lambda r: True, timeout=10)
+            answer = console.call("POST", MONITOR, json={
+                "monitor_server_url": f"{second_platform.url}/DeviceStatus",
+                "content-type": "json", "reported_peroid": 20})
+            answered = time.time()
+            assert answer.status_code == 200
+            report = second_platform.state.store.wait_for(lambda r: True, timeout=2.0)
+            assert report is not None, "no report at the new URL within 2 s"
+            assert report.received_at - answered < 2.0
+            # The console shows the new target's first success.
+            wait_until(lambda: any(t["url"] == f"{second_platform.url}/DeviceStatus"
+                                   and t["last_ok_at"]
+                                   for t in console.call("GET", "/api/view").json()["targets"]),
+                       timeout=5, what="the new target's success on /api/view")
+
+
+class TestCommand:
+    def test_se3_console_serves_and_stops(self, tmp_path: Path, broker: Broker) -> None:
+        """`python -m console`: makes its 0600 password file, serves on a free port, exit 0."""
+        config = write_config(tmp_path / "b.toml", broker)
+        password_file = tmp_path / "secret" / "admin.pass"
+        with config.open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\npassword_file = "{password_file}"\n')
+        env = {**os.environ, **broker.env("operator")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console", "--config", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            url = ""
+            for line in proc.stderr:
+                found = re.search(r"se3-console: (http://\S+)/ ", line)
+                if found:
+                    url = found.group(1)
+                    break
+            assert url, "no address printed"
+            assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+            password = password_file.read_text(encoding="utf-8").strip()
+            assert len(password) >= 16
+            assert requests.get(f"{url}/api/view", timeout=5).status_code == 401
+            answer = requests.get(f"{url}/SophonMQ/api/DevSno", auth=("admin", password),
+                                  timeout=5)
+            assert answer.status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
