@@ -66,9 +66,12 @@ broker-setup: deps venv
 	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT)
 
 run: deps venv broker-setup
-	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528 --port 9530
+	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528 --port 9530 --port 5555
+	@$(PY) -m console --config config/demo.toml --log-level WARNING password-file >/dev/null
 	@echo
 	@echo "  Reports as the platform sees them:  http://127.0.0.1:9528/"
+	@echo "  The box's console and API:          http://127.0.0.1:5555/  (user admin)"
+	@echo "    its password:  cat var/console/admin.pass"
 	@echo "  Everything on the broker:"
 	@echo "    mosquitto_sub -h 127.0.0.1 -p $(MQTT_PORT) -u debug -P \"\$$(cat $(MQTT_DIR)/debug.pass)\" -t 'se3/#' -v"
 	@echo "  Ctrl-C stops everything."
