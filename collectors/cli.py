@@ -171,6 +171,9 @@ def _in_worker(job: Callable[[], None], name: str) -> None:
 
     worker = threading.Thread(target=target, name=name)
     worker.start()
-    worker.join()
+    # Timed joins: a signal that lands on the worker thread only sets a flag, and its
+    # handler runs on this thread when it next wakes; an untimed join may never.
+    while worker.is_alive():
+        worker.join(0.25)
     if raised:
         raise raised[0]

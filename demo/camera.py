@@ -224,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for host, port in cameras.addresses:
         logger.info("RTSP camera answering on rtsp://%s:%s/", host, port)
-    stop.wait()
+    # Timed waits: a signal that lands on a server thread only sets a flag, and the
+    # handler runs on this thread when it next wakes; an untimed wait may never.
+    while not stop.wait(0.25):
+        pass
     cameras.close()
     return 0
 

@@ -133,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         login.period,
         server.url,
     )
-    stop.wait()
+    # Timed waits: a signal that lands on the server's thread only sets a flag, and
+    # the handler runs on this thread when it next wakes; an untimed wait may never.
+    while not stop.wait(0.25):
+        pass
     if args.grace > 0:
         logger.info("serving %g s more for clients stopping too", args.grace)
         again.wait(args.grace)

@@ -170,7 +170,7 @@ class TestStop:
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=30)
         lines += out.decode().splitlines()
-        assert proc.returncode == 0
+        assert proc.returncode == 0, "\n".join(lines)
         mine = [line.split("| ", 1)[1] for line in lines if re.match(r"\S+ demo +\|", line)]
         assert mine[-3:] == ["receiver stopped", "broker stopped", "all stopped"]
         assert not [port for port in ports if port_in_use(port)]
