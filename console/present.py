@@ -190,10 +190,12 @@ def targets(snap: Snapshot, settings: InForce) -> list[dict[str, Any]]:
     names = list(settings.report_url.value)
     if not settings.confirmed:  # the bridge's own view is unknown: show what it reported to
         names += [name for name in snap.targets if name not in names]
+    in_force_now = set(settings.report_url.value)
     rows = []
     for name in names:
         log = snap.targets.get(name, TargetLog())
-        rows.append({"url": name, "source": settings.report_url.source, **asdict(log)})
+        source = settings.report_url.source if name in in_force_now else "earlier"
+        rows.append({"url": name, "source": source, **asdict(log)})
     return rows
 
 
