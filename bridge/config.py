@@ -31,6 +31,8 @@ from pydantic import (
 
 from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
+from bridge.fields import ExtText, Location, Name, Url
+from bridge.report import Format
 
 ENV_CONFIG = "SE3_CONFIG"
 ENV_MQTT_USERNAME = "SE3_MQTT_USERNAME"
@@ -117,6 +119,7 @@ class PlatformSection(_Section):
     retry_min: Annotated[float, Field(strict=True, ge=0.001, le=3600)] = 1.0
     shutdown_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 5.0
     ca_file: Path | None = None
+    format: Format = "v1"  # the payload version the platform expects (docs/payload.md)
 
     @field_validator("report_url", mode="before")
     @classmethod
@@ -182,6 +185,7 @@ class ReceiverSection(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(strict=True, ge=0, le=65535)] = 9528
     strict: Annotated[bool, Field(strict=True)] = False
+    format: Format = "v1"  # the payload version reports are checked against
     keep: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 200
     login_address: Annotated[str, Field(min_length=1)] = "/DeviceStatus"
     login_period: Annotated[int, Field(strict=True, ge=1, le=86_400)] = 20
@@ -203,12 +207,16 @@ class ConsoleSection(_Section):
 
 
 class DeviceEntry(_Section):
+    """One `[[devices]]` entry; its fields have the limits of the bridge's record parser."""
+
     ip: str
-    name: str = ""
-    location: Annotated[str, Field(min_length=1)]
+    name: Name = ""
+    location: Location
     type: Literal["0", "1", "2", "3", "4"]
-    url: str = ""
+    url: Url = ""
     probe: str = "none"  # when not given: "rtsp" for an rtsp:// url (see _default_probe)
+    sw_version: ExtText = ""  # the device's software version, sent in v2's ep_ext_data
+    group_name: ExtText = ""  # the comparison group, likewise
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from pydantic import (
 
 from bridge.addresses import canonical_ip
 from bridge.errors import RecordError
+from bridge.fields import TEMPERATURE_MAX, TEMPERATURE_MIN, ExtText, Location, Name, Url
 from bridge.topics import Kind
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -92,16 +93,26 @@ class GatewayMetrics(_Fresh):
     memory_usage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     disk_size: NonNegative | None = None
     disk_free_size: NonNegative | None = None
-    temperature: Annotated[int, Field(ge=-100, le=300)] | None = None
+    temperature: Annotated[int, Field(ge=TEMPERATURE_MIN, le=TEMPERATURE_MAX)] | None = None
+
+
+class EpExtData(BaseModel):
+    """A device's `ep_ext_data`: what the V2R1C01 report carries besides the v1 keys."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    sw_version: Annotated[ExtText | None, Unknown] = None
+    group_name: Annotated[ExtText | None, Unknown] = None
 
 
 class DeviceState(_Fresh):
     ep_status: Status
     ep_type: EpType
-    ep_location: Annotated[str, Field(min_length=1, max_length=256)]
+    ep_location: Location
     ep_ip: Short | None = None
-    ep_name: Short = ""
-    ep_url: Annotated[Annotated[str, Field(max_length=2048)] | None, Unknown] = None
+    ep_name: Name = ""
+    ep_url: Annotated[Url | None, Unknown] = None
+    ep_ext_data: EpExtData | None = None
 
     @field_validator("ep_ip")
     @classmethod

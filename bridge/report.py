@@ -1,16 +1,24 @@
-"""The status report of CONTRACT section 1: built from records, serialised to bytes.
+"""The status report: built from records, serialised to bytes, in either payload version.
 
-Pure functions, no I/O. Keys come in the order of the contract's tables,
-optional keys are left out rather than sent as null, floats are rounded as the
-contract says, and devices come sorted by IP (numerically, IPv4 first), so two
-reports of the same state are byte-identical.
+Pure functions, no I/O. Keys come in the order of the platform document's
+tables, optional keys are left out rather than sent as null, floats are rounded
+as the document says, and devices come sorted by IP (numerically, IPv4 first),
+so two reports of the same state are byte-identical.
+
+Two payload versions (`platform.format`, see docs/payload.md):
+- "v1": the seed release of the vendor's "设备状态上报内容" document;
+- "v2": its V2R1C01 release (sophonai/bm1682): every device carries
+  `ep_ext_data` (always, `{}` when empty), `ep_url` is not sent, and the
+  gateway's `sw_version` is left out when empty.
+A device's part of the report is `device_json(dev_sno, view, fmt)` and depends on
+nothing else, so it can be kept and reused while its inputs stay the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -18,6 +26,8 @@ from bridge.addresses import ip_sort_key as ip_sort_key  # the report's device o
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics
 
 Json = dict[str, Any]
+Format = Literal["v1", "v2"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 
 # (key, decimals) in contract order; None: an int, sent as is.
 _METRICS: tuple[tuple[str, int | None], ...] = (
@@ -49,9 +59,12 @@ def build(
     metrics: GatewayMetrics | None,
     devices: Iterable[DeviceView],
     gateway_status: str = "online",
+    fmt: Format = "v1",
 ) -> Json:
     """The report as an ordered dict; `devices` must already be in IP order."""
-    ext: Json = {"sw_version": info.sw_version}
+    ext: Json = {}
+    if fmt == "v1" or info.sw_version:  # v2 makes it optional: "" is unknown there
+        ext["sw_version"] = info.sw_version
     if info.sdk_version is not None:
         ext["sdk_version"] = info.sdk_version
     if info.gateway_mac is not None:
@@ -68,22 +81,34 @@ def build(
         "gateway_sn": sn,
         "dev_sno": info.dev_sno,
         "gateway_ext_data": ext,
-        "sub_devices": [_device(info.dev_sno, view) for view in devices],
+        "sub_devices": [device_json(info.dev_sno, view, fmt) for view in devices],
     }
 
 
-def _device(dev_sno: str, view: DeviceView) -> Json:
+def device_json(dev_sno: str, view: DeviceView, fmt: Format = "v1") -> Json:
+    """One entry of `sub_devices` in payload version `fmt`, keys in the document's order."""
     record = view.record
     out: Json = {
         "ep_id": ep_id(dev_sno, view.ip),
         "ep_name": record.ep_name,
         "ep_ip": view.ip,
         "ep_status": view.status,
+        # Optional in v2 ("sent when known"), but every record carries one.
         "ep_location": record.ep_location,
         "ep_type": record.ep_type,
     }
-    if record.ep_url is not None:
-        out["ep_url"] = record.ep_url
+    if fmt == "v1":
+        if record.ep_url is not None:
+            out["ep_url"] = record.ep_url
+        return out
+    ext: Json = {}
+    extra = record.ep_ext_data
+    if extra is not None:
+        if extra.sw_version is not None:
+            ext["sw_version"] = extra.sw_version
+        if extra.group_name is not None:
+            ext["group_name"] = extra.group_name
+    out["ep_ext_data"] = ext
     return out
 
 

@@ -108,7 +108,9 @@ class Bridge:
         self.prefix = config.mqtt.topic_prefix
         self.topics = Topics(self.prefix, self.sn)
         self.boot = boot_id()
-        self.state = GatewayState(self.sn, config.bridge.max_devices, config.bridge.max_payload)
+        self.state = GatewayState(
+            self.sn, config.bridge.max_devices, config.bridge.max_payload, config.platform.format
+        )
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()

@@ -23,7 +23,7 @@ from bridge.config import check_http_url, split_urls
 from bridge.errors import RecordError
 from bridge.freshness import Clock, deadline
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
-from bridge.report import DeviceView, Json, build, ip_sort_key
+from bridge.report import DeviceView, Format, Json, build, ip_sort_key
 from bridge.topics import Kind, TopicRef
 
 _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
@@ -57,8 +57,11 @@ CHANGED = Outcome(changed=True)
 class GatewayState:
     """Everything known about one gateway (by serial `sn`)."""
 
-    def __init__(self, sn: str, max_devices: int = 20_000, max_payload: int = 16_384) -> None:
+    def __init__(
+        self, sn: str, max_devices: int = 20_000, max_payload: int = 16_384, fmt: Format = "v1"
+    ) -> None:
         self.sn = sn
+        self.fmt = fmt  # the payload version of the reports
         self.max_devices = max_devices
         self.max_payload = max_payload
         self.info: GatewayInfo | None = None
@@ -289,7 +292,8 @@ class GatewayState:
 
     def _view(self, slot: _Slot, now: float) -> tuple[object, ...]:
         r = slot.record
-        return (self._status(slot, now), r.ep_type, r.ep_location, r.ep_name, r.ep_url)
+        extra = r.ep_ext_data if self.fmt == "v2" else None  # v1 does not send it
+        return (self._status(slot, now), r.ep_type, r.ep_location, r.ep_name, r.ep_url, extra)
 
     def device_views(self, clock: Clock) -> list[DeviceView]:
         """Every device with its effective status, in report (IP) order."""
@@ -312,7 +316,8 @@ class GatewayState:
         if self.info is None:
             return None
         views = self.device_views(clock)
-        return build(self.sn, self.info, self.current_metrics(clock), views, gateway_status)
+        metrics = self.current_metrics(clock)
+        return build(self.sn, self.info, metrics, views, gateway_status, self.fmt)
 
     def counts(self, clock: Clock) -> tuple[int, int]:
         """(online, offline) devices now."""

@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--location", help="ep_location (a UUID in practice)")
     device.add_argument("--name", default="", help="ep_name")
     device.add_argument("--url", default="", help="ep_url, e.g. rtsp://IP:554/ch2")
+    device.add_argument("--sw-version", default="", metavar="TEXT",
+                        help="the device's software version (ep_ext_data, payload v2)")
+    device.add_argument("--group-name", default="", metavar="TEXT",
+                        help="the device's comparison group (ep_ext_data, payload v2)")
     device.add_argument("--ttl", type=float, metavar="S", help="seconds the record stays valid")
     device.add_argument("--source", metavar="NAME", help="the publisher (its status topic)")
     _add_timeout(device)
@@ -126,6 +130,7 @@ def _publish_device(config: Config, args: argparse.Namespace) -> int:
     update = DeviceUpdate(
         ip=args.ip, status=args.status, type=args.type, location=args.location,
         name=args.name, url=args.url, ttl=args.ttl, source=args.source,
+        sw_version=args.sw_version, group_name=args.group_name,
     )
     publish_device(config, update, round(time.time(), 3), args.timeout)
     return 0

@@ -54,8 +54,17 @@ def device_record(device: DeviceEntry, online: bool, ts: float, ttl: float) -> d
     }
     if device.url:
         record["ep_url"] = device.url
+    extra = ep_ext_data(device.sw_version, device.group_name)
+    if extra:
+        record["ep_ext_data"] = extra
     record.update(ts=ts, ttl=ttl, source=SOURCE)
     return record
+
+
+def ep_ext_data(sw_version: str, group_name: str) -> dict[str, str]:
+    """A record's `ep_ext_data` from the values given ("" is not given); {} for none."""
+    extra = {"sw_version": sw_version, "group_name": group_name}
+    return {key: value for key, value in extra.items() if value}
 
 
 def owned_ip(topic: str, payload: bytes | bytearray) -> str | None:

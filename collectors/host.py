@@ -19,6 +19,8 @@ from typing import Protocol
 
 import psutil
 
+from bridge.fields import TEMPERATURE_MAX, TEMPERATURE_MIN
+
 logger = logging.getLogger(__name__)
 
 GB = 2**30
@@ -186,5 +188,5 @@ def board_temperature(chips: Mapping[str, Sequence[float]]) -> int | None:
     """The SoC/CPU chip's hottest reading, else the hottest of all; None without any."""
     preferred = next((chips[name] for name in _PREFERRED_CHIPS if chips.get(name)), None)
     rows = preferred if preferred is not None else [t for row in chips.values() for t in row]
-    sane = [t for t in rows if math.isfinite(t) and -100 <= t <= 300]
+    sane = [t for t in rows if math.isfinite(t) and TEMPERATURE_MIN <= t <= TEMPERATURE_MAX]
     return round(max(sane)) if sane else None

@@ -22,6 +22,7 @@ from bridge.config import Config
 from bridge.errors import RecordError
 from bridge.records import parse_record
 from bridge.topics import Kind, Topics
+from collectors.devices import ep_ext_data
 from collectors.session import connect_once, wait_published
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class DeviceUpdate:
     url: str = ""
     ttl: float | None = None
     source: str | None = None
+    sw_version: str = ""  # for ep_ext_data, sent by payload version v2
+    group_name: str = ""
 
 
 def canonical_ip(text: str) -> str:
@@ -60,6 +63,9 @@ def device_payload(update: DeviceUpdate, ts: float, max_size: int = 16_384) -> b
     record.update(ep_ip=ip, ep_name=update.name)
     if update.url:
         record["ep_url"] = update.url
+    extra = ep_ext_data(update.sw_version, update.group_name)
+    if extra:
+        record["ep_ext_data"] = extra
     record["ts"] = ts
     if update.ttl is not None:
         record["ttl"] = update.ttl

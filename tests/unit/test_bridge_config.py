@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from bridge.cli import main
@@ -17,7 +18,10 @@ from bridge.config import (
     load_config,
     parse_config,
 )
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, RecordError
+from bridge.fields import EXT_TEXT_MAX, LOCATION_MAX, NAME_MAX, URL_MAX
+from bridge.records import DeviceState, parse_as
+from collectors.devices import device_record
 
 # The example of CONTRACT section 5, verbatim.
 CONTRACT_EXAMPLE = """\
@@ -309,6 +313,58 @@ class TestDevices:
         entry = {**DEVICE, "url": "rtsp://10.0.0.1/x", "probe": "tcp:80"}
 
         assert parse_config({"devices": [entry]}).devices[0].probe == "tcp:80"
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [("name", "n" * (NAME_MAX + 1)), ("location", "L" * (LOCATION_MAX + 1)),
+         ("location", "   "), ("url", "rtsp://10.0.0.1/" + "x" * URL_MAX),
+         ("sw_version", "v" * (EXT_TEXT_MAX + 1)), ("group_name", "g" * (EXT_TEXT_MAX + 1))],
+    )
+    def test_limits_are_the_bridges(self, key: str, value: str) -> None:
+        """A field the bridge's record parser would refuse is refused here, naming the key.
+
+        Otherwise the device would never appear in the report, without a word.
+        """
+        message = config_error({"devices": [{**DEVICE, key: value}]})
+
+        assert f"devices.0.{key}: " in message
+        record: dict[str, object] = {"ep_status": "online", "ep_type": "2", "ep_location": "L"}
+        if key in ("sw_version", "group_name"):
+            record["ep_ext_data"] = {key: value}
+        else:
+            record[f"ep_{key}"] = value
+        with pytest.raises(RecordError):
+            parse_as(DeviceState, orjson.dumps(record))
+
+    def test_longest_fields_pass_both(self) -> None:
+        """Fields at their limits pass the config and the bridge alike."""
+        entry = {**DEVICE, "name": "n" * NAME_MAX, "location": "L" * LOCATION_MAX,
+                 "url": "u" * URL_MAX, "sw_version": "v" * EXT_TEXT_MAX,
+                 "group_name": "g" * EXT_TEXT_MAX}
+        device = parse_config({"devices": [entry]}).devices[0]
+
+        assert (device.sw_version, device.group_name) == ("v" * EXT_TEXT_MAX, "g" * EXT_TEXT_MAX)
+        parse_as(DeviceState, orjson.dumps(device_record(device, True, 1.0, 60.0)),
+                 key=device.ip)
+
+    def test_sw_version_and_group_name_default_empty(self) -> None:
+        """Both are optional; "" means not given."""
+        device = parse_config({"devices": [DEVICE]}).devices[0]
+
+        assert (device.sw_version, device.group_name) == ("", "")
+
+
+class TestFormat:
+    def test_default_is_v1(self) -> None:
+        """Without platform.format the payload is v1, the seed release."""
+        assert parse_config({}).platform.format == "v1"
+
+    def test_v2(self) -> None:
+        assert parse_config({"platform": {"format": "v2"}}).platform.format == "v2"
+
+    def test_unknown_version_names_the_key(self) -> None:
+        """Another value stops the program, naming platform.format."""
+        assert "platform.format: " in config_error({"platform": {"format": "V2"}})
 
 
 class TestEnvironment:

@@ -331,6 +331,14 @@ class TestRefused:
         """ep_location is required and must not be empty."""
         assert refused(Kind.DEVICE_STATE, js(device(ep_location=""))).field == "ep_location"
 
+    @pytest.mark.parametrize("blank", [" ", "   ", "\t\n", "\u3000"])
+    def test_whitespace_only_location_is_refused(self, blank: str) -> None:
+        """An ep_location of whitespace alone identifies nothing: refused, naming the field."""
+        error = refused(Kind.DEVICE_STATE, js(device(ep_location=blank)))
+
+        assert error.field == "ep_location"
+        assert "blank" in error.reason
+
     def test_several_errors_are_counted(self) -> None:
         """With several bad fields the reason names the first and counts the rest."""
         error = refused(Kind.DEVICE_STATE, js({"ep_status": "up"}))
@@ -520,7 +528,7 @@ class TestProperties:
     @given(
         status=st.sampled_from(["online", "offline"]),
         ep_type=st.sampled_from(["0", "1", "2", "3", "4"]),
-        location=st.text(min_size=1, max_size=256),
+        location=st.text(min_size=1, max_size=256).filter(str.strip),
         extra=st.dictionaries(st.text(max_size=8).filter(lambda k: k not in FIELDS),
                               JSON_SCALARS, max_size=3),
     )
@@ -545,3 +553,42 @@ class TestProperties:
             {"cpu_usage": cpu, "memory_usage": usage, "disk_size": size}))
 
         assert (record.cpu_usage, record.memory_usage, record.disk_size) == (cpu, usage, size)
+
+
+class TestEpExtData:
+    """A device's optional `ep_ext_data`: sw_version and group_name, strings, each optional."""
+
+    def test_absent_is_none(self) -> None:
+        """A record without ep_ext_data has none (older publishers keep working)."""
+        assert parse_as(DeviceState, js(device())).ep_ext_data is None
+
+    def test_both_keys_are_kept(self) -> None:
+        """sw_version and group_name come through as given; other keys are ignored."""
+        record = parse_as(DeviceState, js(device(
+            ep_ext_data={"sw_version": "V1.2.3", "group_name": "入口", "other": 1})))
+
+        assert record.ep_ext_data is not None
+        assert (record.ep_ext_data.sw_version, record.ep_ext_data.group_name) == (
+            "V1.2.3", "入口")
+
+    def test_blank_values_are_unknown(self) -> None:
+        """A blank sw_version or group_name is unknown (left out), not an error."""
+        record = parse_as(DeviceState, js(device(ep_ext_data={"sw_version": " ",
+                                                              "group_name": ""})))
+
+        assert record.ep_ext_data is not None
+        assert (record.ep_ext_data.sw_version, record.ep_ext_data.group_name) == (None, None)
+
+    @pytest.mark.parametrize(
+        ("value", "field"),
+        [
+            ("V1", "ep_ext_data"),
+            (["V1"], "ep_ext_data"),
+            ({"sw_version": 1}, "ep_ext_data.sw_version"),
+            ({"group_name": 2.5}, "ep_ext_data.group_name"),
+            ({"group_name": "g" * 257}, "ep_ext_data.group_name"),
+        ],
+    )
+    def test_bad_values_are_refused(self, value: object, field: str) -> None:
+        """Not an object, a non-string value or an overlong one is refused, naming the key."""
+        assert refused(Kind.DEVICE_STATE, js(device(ep_ext_data=value))).field == field

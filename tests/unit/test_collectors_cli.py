@@ -71,6 +71,37 @@ class TestExitCodes:
         assert code == 2
         assert f"{key}: required" in err
 
+    @pytest.mark.parametrize(
+        ("entry", "key"),
+        [('name = "' + "n" * 257 + '"', "devices.0.name"),
+         ('location = "  "', "devices.0.location"),
+         ('group_name = "' + "g" * 257 + '"', "devices.0.group_name")],
+    )
+    def test_device_the_bridge_would_refuse_stops_the_collector(
+        self, capsys: pytest.CaptureFixture[str], conf: Path, entry: str, key: str
+    ) -> None:
+        """A [[devices]] field over the bridge's limit: exit 2 at start, naming the key."""
+        fields = {"ip": '"127.0.0.11"', "location": '"L"', "type": '"2"'}
+        name, _, value = entry.partition(" = ")
+        fields[name] = value
+        body = "".join(f"{k} = {v}\n" for k, v in fields.items())
+        conf.write_text(conf.read_text(encoding="utf-8") + "[[devices]]\n" + body,
+                        encoding="utf-8")
+
+        code, err = run(capsys, "--config", str(conf), "devices", "--once")
+
+        assert code == 2
+        assert f"{key}: " in err
+
+    def test_publish_options(self, capsys: pytest.CaptureFixture[str], conf: Path) -> None:
+        """`publish device` takes --sw-version and --group-name and checks them first."""
+        code, err = run(capsys, "--config", str(conf), "publish", "device", "--ip", "127.0.0.12",
+                        "--status", "online", "--type", "2", "--location", "L",
+                        "--group-name", "g" * 257)
+
+        assert code == 2
+        assert "ep_ext_data.group_name" in err
+
     def test_config_after_the_command(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--config is accepted after the command as well."""
         code, err = run(capsys, "devices", "--config", "/nonexistent/se3.toml")
@@ -121,6 +152,15 @@ class TestDevicePayload:
             "ep_name": "cam", "ep_url": "rtsp://[fe80::1]:554/", "ts": 1_700_000_000.0,
             "ttl": 60.0, "source": "my-app",
         }
+
+    def test_sw_version_and_group_name(self) -> None:
+        """--sw-version / --group-name become the record's ep_ext_data."""
+        update = DeviceUpdate(ip="127.0.0.12", status="online", type="2", location="L",
+                              sw_version="V2R1C01", group_name="staff")
+
+        record = orjson.loads(device_payload(update, ts=5.0))
+
+        assert record["ep_ext_data"] == {"sw_version": "V2R1C01", "group_name": "staff"}
 
     def test_minimal_record(self) -> None:
         """Without --ttl, --url and --source those keys are left out; ts is always there."""

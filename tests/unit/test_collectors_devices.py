@@ -38,6 +38,18 @@ class TestDeviceRecord:
         assert (parsed.ep_name, parsed.ep_url) == ("gate-cam", "rtsp://127.0.0.11:8554/ch2")
         assert (parsed.ts, parsed.ttl, parsed.source) == (1_700_000_000.5, 90.0, "devices")
 
+    def test_ep_ext_data_only_when_given(self) -> None:
+        """sw_version / group_name from [[devices]] go into ep_ext_data; none, no key."""
+        entry = DeviceEntry(ip="127.0.0.11", location="L", type="2", sw_version="V1.0")
+        record = device_record(entry, True, ts=1.0, ttl=90.0)
+
+        assert record["ep_ext_data"] == {"sw_version": "V1.0"}
+        assert "ep_ext_data" not in device_record(TURNSTILE, True, ts=1.0, ttl=90.0)
+        parsed = parse_record(Kind.DEVICE_STATE, orjson.dumps(record), key=entry.ip)
+        assert isinstance(parsed, DeviceState)
+        assert parsed.ep_ext_data is not None
+        assert parsed.ep_ext_data.sw_version == "V1.0"
+
     def test_keys_in_order_and_url_only_when_set(self) -> None:
         """ep_url is left out for a device without one; ep_name is "" then."""
         record = device_record(TURNSTILE, False, ts=1.0, ttl=90.0)
