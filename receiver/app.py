@@ -15,7 +15,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 
-from receiver.conformance import check_headers, check_report
+from bridge.report import Format
+from receiver.conformance import check_headers, check_report, versions_matched
 from receiver.faults import Fault, FaultError, FaultInjector, parse_fault
 from receiver.login import (
     LoginRefused,
@@ -51,6 +52,7 @@ class ReceiverState:
     login: LoginSettings
     store: ReportStore
     faults: FaultInjector | None
+    format: Format = "v1"  # the payload version reports are checked against
 
 
 def state_of(app: Flask) -> ReceiverState:
@@ -75,13 +77,15 @@ def _log_report(report: Report) -> None:
     devices = devices if isinstance(devices, list) else []
     online = sum(1 for d in devices if isinstance(d, dict) and d.get("ep_status") == "online")
     logger.info(
-        "report %s from gateway %s (%s): %d sub-devices online, %d offline, %d violations%s",
+        "report %s from gateway %s (%s): %d sub-devices online, %d offline, %d violations, "
+        "matches %s%s",
         _show(report.report_id),
         _show(payload.get("gateway_sn")),
         _show(payload.get("gateway_status")),
         online,
         len(devices) - online,
         len(report.violations),
+        ", ".join(report.formats) or "no version",
         " (refused)" if report.rejected else "",
     )
 
@@ -109,13 +113,14 @@ def create_app(
     login: LoginSettings | None = None,
     keep: int = 200,
     faults: bool = False,
+    fmt: Format = "v1",
 ) -> Flask:
-    """The reference platform; `faults=True` adds /api/faults."""
+    """The reference platform, checking payload version `fmt`; `faults=True` adds /api/faults."""
     app = Flask(__name__)
     app.json = _JSON(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     injector = FaultInjector() if faults else None
-    state = ReceiverState(strict, login or LoginSettings(), ReportStore(keep), injector)
+    state = ReceiverState(strict, login or LoginSettings(), ReportStore(keep), injector, fmt)
     app.extensions[_EXTENSION] = state
 
     @app.post("/DeviceStatus")
@@ -126,11 +131,12 @@ def create_app(
             state.store.count_fault()
             logger.info("report answered by an injected fault: HTTP %d", fault.status)
             return _fault_response(fault)
-        payload, violations = check_report(body)
+        payload, violations = check_report(body, state.format)
+        formats = tuple(versions_matched(payload))
         report_id = request.headers.get("X-Report-Id")
         violations += check_headers(request.headers.get("Content-Type"), report_id, payload)
         rejected = state.strict and bool(violations)
-        report = state.store.add(payload, violations, report_id, rejected)
+        report = state.store.add(payload, violations, report_id, rejected, formats)
         _log_report(report)
         if rejected:
             message = f"{len(violations)} violation(s) of the report contract"

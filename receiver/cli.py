@@ -21,6 +21,7 @@ from bridge.config import ENV_CONFIG, ReceiverSection, load_config
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.options import add_common
+from bridge.report import FORMATS
 from receiver.app import create_app
 from receiver.login import LoginSettings
 from receiver.server import ReceiverServer
@@ -65,6 +66,8 @@ def parse_args(
     add("--grace", type=float, default=0.0, metavar="S",
         help="after SIGTERM/SIGINT, serve S s more (a second signal ends it), so a bridge "
         "stopped at the same moment still delivers its last report (default 0)")
+    add("--format", choices=FORMATS,
+        help="payload version reports are checked against (default v1; see docs/payload.md)")
     add("--keep", type=_positive, help="reports kept in memory (default 200)")
     add("--login-address",
         help="report URL(s) the login answers, comma-separated (default /DeviceStatus)")
@@ -80,7 +83,7 @@ def parse_args(
         settings = _file_settings(args.config, os.environ if environ is None else environ)
     except ConfigError as exc:
         parser.error(str(exc))
-    for key in ("host", "port", "strict", "keep", "login_address", "login_period"):
+    for key in ("host", "port", "strict", "format", "keep", "login_address", "login_period"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(settings, key))
     if not 0 <= args.port <= 65535:
@@ -108,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # werkzeug logs every request at INFO, and the page polls every second.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     login = LoginSettings(args.login_address, args.login_period, args.login_new_names)
-    app = create_app(strict=args.strict, login=login, keep=args.keep, faults=args.faults)
+    app = create_app(
+        strict=args.strict, login=login, keep=args.keep, faults=args.faults, fmt=args.format
+    )
     stop, again = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -126,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot listen on %s port %d: %s", args.host, args.port, exc.strerror)
         return 1
     logger.info(
-        "strict=%s faults=%s; login answers %s every %d s; page at %s/",
+        "format=%s strict=%s faults=%s; login answers %s every %d s; page at %s/",
+        args.format,
         args.strict,
         args.faults,
         login.address,

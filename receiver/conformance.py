@@ -1,16 +1,23 @@
-"""The conformance check of a status report against CONTRACT section 1.
+"""The conformance check of a status report, in either payload version.
 
 `check_report` is pure: bytes in, the parsed JSON and a list of violations out,
 each naming its path (`sub_devices[1].ep_type: '9' is not one of "0".."4"`);
-`check_headers` does the same for the POST's Content-Type and X-Report-Id.
+`check_headers` does the same for the POST's Content-Type and X-Report-Id;
+`versions_matched` says which payload versions a body conforms to.
 The reference platform shows these on its page and, in strict mode, refuses
 the report with them.
 
-Judgement calls where the contract is terse: a JSON integer is accepted where
+Versions (docs/payload.md): "v1" is the seed release of the vendor's
+"设备状态上报内容" document; "v2" its V2R1C01 release (sophonai/bm1682), where
+each device carries an `ep_ext_data` object, `ep_location`, `dev_sno` and the
+gateway's `sw_version` are optional, and `ep_url` is not in the table.
+
+Judgement calls where the documents are terse: a JSON integer is accepted where
 a float is asked for (`6` for `6.0`: JSON does not tell them apart), never the
 other way round; a value is JSON only if it parses without `NaN`/`Infinity`;
 a key given twice in one object is a violation, because platforms disagree on
-which copy wins; names and serials that identify something must not be empty.
+which copy wins; names and serials that identify something must not be empty
+or whitespace alone; the Content-Type names its charset, as the bridge sends it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
+
+from bridge.fields import TEMPERATURE_MAX, TEMPERATURE_MIN
+from bridge.report import FORMATS, Format
 
 Rule = Callable[[object], str | None]
 
@@ -91,7 +101,11 @@ def _one_of(*allowed: str) -> Rule:
 
 
 def _non_empty(value: object) -> str | None:
-    return "must not be empty" if value == "" else None
+    if value == "":
+        return "must not be empty"
+    if isinstance(value, str) and not value.strip():
+        return f"{value!r} is blank (whitespace only)"
+    return None
 
 
 def _ip(value: object) -> str | None:
@@ -155,7 +169,7 @@ _EXT = (
     _Key("memory_usage", False, "float", _number(0, 1, 2)),
     _Key("disk_size", False, "float", _GB),
     _Key("disk_free_size", False, "float", _GB),
-    _Key("temperature", False, "int"),
+    _Key("temperature", False, "int", _number(TEMPERATURE_MIN, TEMPERATURE_MAX, 0)),
 )
 _DEVICE = (
     _Key("ep_id", True, "string"),
@@ -166,6 +180,31 @@ _DEVICE = (
     _Key("ep_type", True, "string", _one_of(*_EP_TYPES)),
     _Key("ep_url", False, "string"),
 )
+
+
+def _optional(keys: tuple[_Key, ...], *names: str) -> tuple[_Key, ...]:
+    return tuple(_Key(k.name, False, k.kind, k.rule) if k.name in names else k for k in keys)
+
+
+@dataclass(frozen=True)
+class _Schema:
+    top: tuple[_Key, ...]
+    ext: tuple[_Key, ...]
+    device: tuple[_Key, ...]
+    device_ext: tuple[_Key, ...] = ()  # the keys of each device's ep_ext_data, if it has one
+
+
+_SCHEMAS: dict[Format, _Schema] = {
+    "v1": _Schema(_TOP, _EXT, _DEVICE),
+    # The V2R1C01 table: ep_location is deprecated, ep_url gone, ep_ext_data new.
+    "v2": _Schema(
+        _optional(_TOP, "dev_sno"),
+        _optional(_EXT, "sw_version"),
+        (*_optional(tuple(k for k in _DEVICE if k.name != "ep_url"), "ep_location"),
+         _Key("ep_ext_data", True, "object")),
+        (_Key("sw_version", False, "string"), _Key("group_name", False, "string")),
+    ),
+}
 
 _KINDS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
@@ -217,7 +256,7 @@ def _ip_key(text: str) -> tuple[int, int]:
     return address.version, int(address)
 
 
-def _check_devices(report: dict[str, object]) -> list[str]:
+def _check_devices(report: dict[str, object], schema: _Schema) -> list[str]:
     devices = report.get("sub_devices")
     if not isinstance(devices, list):
         return []
@@ -229,7 +268,10 @@ def _check_devices(report: dict[str, object]) -> list[str]:
         if not isinstance(device, dict):
             out.append(f"{path}: expected an object, got {_type_name(device)}")
             continue
-        out += _check_object(path, device, _DEVICE)
+        out += _check_object(path, device, schema.device)
+        extra = device.get("ep_ext_data")
+        if schema.device_ext and isinstance(extra, dict):
+            out += _check_object(f"{path}.ep_ext_data", extra, schema.device_ext)
         ep_ip, ep_id = device.get("ep_ip"), device.get("ep_id")
         if isinstance(ep_ip, str) and _ip(ep_ip) is None:
             sortable.append((_ip_key(ep_ip), i, ep_ip))
@@ -253,8 +295,8 @@ def _check_devices(report: dict[str, object]) -> list[str]:
     return out
 
 
-def check_report(body: bytes) -> tuple[object | None, list[str]]:
-    """Parse one report body; return (the JSON value or None, the violations).
+def check_report(body: bytes, fmt: Format = "v1") -> tuple[object | None, list[str]]:
+    """Parse one report body; return (the JSON value or None, its violations of `fmt`).
 
     The value is None only when the body is not UTF-8 JSON at all.
     """
@@ -268,20 +310,33 @@ def check_report(body: bytes) -> tuple[object | None, list[str]]:
         )
     except (ValueError, RecursionError) as exc:
         return None, [f"body: not JSON ({exc})"]
+    return data, check_payload(data, fmt)
+
+
+def check_payload(data: object, fmt: Format = "v1") -> list[str]:
+    """The violations of payload version `fmt` in a body already parsed by `check_report`."""
     if not isinstance(data, dict):
-        return data, [f"body: expected a JSON object, got {_type_name(data)}"]
-    violations = _check_object("", data, _TOP)
+        return [f"body: expected a JSON object, got {_type_name(data)}"]
+    schema = _SCHEMAS[fmt]
+    violations = _check_object("", data, schema.top)
     ext = data.get("gateway_ext_data")
     if isinstance(ext, dict):
-        violations += _check_object("gateway_ext_data", ext, _EXT)
-    return data, violations + _check_devices(data)
+        violations += _check_object("gateway_ext_data", ext, schema.ext)
+    return violations + _check_devices(data, schema)
+
+
+def versions_matched(data: object) -> list[Format]:
+    """The payload versions that a parsed body conforms to, oldest first; [] for none."""
+    return [fmt for fmt in FORMATS if data is not None and not check_payload(data, fmt)]
 
 
 def check_headers(content_type: str | None, report_id: str | None, payload: object) -> list[str]:
     """Violations of the POST's headers: JSON in UTF-8, `X-Report-Id: {sn}-{boot}-{seq}`."""
     out: list[str] = []
     media, _, params = (content_type or "").partition(";")
-    charset = params.strip().lower().removeprefix("charset=").strip('"') if params else "utf-8"
+    # No default charset: the contract's header names it, and a platform that
+    # decodes by the header alone must not have to guess.
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if params else ""
     if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
         out.append(f"header Content-Type: {content_type!r} is not application/json; charset=utf-8")
     if report_id is None:

@@ -26,6 +26,7 @@ class Report:
     payload: object
     report_id: str | None
     rejected: bool = False
+    formats: tuple[str, ...] = ()  # the payload versions the body conforms to
 
     def as_json(self) -> dict[str, Any]:
         """The shape of /api/reports: received_at, violations, payload (+ extras)."""
@@ -36,6 +37,7 @@ class Report:
             "headers": {"X-Report-Id": self.report_id},
             "report_id": self.report_id,
             "rejected": self.rejected,
+            "formats": list(self.formats),
         }
 
 
@@ -71,11 +73,12 @@ class ReportStore:
         violations: list[str],
         report_id: str | None,
         rejected: bool = False,
+        formats: tuple[str, ...] = (),
     ) -> Report:
         """Keep one checked report and count it."""
         with self._changed:
             self._last = max(self.clock(), self._last + 1e-6)
-            report = Report(self._last, tuple(violations), payload, report_id, rejected)
+            report = Report(self._last, tuple(violations), payload, report_id, rejected, formats)
             self._reports.append(report)
             self.stats.received += 1
             self.stats.rejected += rejected

@@ -125,6 +125,8 @@
       el("h2", {}, el("span", { class: "gw-name" }, text(p.gateway_name) || "(no name)"),
         " ", el("span", { class: "gw-sn mono" }, sn)),
       statusBadge(p.gateway_status, "gw-status"),
+      el("span", { class: "badge format", title: "payload versions this report conforms to" },
+        matchedText(r)),
       r.rejected ? el("span", { class: "badge refused" }, "refused (422)") : null);
     const last = el("div", { class: "last" }, "last report ",
       el("time", { class: "gw-time", datetime: received.toISOString() },
@@ -154,6 +156,12 @@
     devices.length ? table : el("p", { class: "no-devices" }, "no sub-devices"));
   }
 
+  // Which payload versions (v1, v2) the body conforms to, as the receiver judged it.
+  function matchedText(r) {
+    const formats = Array.isArray(r.formats) ? r.formats : [];
+    return formats.length ? `matches ${formats.join(", ")}` : "matches no version";
+  }
+
   function renderGateway(sn) {
     const container = document.getElementById("gateways");
     const fresh = card(sn, gateways.get(sn));
@@ -171,7 +179,8 @@
     document.getElementById("recent-rows").replaceChildren(...recent.map((r) => {
       const p = isObject(r.payload) ? r.payload : {};
       const n = Array.isArray(p.sub_devices) ? p.sub_devices.length : "–";
-      const verdict = r.violations.length ? `${r.violations.length} violation(s)` : "conforming";
+      const verdict = (r.violations.length ? `${r.violations.length} violation(s)` : "conforming") +
+        ` · ${matchedText(r)}`;
       return el("tr", { class: r.violations.length ? "row-bad" : null },
         el("td", {}, new Date(r.received_at * 1000).toLocaleTimeString()),
         el("td", { class: "mono" }, gatewayKey(r.payload)),

@@ -1,5 +1,7 @@
 """The golden rule: the spec's own example, fed in as MQTT, comes out as the spec's payload.
 
+Payload version v2 (the document's V2R1C01 release) has its own golden body below.
+
 The expected report is the `返回信息` block of `device-status-report.zh.md`,
 transcribed verbatim (less the stray space after `gateway_ip`), and the
 expected bytes are written out by hand in the key order of CONTRACT section 1.
@@ -12,9 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge.report import dumps, ip_sort_key
+from bridge.report import FORMATS, Format, device_json, dumps, ip_sort_key
 from bridge.state import GatewayState
 from bridge.topics import Topics, parse
+from receiver.conformance import check_report, versions_matched
 from tests.fakes import FakeClock
 
 PREFIX = "se3"
@@ -323,3 +326,111 @@ class TestRounding:
 
         assert b'"cpu_usage":6.0' in body
         assert b'"disk_size":10.0' in body
+
+
+# -- payload version v2 (the V2R1C01 release of the document) ------------------
+
+# The V2R1C01 table's sub-device keys, in order (ep_url is not in it).
+DEVICE_KEYS_V2 = ["ep_id", "ep_name", "ep_ip", "ep_status", "ep_location", "ep_type",
+                  "ep_ext_data"]
+
+# The spec's gateway with two devices: one carrying ep_ext_data (and an ep_url that
+# v2 leaves out), one without (an empty object). Written out by hand.
+EXPECTED_BYTES_V2 = (
+    '{"gateway_ip":"192.168.1.251","gateway_name":"bm1682landy93","gateway_status":"online",'
+    '"gateway_sn":"SZCCKQRAIJBAH0002","dev_sno":"ZKZCPI000120190807142601",'
+    '"gateway_ext_data":{"sw_version":"build.date=2019年 08月 06日 星期二 17:42:49 CST\\n'
+    'BUILD TIME: 20190806_173257\\nVERSION: V2R1C01\\n","sdk_version":"1.1.56d1e91",'
+    '"gateway_mac":"e0:a5:09:00:0e:6d","cpu_usage":6.5,"memory_size":1.55,'
+    '"memory_usage":0.77,"disk_size":10.39,"disk_free_size":9.41},'
+    '"sub_devices":[{"ep_id":"ZKZCPI000120190807142601__192.168.1.101","ep_name":"",'
+    '"ep_ip":"192.168.1.101","ep_status":"online",'
+    '"ep_location":"95274d2c-0941-4d96-b032-ab200f81362c","ep_type":"2",'
+    '"ep_ext_data":{"sw_version":"V2R1C01","group_name":"默认分组"}},'
+    '{"ep_id":"ZKZCPI000120190807142601__192.168.1.102","ep_name":"门口",'
+    '"ep_ip":"192.168.1.102","ep_status":"offline",'
+    '"ep_location":"95274d2c-0941-4d96-b032-ab200f81362c","ep_type":"1",'
+    '"ep_ext_data":{}}]}'
+).encode()
+
+
+def v2_state(clock: FakeClock, fmt: Format = "v2") -> GatewayState:
+    state = GatewayState(SN, fmt=fmt)
+    feed(state, TOPICS.gateway_info, spec_info(), clock)
+    feed(state, TOPICS.gateway_metrics, spec_metrics(), clock)
+    feed(state, TOPICS.device_state("192.168.1.102"), device(
+        "192.168.1.102", ep_name="门口", ep_type="1", ep_status="offline"), clock)
+    feed(state, TOPICS.device_state("192.168.1.101"), device(
+        "192.168.1.101", ep_ext_data={"sw_version": "V2R1C01", "group_name": "默认分组"}), clock)
+    return state
+
+
+class TestFormatV2:
+    def test_dumps_gives_the_expected_bytes(self) -> None:
+        """format v2: ep_ext_data on every device ({} when empty), no ep_url, byte for byte."""
+        clock = FakeClock()
+
+        assert dumps(report_of(v2_state(clock), clock)) == EXPECTED_BYTES_V2
+
+    def test_keys_come_in_the_v2_table_order(self) -> None:
+        """Top level and gateway_ext_data as in v1; each device as the V2R1C01 table."""
+        clock = FakeClock()
+        report = report_of(v2_state(clock), clock)
+
+        assert list(report) == TOP_KEYS
+        assert list(report["gateway_ext_data"]) == EXT_KEYS
+        assert [list(d) for d in report["sub_devices"]] == [DEVICE_KEYS_V2] * 2
+
+    def test_v2_body_passes_the_receivers_v2_check(self) -> None:
+        """The golden v2 body conforms to v2 (and only to v2) by the reference platform."""
+        payload, violations = check_report(EXPECTED_BYTES_V2, "v2")
+
+        assert violations == []
+        assert versions_matched(payload) == ["v2"]
+
+    def test_v1_body_passes_the_receivers_v1_check_only(self) -> None:
+        """The v1 golden body conforms to v1 and not to v2 (no ep_ext_data)."""
+        payload, violations = check_report(EXPECTED_BYTES, "v1")
+
+        assert violations == []
+        assert versions_matched(payload) == ["v1"]
+
+    def test_v1_leaves_ep_ext_data_out(self) -> None:
+        """The same records in format v1 give the v1 shape: ep_url kept, no ep_ext_data."""
+        clock = FakeClock()
+        report = report_of(v2_state(clock, "v1"), clock)
+
+        assert [list(d) for d in report["sub_devices"]] == [DEVICE_KEYS] * 2
+
+    def test_empty_gateway_sw_version_is_left_out(self) -> None:
+        """v2 makes the gateway's sw_version optional: an empty one is left out (v1 sends it)."""
+        clock = FakeClock()
+        expected: dict[Format, dict[str, str]] = {"v1": {"sw_version": ""}, "v2": {}}
+        for fmt in FORMATS:
+            state = GatewayState(SN, fmt=fmt)
+            feed(state, TOPICS.gateway_info, spec_info(
+                sw_version="", sdk_version="", gateway_mac=""), clock)
+
+            assert report_of(state, clock)["gateway_ext_data"] == expected[fmt]
+
+    def test_ep_ext_data_change_is_a_change_in_v2_only(self) -> None:
+        """A new group_name changes what v2 sends (a report is due), not what v1 sends."""
+        clock = FakeClock()
+        changed: dict[Format, bool] = {"v1": False, "v2": True}
+        for fmt in FORMATS:
+            state = GatewayState(SN, fmt=fmt)
+            feed(state, TOPICS.gateway_info, spec_info(), clock)
+            feed(state, TOPICS.device_state("10.0.0.1"), device("10.0.0.1"), clock)
+            outcome = state.apply(parse(TOPICS.device_state("10.0.0.1"), PREFIX), orjson.dumps(
+                device("10.0.0.1", ep_ext_data={"group_name": "g"})), clock)
+
+            assert outcome.changed is changed[fmt]
+
+    def test_device_json_depends_only_on_its_inputs(self) -> None:
+        """A device's part of the report is one function of (dev_sno, view, format)."""
+        clock = FakeClock()
+        state = v2_state(clock)
+        views = state.device_views(clock)
+        report = report_of(state, clock)
+
+        assert [device_json(DEV_SNO, v, "v2") for v in views] == report["sub_devices"]

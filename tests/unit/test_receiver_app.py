@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from receiver.app import LoginSettings, create_app, state_of
 from receiver.store import ReportStore
-from tests.unit.test_receiver_conformance import device, spec_example
+from tests.unit.test_receiver_conformance import device, spec_example, v2_report
 
 SN = "SZCCKQRAIJBAH0002"
 JSON_UTF8 = "application/json; charset=utf-8"
@@ -115,7 +115,7 @@ class TestDeviceStatus:
         assert "星期二" in text
 
     def test_logs_one_line(self, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
-        """Each report is logged at INFO with its id, gateway, its status and device counts."""
+        """Each report is logged at INFO: id, gateway, status, device counts, versions matched."""
         report = spec_example()
         report["sub_devices"].append(device("192.168.1.102", ep_status="offline"))
         with caplog.at_level(logging.INFO, logger="receiver.app"):
@@ -123,7 +123,7 @@ class TestDeviceStatus:
         [line] = [r.getMessage() for r in caplog.records if r.name == "receiver.app"]
         assert line == (
             f"report {SN}-b-7 from gateway {SN} (online): 1 sub-devices online, 1 offline, "
-            "0 violations"
+            "0 violations, matches v1"
         )
 
 
@@ -351,3 +351,30 @@ class TestPage:
             answer.close()
         assert "http://" not in html
         assert "https://" not in html
+
+
+class TestFormats:
+    """The receiver checks one payload version and says which versions each body matches."""
+
+    def test_reports_say_which_versions_match(self, client: FlaskClient) -> None:
+        """/api/reports entries carry `formats`: the versions the body conforms to."""
+        post(client, spec_example())
+        post(client, v2_report())
+
+        assert [r["formats"] for r in reports(client)] == [["v1"], ["v2"]]
+
+    def test_v2_receiver_checks_v2(self) -> None:
+        """With fmt="v2" a v2 body is clean and a v1 body has violations; strict refuses it."""
+        client = create_app(strict=True, fmt="v2").test_client()
+
+        assert post(client, v2_report()).status_code == 200
+        refused = post(client, spec_example())
+        assert refused.status_code == 422
+        assert "sub_devices[0].ep_ext_data: required key is missing" in (
+            refused.get_json()["violations"])
+
+    def test_page_names_the_version_checked(self) -> None:
+        """The page's header says which version reports are checked against."""
+        page = create_app(fmt="v2").test_client().get("/").get_data(as_text=True)
+
+        assert "checks v2" in page

@@ -52,6 +52,23 @@ class TestArguments:
         assert parse_args(["--config", str(path), "--no-strict"], environ={}).strict is False
         assert (args.login_address, args.login_period, args.host) == ("/a,/b", 30, "127.0.0.1")
 
+    def test_format_from_flag_over_file(self, tmp_path: Path) -> None:
+        """--format v1|v2 picks the payload version checked; `[receiver] format` is its default."""
+        path = tmp_path / "se3.toml"
+        path.write_text('[receiver]\nformat = "v2"\n', encoding="utf-8")
+
+        assert parse_args([], environ={}).format == "v1"
+        assert parse_args(["--config", str(path)], environ={}).format == "v2"
+        assert parse_args(["--config", str(path), "--format", "v1"], environ={}).format == "v1"
+
+    def test_unknown_format_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A version the receiver does not know is refused at start."""
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(["--format", "v3"], environ={})
+
+        assert stopped.value.code == 2
+        assert "--format" in capsys.readouterr().err
+
     def test_config_from_environment(self, tmp_path: Path) -> None:
         """Without --config, $SE3_CONFIG names the file, as for every program."""
         path = tmp_path / "se3.toml"
@@ -69,6 +86,7 @@ class TestArguments:
         ("text", "key"),
         [("[receiver]\nport = 70000\n", "receiver.port"),
          ("[receiver]\nstrict = 1\n", "receiver.strict"),
+         ('[receiver]\nformat = "v3"\n', "receiver.format"),
          ("[receiver]\nbogus = 1\n", "receiver.bogus: unknown key")],
     )
     def test_bad_config_exits_2_naming_the_key(

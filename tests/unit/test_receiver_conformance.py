@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receiver.conformance import check_headers, check_report
+from receiver.conformance import check_headers, check_payload, check_report, versions_matched
 
 # The 返回信息 block of device-status-report.zh.md, verbatim (a Python literal, not JSON).
 SPEC_BLOCK = r"""
@@ -359,6 +359,8 @@ class TestMetrics:
             ("disk_free_size", 0.01),
             ("temperature", 45),
             ("temperature", -5),
+            ("temperature", -100),
+            ("temperature", 300),
         ],
     )
     def test_in_range(self, report: dict[str, Any], key: str, value: float) -> None:
@@ -377,6 +379,8 @@ class TestMetrics:
             ("memory_size", -1.0, "-1.0 is out of range >= 0"),
             ("disk_size", -0.01, "-0.01 is out of range >= 0"),
             ("disk_free_size", -3, "-3 is out of range >= 0"),
+            ("temperature", -500, "-500 is out of range -100..300"),
+            ("temperature", 1000, "1000 is out of range -100..300"),
         ],
     )
     def test_out_of_range(
@@ -478,6 +482,9 @@ class TestDeviceSorting:
         assert violations_of(report) == ["sub_devices[1].ep_ip: '10.0.0.1' repeats sub_devices[0]"]
 
 
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
 class TestHeaders:
     SN = "SZCCKQRAIJBAH0002"
 
@@ -487,28 +494,149 @@ class TestHeaders:
         content_type = "application/json; charset=utf-8"
         assert check_headers(content_type, f"{self.SN}-a1b2-17", payload) == []
 
-    def test_json_without_charset(self) -> None:
-        """application/json alone is UTF-8 by definition."""
-        assert check_headers("application/json", f"{self.SN}-1-1", {"gateway_sn": self.SN}) == []
+    @pytest.mark.parametrize("content_type", ["application/json;charset=UTF-8",
+                                              'application/json; charset="utf8"'])
+    def test_charset_spellings(self, content_type: str) -> None:
+        """The charset may be spelt in any case, quoted, with or without the hyphen."""
+        assert check_headers(content_type, f"{self.SN}-1-1", {"gateway_sn": self.SN}) == []
 
     @pytest.mark.parametrize(
-        "content_type", [None, "text/plain", "application/json; charset=latin-1"]
+        "content_type",
+        [None, "text/plain", "application/json; charset=latin-1", "application/json",
+         "application/json;", "application/json; boundary=x"],
     )
     def test_wrong_content_type(self, content_type: str | None) -> None:
-        """Anything other than JSON in UTF-8 is a violation."""
+        """Anything other than JSON with charset utf-8 is a violation, a missing charset too."""
         assert check_headers(content_type, f"{self.SN}-1-1", {"gateway_sn": self.SN}) == [
             f"header Content-Type: {content_type!r} is not application/json; charset=utf-8"
         ]
 
     def test_missing_report_id(self) -> None:
         """Every POST carries X-Report-Id."""
-        assert check_headers("application/json", None, {"gateway_sn": self.SN}) == [
+        assert check_headers(JSON_UTF8, None, {"gateway_sn": self.SN}) == [
             "header X-Report-Id: missing"
         ]
 
     @pytest.mark.parametrize("report_id", ["OTHER-1-1", f"{SN}-1", f"{SN}-boot-x", f"{SN}--1"])
     def test_malformed_report_id(self, report_id: str) -> None:
         """X-Report-Id is {gateway_sn}-{boot}-{seq} with a numeric seq."""
-        assert check_headers("application/json", report_id, {"gateway_sn": self.SN}) == [
+        assert check_headers(JSON_UTF8, report_id, {"gateway_sn": self.SN}) == [
             f"header X-Report-Id: {report_id!r} is not {{gateway_sn}}-{{boot}}-{{seq}}"
+        ]
+
+
+class TestBlankValues:
+    @pytest.mark.parametrize("blank", [" ", "  \t", "\u3000"])
+    def test_whitespace_only_location(self, report: dict[str, Any], blank: str) -> None:
+        """An ep_location of whitespace alone identifies nothing: a violation."""
+        report["sub_devices"][0]["ep_location"] = blank
+        assert violations_of(report) == [
+            f"sub_devices[0].ep_location: {blank!r} is blank (whitespace only)"
+        ]
+
+    @pytest.mark.parametrize("key", ["gateway_name", "gateway_sn", "dev_sno"])
+    def test_whitespace_only_identity(self, report: dict[str, Any], key: str) -> None:
+        """Names and serials of whitespace alone are as empty as ""."""
+        report[key] = "  "
+        assert any(v.startswith(f"{key}: ") for v in violations_of(report))
+
+
+def v2_device(ip: str, **changes: Any) -> dict[str, Any]:
+    """A conforming v2 sub-device: no ep_url, an ep_ext_data object last."""
+    dev = device(ip, **changes)
+    dev.setdefault("ep_ext_data", {})
+    return dev
+
+
+def v2_report() -> dict[str, Any]:
+    report = spec_example()
+    report["sub_devices"] = [v2_device("192.168.1.101", ep_ext_data={
+        "sw_version": "V2R1C01", "group_name": "默认分组"})]
+    return report
+
+
+def v2_violations(report: object) -> list[str]:
+    return check_report(encode(report), "v2")[1]
+
+
+class TestVersions:
+    def test_v2_report_conforms_to_v2_only(self) -> None:
+        """A report with ep_ext_data and without ep_url is v2, and not v1."""
+        report = v2_report()
+
+        assert v2_violations(report) == []
+        assert violations_of(report) == ["sub_devices[0].ep_ext_data: unknown key"]
+        assert versions_matched(report) == ["v2"]
+
+    def test_v1_report_conforms_to_v1_only(self, report: dict[str, Any]) -> None:
+        """The spec's example is v1; under v2 its device lacks ep_ext_data and has ep_url."""
+        assert versions_matched(report) == ["v1"]
+        assert v2_violations(report) == [
+            "sub_devices[0].ep_ext_data: required key is missing",
+            "sub_devices[0].ep_url: unknown key",
+        ]
+
+    def test_a_body_can_match_both(self, report: dict[str, Any]) -> None:
+        """With no devices, a report is both v1 and v2."""
+        report["sub_devices"] = []
+        assert versions_matched(report) == ["v1", "v2"]
+
+    def test_not_json_matches_nothing(self) -> None:
+        """A body that is not a JSON object matches no version."""
+        assert versions_matched(None) == []
+        assert versions_matched([1]) == []
+
+    def test_v2_optional_keys(self) -> None:
+        """v2 may leave out dev_sno, the gateway's sw_version and ep_location."""
+        report = v2_report()
+        del report["dev_sno"], report["gateway_ext_data"]["sw_version"]
+        del report["sub_devices"][0]["ep_location"]
+
+        assert v2_violations(report) == []
+        assert check_payload(report, "v1") == [
+            "dev_sno: required key is missing",
+            "gateway_ext_data.sw_version: required key is missing",
+            "sub_devices[0].ep_location: required key is missing",
+            "sub_devices[0].ep_ext_data: unknown key",
+        ]
+
+    @pytest.mark.parametrize(
+        ("extra", "complaint"),
+        [
+            ("V1", "sub_devices[0].ep_ext_data: expected an object, got a string ('V1')"),
+            (None, "sub_devices[0].ep_ext_data: expected an object, got null"),
+            ({"sw_version": 2}, "sub_devices[0].ep_ext_data.sw_version: expected a string, "
+                                "got a number (2)"),
+            ({"group_name": None}, "sub_devices[0].ep_ext_data.group_name: null is not allowed "
+                                   "(leave the key out)"),
+            ({"color": "red"}, "sub_devices[0].ep_ext_data.color: unknown key"),
+            ({"group_name": "g", "sw_version": "1"}, "sub_devices[0].ep_ext_data: key "
+             "'group_name' comes before 'sw_version', against the contract's key order"),
+        ],
+    )
+    def test_bad_ep_ext_data(self, extra: object, complaint: str) -> None:
+        """ep_ext_data is an object of optional strings, in table order, nothing else."""
+        report = v2_report()
+        report["sub_devices"][0]["ep_ext_data"] = extra
+
+        assert v2_violations(report) == [complaint]
+
+    def test_v2_device_key_order(self) -> None:
+        """v2 keys follow the V2R1C01 table: ep_ext_data after ep_type."""
+        report = v2_report()
+        dev = report["sub_devices"][0]
+        report["sub_devices"][0] = {"ep_ext_data": dev.pop("ep_ext_data"), **dev}
+
+        assert v2_violations(report) == [
+            "sub_devices[0]: key 'ep_ext_data' comes before 'ep_id', "
+            "against the contract's key order"
+        ]
+
+    def test_v2_still_refuses_a_blank_location(self) -> None:
+        """Optional in v2, ep_location is still not whitespace alone when sent."""
+        report = v2_report()
+        report["sub_devices"][0]["ep_location"] = " "
+
+        assert v2_violations(report) == [
+            "sub_devices[0].ep_location: ' ' is blank (whitespace only)"
         ]

@@ -27,7 +27,7 @@ def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
 
 def post_report(base: str, report_id: str) -> Any:
     body = json.dumps(spec_example()).encode()
-    headers = {"Content-Type": "application/json", "X-Report-Id": report_id}
+    headers = {"Content-Type": "application/json; charset=utf-8", "X-Report-Id": report_id}
     return http(f"{base}/DeviceStatus", body, headers)
 
 
