@@ -121,9 +121,11 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
         _fresh(doc)
         and doc.get("ep_status") in ("online", "offline")
         and doc.get("ep_type") in ("0", "1", "2", "3", "4")
-        and _text(doc.get("ep_location"), 1, 256)
+        and _text(doc.get("ep_location"), 1, 256) and bool(doc["ep_location"].strip())
         and _text(doc.get("ep_name", ""), 0, 256)
         and _optional_text(doc, "ep_url", lambda v: _text(v, 0, 2048))
+        and _optional(doc, "ep_ext_data", lambda v: isinstance(v, dict) and all(
+            _optional_text(v, k, lambda t: _text(t, 0, 256)) for k in ("sw_version", "group_name")))
         and (ep_ip is None or (_ip(ep_ip) is not None and (not key or _ip(ep_ip) == key)))
     )
 
@@ -234,7 +236,7 @@ class TestParseRecord:
     @given(
         status=st.sampled_from(["online", "offline"]),
         ep_type=st.sampled_from(["0", "1", "2", "3", "4"]),
-        location=st.text(min_size=1, max_size=256),
+        location=st.text(min_size=1, max_size=256).filter(str.strip),
         ts=st.floats(min_value=1e-3, max_value=1e12),
         ttl=st.floats(min_value=1e-3, max_value=MONTH),
         source=st.text(min_size=1, max_size=128),
