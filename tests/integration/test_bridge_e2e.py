@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from demo.broker import Broker
+from receiver.app import create_app
 from receiver.faults import Fault
 from receiver.server import ReceiverServer
 from tests.conftest import collect
@@ -52,6 +53,31 @@ class TestGolden:
         assert report.violations == ()
         assert report.report_id is not None
         assert report.report_id.startswith("SZCCKQRAIJBAH0002-")
+
+
+class TestFormatV2:
+    def test_v2_reports_pass_the_v2_check(self, tmp_path: Path, broker: Broker) -> None:
+        """platform.format = "v2": the spec's records plus ep_ext_data arrive as v2, clean.
+
+        The platform checks v2 strictly (422 for anything else), so a report that
+        arrives at all conforms; it also matches v2 only.
+        """
+        platform = ReceiverServer(create_app(strict=True, fmt="v2")).start()
+        try:
+            config = write_config(tmp_path / "bridge.toml", broker,
+                                  f"{platform.url}/DeviceStatus", format="v2")
+            publish_spec_example(broker)
+            publish(broker, "app", {"devices/10.0.0.9/state": device(
+                ep_ext_data={"sw_version": "V1.0.3", "group_name": "访客"})})
+            with running_bridge(config, broker, tmp_path / "bridge.log"):
+                report = wait_report(platform, lambda r: len(statuses(r)) == 2)
+        finally:
+            platform.stop()
+        assert (report.violations, report.rejected, report.formats) == ((), False, ("v2",))
+        assert isinstance(report.payload, dict)
+        assert [d["ep_ext_data"] for d in report.payload["sub_devices"]] == [
+            {"sw_version": "V1.0.3", "group_name": "访客"}, {}]
+        assert all("ep_url" not in d for d in report.payload["sub_devices"])
 
 
 class TestChanges:
