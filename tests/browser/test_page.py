@@ -171,6 +171,8 @@ def test_page_shows_reports_live(page: Page, server: ReceiverServer, tmp_path: P
     assert page.locator("img").count() == 0
     assert page.evaluate("window.__pwned") is None
     expect(card).not_to_have_class(re.compile(r"\bhas-violations\b"))
+    expect(card.locator(".badge.format")).to_have_text("matches v1")
+    expect(page.locator("header.top .badge.format")).to_have_text("checks v1")
     expect(card.locator(".age")).to_have_text(re.compile(r"^[1-9]\d* s ago$"), timeout=WAIT_MS)
 
     post(server, report(
@@ -182,6 +184,7 @@ def test_page_shows_reports_live(page: Page, server: ReceiverServer, tmp_path: P
         'sub_devices[1].ep_type: \'9\' is not one of "0".."4"'
     )
     expect(second).to_have_class(re.compile(r"\brow-bad\b"))
+    expect(card.locator(".badge.format")).to_have_text("matches no version")
     expect(second.locator(".ep-type")).to_have_text('unknown ("9")')
     expect(first.locator(".ep-status")).to_have_text("offline")
     expect(card.locator(".count-online")).to_have_text("1 online")
