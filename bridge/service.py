@@ -284,6 +284,12 @@ class Bridge:
             self._refs[topic] = ref
         if ref.sn != self.sn or ref.kind in _OWN_KINDS:
             return
+        if ref.kind is Kind.REPORT_NOW:
+            # A command, not state: one left retained by mistake is not obeyed at each start.
+            if not replayed:
+                logger.info("a report was asked for on %s", topic)
+                self.schedule.changed(self.clock.monotonic())
+            return
         if self._seen is not None:
             self._seen.add(ref)
         try:

@@ -6,6 +6,7 @@
     {prefix}/{sn}/collectors/{name}/status
     {prefix}/{sn}/bridge/status | bridge/report | bridge/errors | bridge/settings
     {prefix}/{sn}/config/report_url | report_period | login_url | dev_sno
+    {prefix}/{sn}/config/report_now      (a command, not retained: send a report now)
 
 Parsing is pure and cheap: it runs for every message the bridge receives.
 """
@@ -31,6 +32,7 @@ class Kind(enum.Enum):
     REPORT_PERIOD = "config/report_period"
     LOGIN_URL = "config/login_url"
     DEV_SNO = "config/dev_sno"
+    REPORT_NOW = "config/report_now"
 
 
 _FIXED = {
@@ -44,6 +46,7 @@ _FIXED = {
     ("config", "report_period"): Kind.REPORT_PERIOD,
     ("config", "login_url"): Kind.LOGIN_URL,
     ("config", "dev_sno"): Kind.DEV_SNO,
+    ("config", "report_now"): Kind.REPORT_NOW,
 }
 
 
@@ -140,6 +143,10 @@ class Topics:
     @property
     def dev_sno(self) -> str:
         return f"{self.base}/config/dev_sno"
+
+    @property
+    def report_now(self) -> str:
+        return f"{self.base}/config/report_now"
 
     @property
     def fence(self) -> str:

@@ -26,6 +26,7 @@ def built(topics: Topics, kind: Kind, key: str) -> str:
         Kind.REPORT_PERIOD: topics.report_period,
         Kind.LOGIN_URL: topics.login_url,
         Kind.DEV_SNO: topics.dev_sno,
+        Kind.REPORT_NOW: topics.report_now,
     }
     return fixed[kind]
 
@@ -58,6 +59,7 @@ class TestRoundTrip:
         assert topics.report_period == f"se3/{SN}/config/report_period"
         assert topics.login_url == f"se3/{SN}/config/login_url"
         assert topics.dev_sno == f"se3/{SN}/config/dev_sno"
+        assert topics.report_now == f"se3/{SN}/config/report_now"
         assert topics.bridge_settings == f"se3/{SN}/bridge/settings"
         assert topics.everything == f"se3/{SN}/#"
 
