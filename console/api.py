@@ -74,6 +74,13 @@ def dev_sno() -> Response:
     return _told(settings.confirmed, {"data": {"response": settings.dev_sno.value}})
 
 
+@bp.route("/api/report-now", methods=["POST"])
+def report_now() -> Response:
+    """Not a vendor call: ask the bridge for a report now (what the page's button does)."""
+    state().request_report()
+    return jsonify({"data": "ok"})
+
+
 @bp.route("/api/view", methods=["GET"])
 def view() -> Response:
     return jsonify(state().model())

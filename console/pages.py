@@ -8,7 +8,6 @@ a reload. Forms post back here with their CSRF token and come back to `/`.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -62,10 +61,8 @@ def change(name: str) -> BaseResponse:
 
 @bp.route("/report-now", methods=["POST"])
 def report_now() -> BaseResponse:
-    console = state()
     try:
-        console.publisher.publish(console.config_topic("report_now"), f"{time.time():.3f}",
-                                  retain=False)
+        state().request_report()
     except PublishError as exc:
         flash(f"Report not requested: {exc.message}", "error")
     else:

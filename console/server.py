@@ -11,9 +11,15 @@ import socket
 import threading
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 logger = logging.getLogger(__name__)
+
+
+class _Handler(WSGIRequestHandler):
+    # The Server header names no software versions to the LAN.
+    server_version = "se3-console"
+    sys_version = ""
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -48,7 +54,7 @@ class ConsoleServer:
         with socket.create_server((self.host, self._port), family=family) as sock:
             port = sock.getsockname()[1]
             self._server = make_server(self.host, port, self.app, threaded=True,
-                                       fd=sock.fileno())
+                                       request_handler=_Handler, fd=sock.fileno())
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.2},
                                         name=f"console-{port}", daemon=True)

@@ -44,6 +44,11 @@ class ConsoleState:
     def config_topic(self, setting: str) -> str:
         return f"{Topics(self.config.mqtt.topic_prefix, self.sn).base}/config/{setting}"
 
+    def request_report(self) -> None:
+        """Ask the bridge for a report now: a command topic, never retained."""
+        self.publisher.publish(self.config_topic("report_now"), f"{self.clock():.3f}",
+                               retain=False)
+
     def model(self) -> dict[str, object]:
         return page_model(self.view.snapshot(), self.config, self.sn, self.clock(),
                           self.publisher.is_connected())

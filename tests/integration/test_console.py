@@ -186,6 +186,26 @@ class TestEndToEnd:
                        timeout=5, what="the new target's success on /api/view")
 
 
+    def test_report_now_reaches_the_bridge(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """`POST /api/report-now` (the page's button) makes the bridge report at once."""
+        config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus",
+                              interval=60)
+        publish_spec_example(broker)
+        with running_console(config, broker) as console, \
+                running_bridge(config, broker, tmp_path / "bridge.log"):
+            first = platform.state.store.wait_for(lambda r: True, timeout=10)
+            assert first is not None
+            assert console.call("POST", "/api/report-now").json() == {"data": "ok"}
+            asked = time.time()
+            again = platform.state.store.wait_for(
+                lambda r: r.received_at > first.received_at, timeout=2.0)
+        assert again is not None, "no report within 2 s of asking"
+        assert again.received_at - asked < 2.0
+        assert retained(broker, "report_now") is None
+
+
 class TestCommand:
     def test_se3_console_serves_and_stops(self, tmp_path: Path, broker: Broker) -> None:
         """`python -m console`: makes its 0600 password file, serves on a free port, exit 0."""
