@@ -922,7 +922,12 @@ class TestTopicKinds:
                 Kind.BRIDGE_STATUS: TOPICS.bridge_status,
                 Kind.BRIDGE_REPORT: TOPICS.bridge_report,
                 Kind.BRIDGE_ERRORS: TOPICS.bridge_errors,
+                Kind.BRIDGE_SETTINGS: TOPICS.bridge_settings,
                 Kind.REPORT_URL: TOPICS.report_url,
+                Kind.REPORT_PERIOD: TOPICS.report_period,
+                Kind.LOGIN_URL: TOPICS.login_url,
+                Kind.DEV_SNO: TOPICS.dev_sno,
+                Kind.REPORT_NOW: TOPICS.report_now,
             }[kind]
             assert isinstance(h.send(topic, payloads.get(kind, b"online")), Outcome)
 
