@@ -43,17 +43,23 @@ class Connection:
         client_id: str,
         status_topic: str | None = None,
         clean_start: bool = True,
+        mqtt5: bool = False,
     ) -> None:
         self.settings = settings
         self.status_topic = status_topic
         self.connected = threading.Event()
+        self.refusal: str | None = None  # why the broker refused the last CONNECT, if it did
+        self._clean_start = clean_start
+        self._mqtt5 = mqtt5
         self._hooks: list[ConnectHook] = []
         self._refusals = Damper(burst=3, window=300.0)  # paho retries every few seconds
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=clean_start,
-            protocol=mqtt.MQTTv311,
+        # MQTT 5 (for one-shot publishers): only it carries a PUBACK reason code, so
+        # only it tells a publish the broker's ACL dropped from one it took.
+        client = (
+            mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+            if mqtt5 else
+            mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                        clean_session=clean_start, protocol=mqtt.MQTTv311)
         )
         password = settings.password()
         if settings.username:
@@ -71,9 +77,14 @@ class Connection:
 
     def start(self) -> None:
         """Connect in the background; returns at once, retries until the broker answers."""
-        self.client.connect_async(
-            self.settings.host, self.settings.port, keepalive=self.settings.keepalive
-        )
+        if self._mqtt5:
+            self.client.connect_async(self.settings.host, self.settings.port,
+                                      keepalive=self.settings.keepalive,
+                                      clean_start=self._clean_start)
+        else:
+            self.client.connect_async(
+                self.settings.host, self.settings.port, keepalive=self.settings.keepalive
+            )
         self.client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -103,6 +114,7 @@ class Connection:
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
+            self.refusal = str(reason)
             allowed, suppressed = self._refusals.allow("refused")
             if allowed:
                 logger.warning(
@@ -112,6 +124,7 @@ class Connection:
                 )
             return
         logger.info("connected to broker %s:%s", self.settings.host, self.settings.port)
+        self.refusal = None
         self.connected.set()
         if self.status_topic:
             client.publish(self.status_topic, b"online", qos=1, retain=True)

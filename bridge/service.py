@@ -37,6 +37,7 @@ from bridge.http import HttpSender, redact
 from bridge.login import LoginResult, LoginWorker
 from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
+from bridge.reach import wait_connected
 from bridge.report import Json, dumps
 from bridge.schedule import Schedule
 from bridge.state import GatewayState
@@ -227,6 +228,7 @@ class Bridge:
         self.conn.start()
         end = time.monotonic() + timeout
         try:
+            wait_connected(self.conn, timeout)  # refused, unreachable, credentials: at once
             while not self._replayed and not self._fence.refused and time.monotonic() < end:
                 self.step(min(0.5, end - time.monotonic()))
         finally:
@@ -238,8 +240,8 @@ class Bridge:
             settings = self.config.mqtt
             raise BrokerError(
                 f"no retained state from the MQTT broker at {settings.host}:{settings.port} "
-                f"within {timeout:g} s (not running, wrong port, or refused the credentials: "
-                "see the log)"
+                f"within {timeout:g} s: connected, but the replay of {self._fence.topic_filter} "
+                "did not finish"
             )
         return self.state.report(self.clock)
 

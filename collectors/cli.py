@@ -32,7 +32,7 @@ from bridge.logs import setup_logging
 from bridge.options import add_common
 from collectors.devices import DevicesCollector
 from collectors.gateway import GatewayCollector
-from collectors.publish import DeviceUpdate, publish_device, remove_device
+from collectors.publish import DeviceUpdate, NoRecord, publish_device, remove_device
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecordError as exc:
         print(f"{PROG}: record refused: {exc}", file=sys.stderr)
         return 2
-    except (BrokerError, NotReadyError) as exc:
+    except (BrokerError, NotReadyError, NoRecord) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     return code

@@ -6,26 +6,41 @@ The command connects without status topic or will (the broker's `app` user may
 write only `devices/+/state`), waits for the broker's acknowledgement and
 returns.
 
-With MQTT 3.1.1 the broker acknowledges a publish that its ACL drops, so a
-user without write access to the topic sees success here and nothing arrives.
+It speaks MQTT 5, because only MQTT 5 tells a publish the broker dropped from
+one it took: mosquitto acknowledges a publish its ACL denies as if it stored it
+under MQTT 3.1.1, and answers 0x87 "Not authorized" in the PUBACK under MQTT 5.
+A refused publish is a `PublishRefused` (exit 1) naming the topic and the user.
+
+`publish remove` first looks for the record (a subscription to its topic: the
+broker replays a retained record before it acknowledges a second, fence
+subscription), so that removing a device that has no record says so
+(`NoRecord`, exit 1) instead of claiming a deletion.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.addresses import canonical_ip as bridge_canonical_ip
-from bridge.config import Config
-from bridge.errors import RecordError
+from bridge.config import Config, MqttSection
+from bridge.errors import BrokerError, RecordError, Se3Error
+from bridge.mqttclient import Connection, ReplayFence
 from bridge.records import parse_record
 from bridge.topics import Kind, Topics
 from collectors.devices import ep_ext_data
 from collectors.session import connect_once, wait_published
 
 logger = logging.getLogger(__name__)
+
+_NOT_AUTHORIZED = 0x87  # the MQTT 5 reason code mosquitto gives an ACL-denied publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +91,91 @@ def device_payload(update: DeviceUpdate, ts: float, max_size: int = 16_384) -> b
     return payload
 
 
+class PublishRefused(BrokerError):
+    """The broker answered a publish with a failure reason code (MQTT 5 PUBACK)."""
+
+
+class NoRecord(Se3Error):
+    """`publish remove` of a device that has no record on the broker."""
+
+
+def _refused(settings: MqttSection, topic: str, reason: ReasonCode) -> PublishRefused:
+    user = settings.username or "anonymous"
+    if reason.value == _NOT_AUTHORIZED:
+        return PublishRefused(
+            f"not authorised to write {topic} as {user} (the app or collector role can)")
+    return PublishRefused(f"the MQTT broker refused the publish to {topic} as {user}: {reason}")
+
+
+class _Session:
+    """One MQTT 5 connection that publishes retained records and checks each PUBACK.
+
+    With `look_for` (a topic), it also subscribes to it first and keeps the
+    retained payload the broker replays, if any.
+    """
+
+    def __init__(self, config: Config, timeout: float, look_for: str | None = None) -> None:
+        self._config = config
+        self._timeout = timeout
+        self._acks: dict[int, ReasonCode] = {}
+        self._look_for = look_for
+        self.found: bytes | None = None  # the retained payload of `look_for`
+        self._replayed = threading.Event()
+        self._fence: ReplayFence | None = None
+        if look_for is not None:
+            fence_topic = Topics(config.mqtt.topic_prefix, config.gateway.serial()).fence
+            self._fence = ReplayFence(look_for, fence_topic, self._replayed.set)
+        self.conn = connect_once(config.mqtt, "publish", timeout, mqtt5=True,
+                                 before_start=self._install)
+
+    # paho callbacks: network thread; they only store what came (STYLE, PITFALLS).
+    def _install(self, conn: Connection) -> None:
+        conn.client.on_publish = self._on_publish
+        if self._fence is not None:
+            conn.client.on_message = self._on_message
+            conn.client.on_subscribe = self._fence.on_subscribe
+            conn.on_connected(self._fence.subscribe)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
+                    _p: Any) -> None:
+        self._acks[mid] = reason
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._look_for and msg.retain:
+            self.found = bytes(msg.payload) or None
+
+    def replayed(self) -> bool:
+        """Wait for the retained replay of `look_for`; False if the broker refused to show it."""
+        end = time.monotonic() + self._timeout
+        while not self._replayed.is_set():
+            if self._fence is not None and self._fence.refused:
+                return False
+            left = end - time.monotonic()
+            if left <= 0:
+                raise BrokerError(f"the MQTT broker did not answer a subscription to "
+                                  f"{self._look_for} within {self._timeout:g} s")
+            self._replayed.wait(min(left, 0.02))
+        return True
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish retained at QoS 1 (so there is a PUBACK); PublishRefused on a failure code."""
+        info = self.conn.publish(topic, payload, retain=True, qos=1)
+        wait_published([info], self._timeout)
+        reason = self._acks.get(info.mid)
+        if reason is not None and reason.is_failure:
+            raise _refused(self._config.mqtt, topic, reason)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def send(config: Config, topic: str, payload: bytes, timeout: float) -> None:
-    """Publish one retained message and wait for the broker's acknowledgement."""
-    conn = connect_once(config.mqtt, "publish", timeout)
+    """Publish one retained message; PublishRefused unless the broker took it."""
+    session = _Session(config, timeout)
     try:
-        wait_published([conn.publish(topic, payload, retain=True)], timeout)
+        session.publish(topic, payload)
     finally:
-        conn.close()
+        session.close()
 
 
 def publish_device(config: Config, update: DeviceUpdate, ts: float, timeout: float) -> None:
@@ -95,11 +188,28 @@ def publish_device(config: Config, update: DeviceUpdate, ts: float, timeout: flo
 
 
 def remove_device(config: Config, ip: str, timeout: float) -> None:
-    """Delete one device record (an empty retained payload)."""
+    """Delete one device record (an empty retained payload); NoRecord if there was none.
+
+    The empty payload is published even then: it costs nothing, and the broker's
+    answer tells whether this user may write the topic at all.
+    """
     config.require("gateway.sn")
     ip = canonical_ip(ip)
-    send(config, _topic(config, ip), b"", timeout)
-    logger.info("device %s record deleted", ip)
+    topic = _topic(config, ip)
+    session = _Session(config, timeout, look_for=topic)
+    try:
+        visible = session.replayed()
+        session.publish(topic, b"")
+    finally:
+        session.close()
+    if not visible:
+        logger.info("device %s: delete published (whether it had a record is unknown: "
+                    "this user may not read %s)", ip, topic)
+    elif session.found is None:
+        raise NoRecord(f"device {ip} has no record on the broker for gateway "
+                       f"{config.gateway.serial()}: nothing to remove (check --ip)")
+    else:
+        logger.info("device %s record deleted", ip)
 
 
 def _topic(config: Config, ip: str) -> str:

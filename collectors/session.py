@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
 
 from bridge.config import MqttSection
 from bridge.errors import BrokerError
 from bridge.mqttclient import Connection
+from bridge.reach import wait_connected
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +41,24 @@ def client_id(name: str, sn: str = "") -> str:
     return f"se3-collector-{name}-{sn}" if sn else f"se3-collector-{name}-{os.getpid()}"
 
 
-def connect_once(settings: MqttSection, name: str, timeout: float) -> Connection:
-    """A connected Connection without status topic, or BrokerError after `timeout` s."""
-    conn = Connection(settings, client_id(name))
+def connect_once(
+    settings: MqttSection, name: str, timeout: float, mqtt5: bool = False,
+    before_start: Callable[[Connection], None] | None = None,
+) -> Connection:
+    """A connected Connection without status topic, or BrokerError saying why not.
+
+    A refused or unreachable broker and refused credentials are told at once
+    (`bridge.reach`); `before_start(conn)` installs callbacks and hooks first.
+    """
+    conn = Connection(settings, client_id(name), mqtt5=mqtt5)
+    if before_start is not None:
+        before_start(conn)
     conn.start()
-    if not conn.wait_connected(timeout):
+    try:
+        wait_connected(conn, timeout)
+    except BrokerError:
         conn.close()
-        raise BrokerError(
-            f"no connection to the MQTT broker at {settings.host}:{settings.port} "
-            f"within {timeout:g} s (unreachable, or it refused our credentials: see the log)"
-        )
+        raise
     return conn
 
 
