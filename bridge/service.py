@@ -1,12 +1,14 @@
 """The bridge service: MQTT in, state kept, reports out, on one main loop.
 
 Threads and who owns what:
-- paho's network thread only appends `(topic, payload)` to the inbox
-  (`_on_message`) and never blocks: no parsing, no locks, no I/O there;
-- the main loop (`run`) owns the `GatewayState` and the `Schedule`: it drains
-  the inbox, applies messages, and hands finished report bodies to targets;
+- the main loop (`run`) owns the MQTT connection, the `GatewayState` and the
+  `Schedule`: it drives paho's network I/O itself (`bridge.rim`), so
+  `_on_message` applies each record to the state where it is read, and it
+  hands finished report bodies to targets;
 - each target's worker thread owns its HTTP session and backoff
-  (`bridge.delivery`).
+  (`bridge.delivery`), the login worker its own (`bridge.login`); what they
+  have for the main loop (a login's result, an attempt's event) they post to
+  it with `Rim.call_soon`.
 
 The first report waits for the broker's replay of retained state to finish, so
 it is complete: after subscribing to the gateway's topics the bridge subscribes
@@ -18,12 +20,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -39,6 +40,7 @@ from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
 from bridge.reach import wait_connected
 from bridge.report import Json, dumps
+from bridge.rim import Rim
 from bridge.schedule import Schedule
 from bridge.state import GatewayState
 from bridge.stats import Stats
@@ -46,34 +48,8 @@ from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 2048  # messages applied per wake-up before timers are looked at again
-_GATHER = 0.001  # seconds to let a burst of messages gather before going on
-_GATHER_MAX = 0.008  # ... doubling while a burst lasts
 _MAX_WAIT = 5.0
 _FENCE_TIMEOUT = 10.0  # a broker that never answers the fence still gets reports
-
-
-@dataclass(frozen=True, slots=True)
-class _Fence:
-    """The retained replay that followed a (re)connect is complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Wake:
-    """Look at the stop flag and the timers now."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Connected:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Relogin:
-    """A report target issued by the login keeps refusing us: log in again."""
-
-
-_Item = tuple[str, bytes, bool] | _Fence | _Wake | _Connected | _Relogin | LoginResult
 _OWN_KINDS = frozenset(
     {Kind.BRIDGE_STATUS, Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS, Kind.BRIDGE_SETTINGS}
 )
@@ -114,7 +90,6 @@ class Bridge:
         )
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce
-        self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         # The same topics come again and again (refreshes, replays): parse each once.
         self._refs: dict[str, TopicRef] = {}
         self._refs_max = 2 * config.bridge.max_devices + 1024
@@ -139,20 +114,27 @@ class Bridge:
         self.conn = Connection(
             config.mqtt, client_id, self.topics.bridge_status if announce else None
         )
+        self.rim = Rim(self.conn)
         self._fence = ReplayFence(
-            self.topics.everything, self.topics.fence, lambda: self._inbox.put(_Fence())
+            self.topics.everything, self.topics.fence,
+            lambda: self._guarded(self._replay_done),
         )
         self.conn.client.on_message = self._on_message
         self.conn.client.on_subscribe = self._fence.on_subscribe
-        self.conn.on_connected(self._subscribe)
+        self.conn.on_connected(lambda client: self._guarded(self._subscribe, client))
 
-    # -- paho callbacks (network thread): cheap and non-blocking -------------
+    # -- paho callbacks: on the main loop, inside `Rim.run_once` -------------
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put((msg.topic, bytes(msg.payload), bool(msg.retain)))
+        try:
+            self._apply(msg.topic, bytes(msg.payload), msg.retain)
+        except Exception:
+            if self._failures.allow("_apply")[0]:
+                logger.exception("main loop: _apply failed; going on")
 
     def _subscribe(self, client: mqtt.Client) -> None:
-        self._inbox.put(_Connected(self.clock.monotonic()))
+        self._fence_deadline = self.clock.monotonic() + _FENCE_TIMEOUT
+        self._seen = set()
         self._fence.subscribe(client)
 
     # -- lifecycle -----------------------------------------------------------
@@ -162,12 +144,12 @@ class Bridge:
         self._update_targets()
         if self._login is not None:
             self._login.start()
-        self.conn.start()
+        self.rim.start()
 
     def stop(self) -> None:
         """Ask `run` to finish (safe from a signal handler or another thread)."""
         self._stop.set()
-        self._inbox.put(_Wake())
+        self.rim.wake()
 
     def run(self) -> None:
         """Serve until `stop()`; then send the last `offline` report and disconnect."""
@@ -180,22 +162,7 @@ class Bridge:
 
     def step(self, timeout: float) -> None:
         """Wait up to `timeout` for input, apply what came, send what is due."""
-        try:
-            item = self._inbox.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            item = None
-        count = 0
-        pause = _GATHER
-        while item is not None:
-            self._guarded(self._handle, item)
-            count += 1
-            if count >= _BATCH:
-                break
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                item = self._gather(pause)
-                pause = min(2 * pause, _GATHER_MAX)
+        self.rim.run_once(timeout)
         self._guarded(self._tick)
 
     def _guarded(self, work: Callable[..., None], *args: Any) -> None:
@@ -206,33 +173,17 @@ class Bridge:
             if self._failures.allow(work.__name__)[0]:
                 logger.exception("main loop: %s failed; going on", work.__name__)
 
-    def _gather(self, pause: float) -> _Item | None:
-        """The next item of a burst that is still arriving, or None when input has paused.
-
-        Waking for each message would hand the GIL back and forth with paho's
-        network thread for every message of a burst (a retained replay of
-        thousands), which costs more than applying them. Sleeping a moment
-        instead lets paho read a batch undisturbed; a lone message is only
-        delayed by the first moment, and while a burst lasts the moments grow
-        (up to _GATHER_MAX), so the threads trade places less often.
-        """
-        time.sleep(pause)
-        try:
-            return self._inbox.get_nowait()
-        except queue.Empty:
-            return None
-
     def snapshot(self, timeout: float) -> Json | None:
         """Connect, take in the retained state, and return the report for now (None
         without gateway info); BrokerError when the replay is not over in `timeout` s."""
-        self.conn.start()
+        self.rim.start()
         end = time.monotonic() + timeout
         try:
             wait_connected(self.conn, timeout)  # refused, unreachable, credentials: at once
             while not self._replayed and not self._fence.refused and time.monotonic() < end:
                 self.step(min(0.5, end - time.monotonic()))
         finally:
-            self.conn.close()
+            self.rim.close()
         if self._fence.refused:
             raise BrokerError(f"the broker refused the subscription to {self._fence.topic_filter}:"
                               " check its ACL for this user")
@@ -246,20 +197,6 @@ class Bridge:
         return self.state.report(self.clock)
 
     # -- the main loop's work ------------------------------------------------
-
-    def _handle(self, item: _Item) -> None:
-        if isinstance(item, tuple):
-            self._apply(*item)
-        elif isinstance(item, LoginResult):
-            self._logged_in(item)
-        elif isinstance(item, _Relogin):
-            self._login_key = None
-            self._maybe_login()
-        elif isinstance(item, _Fence):
-            self._replay_done()
-        elif isinstance(item, _Connected):
-            self._fence_deadline = item.at + _FENCE_TIMEOUT
-            self._seen = set()
 
     def _replay_done(self) -> None:
         if self._seen is not None and self._replayed:
@@ -416,11 +353,14 @@ class Bridge:
             self._refusals[attempt.target] = 0 if count >= _RELOGIN_AFTER else count
         if count >= _RELOGIN_AFTER:
             logger.info("%s refused %d reports in a row: logging in again", attempt.target, count)
-            self._inbox.put(_Relogin())
+            self.rim.call_soon(self._relogin)
 
     def _publish_event(self, event: dict[str, object]) -> None:
+        """Called on worker threads: the main loop publishes."""
         if self._announce:
-            self.conn.publish(self.topics.bridge_report, orjson.dumps(event), qos=0)
+            self.rim.call_soon(
+                self.conn.publish, self.topics.bridge_report, orjson.dumps(event), False, 0
+            )
 
     # -- login ---------------------------------------------------------------
 
@@ -430,10 +370,15 @@ class Bridge:
             platform.login_url,
             HttpSender(platform.timeout, platform.ca_file),
             Backoff(platform.retry_min, platform.retry_max),
-            self._inbox.put,
+            lambda result: self.rim.call_soon(self._logged_in, result),
             self._publish_event,
             self.clock.wall,
         )
+
+    def _relogin(self) -> None:
+        """A report target issued by the login keeps refusing us: log in again."""
+        self._login_key = None
+        self._maybe_login()
 
     def _maybe_login(self) -> None:
         """Ask for a login when the gateway's identity is new (or a relogin was asked)."""
@@ -478,5 +423,5 @@ class Bridge:
                 target.stop()
         if self._login is not None:
             self._login.stop()
-        self.conn.close()
+        self.rim.close()
 
