@@ -29,8 +29,11 @@ def _not_blank(value: str) -> str:
     return value
 
 
-# ep_location: an id (a UUID in practice); whitespace alone identifies nothing.
-Location = Annotated[str, Field(min_length=1, max_length=LOCATION_MAX), AfterValidator(_not_blank)]
+# For what identifies something (a location, a name, an authorisation code):
+# whitespace alone identifies nothing.
+NotBlank = AfterValidator(_not_blank)
+# ep_location: an id (a UUID in practice).
+Location = Annotated[str, Field(min_length=1, max_length=LOCATION_MAX), NotBlank]
 # ep_name: free text, "" when none.
 Name = Annotated[str, Field(max_length=NAME_MAX)]
 # ep_url: the stream URL; "" (or blank) means none.

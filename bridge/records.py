@@ -28,7 +28,15 @@ from pydantic import (
 
 from bridge.addresses import canonical_ip
 from bridge.errors import RecordError
-from bridge.fields import TEMPERATURE_MAX, TEMPERATURE_MIN, ExtText, Location, Name, Url
+from bridge.fields import (
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    ExtText,
+    Location,
+    Name,
+    NotBlank,
+    Url,
+)
 from bridge.topics import Kind
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -65,8 +73,8 @@ def _ip(value: str) -> str:
 
 class GatewayInfo(_Record):
     gateway_ip: Short
-    gateway_name: Annotated[str, Field(min_length=1, max_length=256)]
-    dev_sno: Annotated[str, Field(min_length=1, max_length=128)]
+    gateway_name: Annotated[str, Field(min_length=1, max_length=256), NotBlank]
+    dev_sno: Annotated[str, Field(min_length=1, max_length=128), NotBlank]
     sw_version: Annotated[str, Field(max_length=4096)]
     sdk_version: Annotated[Short | None, Unknown] = None
     gateway_mac: Annotated[Short | None, Unknown] = None

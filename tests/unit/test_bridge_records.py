@@ -331,6 +331,11 @@ class TestRefused:
         """ep_location is required and must not be empty."""
         assert refused(Kind.DEVICE_STATE, js(device(ep_location=""))).field == "ep_location"
 
+    @pytest.mark.parametrize("field", ["gateway_name", "dev_sno"])
+    def test_whitespace_only_identity_is_refused(self, field: str) -> None:
+        """A gateway_name or dev_sno of whitespace alone is refused, as the platform would."""
+        assert refused(Kind.GATEWAY_INFO, js(info(**{field: "  "}))).field == field
+
     @pytest.mark.parametrize("blank", [" ", "   ", "\t\n", "\u3000"])
     def test_whitespace_only_location_is_refused(self, blank: str) -> None:
         """An ep_location of whitespace alone identifies nothing: refused, naming the field."""

@@ -98,8 +98,8 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
     if kind is Kind.GATEWAY_INFO:
         return (
             "gateway_ip" in doc and _ip(doc["gateway_ip"]) is not None
-            and _text(doc.get("gateway_name"), 1, 256)
-            and _text(doc.get("dev_sno"), 1, 128)
+            and _text(doc.get("gateway_name"), 1, 256) and bool(doc["gateway_name"].strip())
+            and _text(doc.get("dev_sno"), 1, 128) and bool(doc["dev_sno"].strip())
             and _text(doc.get("sw_version"), 0, 4096)
             and _optional_text(doc, "sdk_version", lambda v: _text(v, 0, 256))
             and _optional_text(doc, "gateway_mac", lambda v: _text(v, 0, 256) and _MAC.fullmatch(
