@@ -21,6 +21,7 @@ from console.state import state
 bp = Blueprint("pages", __name__)
 
 POLL_MS = 2000
+MAX_ROWS = 1000  # devices drawn on the page (every two seconds); /api/view has them all
 LABELS = {
     "report_url": "Report URL",
     "report_period": "Report period",
@@ -31,12 +32,13 @@ LABELS = {
 
 @bp.route("/")
 def index() -> str:
-    return render_template("index.html", m=state().model(), labels=LABELS, poll_ms=POLL_MS)
+    return render_template("index.html", m=state().model(), labels=LABELS, poll_ms=POLL_MS,
+                           max_rows=MAX_ROWS)
 
 
 @bp.route("/status")
 def status() -> str:
-    return render_template("_status.html", m=state().model(), labels=LABELS)
+    return render_template("_status.html", m=state().model(), labels=LABELS, max_rows=MAX_ROWS)
 
 
 @bp.route("/settings/<name>", methods=["POST"])

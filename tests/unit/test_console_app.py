@@ -75,7 +75,7 @@ def clock() -> Clock:
 @pytest.fixture
 def client(publisher: FakePublisher, view: View, clock: Clock) -> Iterator[FlaskClient]:
     state = ConsoleState(make_config(), view, publisher, Password(PASSWORD),
-                         LoginThrottle(clock=clock))
+                         LoginThrottle(clock=clock), clock=clock)
     app = create_app(state)
     with app.test_client() as test_client:
         yield test_client
@@ -259,6 +259,15 @@ class TestCalls:
         assert error["message"].startswith(message)
         assert publisher.sent == []
 
+    def test_oversized_body_413(self, client: FlaskClient, publisher: FakePublisher) -> None:
+        answer = client.put("/SophonMQ/api/DevSno", headers=BEARER,
+                            data=b'{"dev_sno": "' + b"x" * 70_000 + b'"}',
+                            content_type="application/json")
+        assert answer.status_code == 413
+        assert answer.json is not None
+        assert answer.json["error"]["status"] == "REQUEST_ENTITY_TOO_LARGE"
+        assert publisher.sent == []
+
     def test_broker_refusal_is_not_success(
         self, client: FlaskClient, publisher: FakePublisher
     ) -> None:
@@ -373,3 +382,31 @@ class TestPage:
         assert (target["last_ok_at"], target["last_fail_at"]) == (995.0, 990.0)
         assert target["last_error"] == "HTTP 503"
         assert target["retry_at"] is None
+
+    def test_device_status_as_the_bridge_reports_it(
+        self, client: FlaskClient, view: View, clock: Clock
+    ) -> None:
+        """Expired records and devices of an offline publisher show offline, with the reason."""
+        def record(ts: float, ttl: float, source: str) -> bytes:
+            return orjson.dumps({"ep_status": "online", "ep_type": "0", "ep_location": "L",
+                                 "ts": ts, "ttl": ttl, "source": source})
+
+        view.apply(f"{BASE}/devices/10.0.0.1/state", record(clock.now - 5, 60, "devices"))
+        view.apply(f"{BASE}/devices/10.0.0.2/state", record(clock.now - 50, 60, "devices"))
+        view.apply(f"{BASE}/devices/10.0.0.3/state", record(clock.now - 70, 60, "devices"))
+        view.apply(f"{BASE}/devices/10.0.0.4/state", record(clock.now, 60, "door-app"))
+        view.apply(f"{BASE}/collectors/door-app/status", b"offline")
+        model = client.get("/api/view", headers=BEARER).json
+        assert model is not None
+        rows = {d["ip"]: d for d in model["devices"]}
+        assert [rows[ip]["status"] for ip in sorted(rows)] == [
+            "online", "online", "offline", "offline"]
+        assert rows["10.0.0.1"]["type"] == "turnstile (0)"
+        assert (rows["10.0.0.1"]["expiring_soon"], rows["10.0.0.2"]["expiring_soon"]) == (
+            False, True)
+        assert rows["10.0.0.3"]["note"] == "expired"
+        assert rows["10.0.0.4"]["note"] == "publisher door-app is offline"
+        view.apply(f"{BASE}/devices/10.0.0.4/state", b"")
+        model = client.get("/api/view", headers=BEARER).json
+        assert model is not None
+        assert [d["ip"] for d in model["devices"]] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
