@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable
 
 from bridge.config import MqttSection
 from bridge.errors import BrokerError
@@ -73,12 +74,16 @@ def refusal_message(settings: MqttSection, reason: str) -> str:
     return f"the MQTT broker at {at} refused the connection of user {user}: {reason}"
 
 
-def wait_connected(conn: Connection, timeout: float) -> None:
+def wait_connected(
+    conn: Connection, timeout: float, drive: Callable[[float], None] | None = None
+) -> None:
     """Wait until `conn` (started) is connected; BrokerError naming why not, as soon as known.
 
     Refused (nothing listens), unreachable, bad credentials and not authorised
     are told without waiting out `timeout`; only a broker that accepts the TCP
-    connection and then says nothing takes the whole timeout.
+    connection and then says nothing takes the whole timeout. `drive(seconds)`
+    runs the connection's loop for a while when no thread of paho's does
+    (`bridge.rim`).
     """
     if conn.connected.is_set():
         return
@@ -95,4 +100,7 @@ def wait_connected(conn: Connection, timeout: float) -> None:
                 f"answer to user {who(settings)} within {timeout:g} s (is it an MQTT broker? "
                 "a TLS-only port?)"
             )
-        conn.connected.wait(min(left, _POLL))
+        if drive is None:
+            conn.connected.wait(min(left, _POLL))
+        else:
+            drive(min(left, _POLL))

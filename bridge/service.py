@@ -179,7 +179,8 @@ class Bridge:
         self.rim.start()
         end = time.monotonic() + timeout
         try:
-            wait_connected(self.conn, timeout)  # refused, unreachable, credentials: at once
+            # refused, unreachable, credentials: at once
+            wait_connected(self.conn, timeout, self.rim.run_once)
             while not self._replayed and not self._fence.refused and time.monotonic() < end:
                 self.step(min(0.5, end - time.monotonic()))
         finally:
