@@ -21,6 +21,14 @@ class _Handler(WSGIRequestHandler):
     server_version = "se3-console"
     sys_version = ""
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The page polls every two seconds: only refusals and failures are worth a
+        # line, without the query string.
+        status = int(code) if str(code).isdigit() else 0
+        if status >= 400:
+            path = self.path.split("?", 1)[0][:200]
+            logger.info("%s %s %s from %s", self.command, path, status, self.address_string())
+
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 hosts in brackets) as (host, port)."""
