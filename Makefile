@@ -92,3 +92,18 @@ bench: dev-venv deps
 clean:
 	rm -rf var build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+# The installed units booted for real in a Debian container (systemd-nspawn),
+# plus the network-fault tests that need iptables and network namespaces; as root.
+# The container's root is cached in var/deploy (debootstrap, once). See tests/deploy/.
+DEPLOY_PKGS := systemd-container debootstrap iptables iproute2 util-linux
+.PHONY: test-deploy
+test-deploy: deps venv
+	@missing=""; for p in $(DEPLOY_PKGS); do \
+  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "make test-deploy: installing$$missing"; \
+  $(SUDO) apt-get update && $(APT_INSTALL) $$missing; \
+fi
+	$(SUDO) env PATH="$(RUN_PATH)" SE3_TEST_DEPLOY=1 $(VENV)/bin/pytest -q -p no:cacheprovider \
+  --timeout 900 tests/deploy

@@ -1,0 +1,296 @@
+"""The units of deploy/ booted for real: installed as deploy/README.md says, then abused.
+
+A Debian bookworm root (debootstrap, cached under var/deploy) boots with
+systemd-nspawn on a private veth network (`tests.deploy.container`); the
+platform is the reference receiver on the host side of that link. The steps
+of the README's "Install" block run inside, one by one, as written; the only
+stand-ins are the checkout (a copy of this working tree in /root/se3-bridge
+instead of `git clone`), the editor (the test writes the config) and pip's
+index (a wheelhouse built on the host from this venv, bind-mounted read-only
+and named in /etc/pip.conf, as the README's "Offline install" tells).
+
+The tests run in order on one container: install, report, journal, kill -9,
+stop, reboot, security. Each leaves the services running for the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from receiver.app import create_app
+from receiver.server import ReceiverServer
+from receiver.store import Report
+from tests.deploy.conftest import TIMINGS
+from tests.deploy.container import GUEST_IP, HOST_IP, Container, PrivateLink
+from tests.deploy.rootfs import cached_root, writable_view
+
+REPO = Path(__file__).resolve().parents[2]
+VAR = REPO / "var" / "deploy"
+SRC = "/root/se3-bridge"
+WHEELHOUSE = "/srv/wheelhouse"
+SN = "SZCCKQRAIJBAH0002"
+UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3-bridge")
+CAMERAS = {"127.0.0.11": "online", "127.0.0.12": "online", "127.0.0.13": "offline"}
+ONE_SHOT = "10.9.9.9"  # a device record only the broker's retained store keeps
+
+CAMERA_UNIT = """[Unit]
+Description=Pretend cameras of config/demo.toml (deployment test)
+After=network.target
+[Service]
+Environment=SE3_CONFIG=/etc/se3/config.toml
+WorkingDirectory=/opt/se3-bridge/app
+ExecStart=/opt/se3-bridge/venv/bin/python -P -m demo.camera
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def boot_of(report: Report) -> str:
+    """The boot part of an X-Report-Id `{sn}-{boot}-{seq}`."""
+    assert report.report_id is not None
+    return report.report_id.rsplit("-", 2)[1]
+
+
+def statuses(report: Report) -> dict[str, str]:
+    payload = report.payload
+    assert isinstance(payload, dict)
+    return {d["ep_ip"]: d["ep_status"] for d in payload["sub_devices"]}
+
+
+def gateway_status(report: Report) -> str:
+    assert isinstance(report.payload, dict)
+    return str(report.payload["gateway_status"])
+
+
+def install_steps(readme: str) -> list[str]:
+    """The command lines of the first ```sh block of the README's '## Install' section."""
+    section = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
+
+
+def recorded_exposure(readme: str) -> dict[str, float]:
+    """{unit: exposure} from the README's table of `systemd-analyze security` results."""
+    rows = re.findall(r"^\| `(se3-[a-z-]+\.service)` \| (\d+\.\d) ", readme, re.M)
+    return {unit: float(level) for unit, level in rows}
+
+
+def gateway_config(demo_toml: str, report_url: str) -> str:
+    """What the user's edit makes of config/demo.toml on the box."""
+    edits = {
+        "sw_version_file": '"/etc/se3/buildinfo"',
+        "login_url": '""',
+        "report_url": json.dumps(report_url),
+        "username": '"debug"',
+        "password_file": '"/var/lib/se3/mqtt/debug.pass"',
+        "interval": "10",
+    }
+    for key, value in edits.items():
+        demo_toml = re.sub(rf"^{key} = .*$", f"{key} = {value}", demo_toml, count=1, flags=re.M)
+    return demo_toml
+
+
+def wheelhouse() -> Path:
+    """The project's dependencies (and build backend) as wheels, from this venv's pip."""
+    key = subprocess.run(["sha256sum", str(REPO / "pyproject.toml")], capture_output=True,
+                         text=True, check=True).stdout[:12]
+    house = VAR / f"wheelhouse-{key}"
+    if (house / ".complete").exists():
+        return house
+    for stale in VAR.glob("wheelhouse-*"):
+        shutil.rmtree(stale)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(house),
+                    str(REPO), "setuptools>=68", "wheel"], check=True, timeout=600)
+    for own in house.glob("se3_bridge-*"):
+        own.unlink()  # install.sh builds the project itself, from the checkout
+    (house / ".complete").touch()
+    return house
+
+
+def copy_checkout(dest: Path) -> None:
+    """The working tree as `git clone` would give it (tracked and new files, no ignored ones)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, check=True).stdout.split(b"\0")
+    dest.mkdir(parents=True)
+    for name in filter(None, files):
+        source = REPO / os.fsdecode(name)
+        if source.is_file():
+            target = dest / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def nspawn_can_run(root: Path) -> str:
+    """'' when systemd-nspawn can start a container here, else why not."""
+    probe = subprocess.run(
+        ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "--private-network",
+         "-D", str(root), "/bin/true"], capture_output=True, text=True, timeout=60, check=False)
+    return "" if probe.returncode == 0 else (probe.stderr.strip() or f"exit {probe.returncode}")
+
+
+@dataclass
+class Box:
+    container: Container
+    platform: ReceiverServer
+
+    def report(self, predicate: Callable[[Report], bool], after: float, timeout: float) -> Report:
+        """The newest report received after `after` (Unix time) for which `predicate` holds."""
+        found = self.platform.state.store.wait_for(
+            lambda r: r.received_at > after and predicate(r), timeout)
+        if found is None:
+            last = self.platform.state.store.reports()[-3:]
+            raise AssertionError(f"no such report in {timeout} s; last: {last}")
+        return found
+
+    def show(self, unit: str, prop: str) -> str:
+        return self.container.run("systemctl", "show", "-P", prop, unit).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Box]:
+    if os.geteuid() != 0:
+        pytest.skip("deployment test: systemd-nspawn needs root")
+    missing = [t for t in ("systemd-nspawn", "debootstrap", "nsenter", "ip") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"deployment test: {missing} not installed (make test-deploy installs them)")
+    started = time.monotonic()
+    cache = cached_root(VAR)
+    TIMINGS["root (debootstrap, or the cache)"] = time.monotonic() - started
+    started = time.monotonic()
+    house = wheelhouse()
+    TIMINGS["wheelhouse (pip wheel, or the cache)"] = time.monotonic() - started
+    with writable_view(cache, VAR / "run") as root:
+        why = nspawn_can_run(root)
+        if why:
+            pytest.skip(f"deployment test: systemd-nspawn cannot run a container here: {why}")
+        copy_checkout(root / SRC.lstrip("/"))
+        (root / "etc/pip.conf").write_text(
+            f"[global]\nno-index = true\nfind-links = {WHEELHOUSE}\n")
+        (VAR / "console.log").unlink(missing_ok=True)
+        link = PrivateLink("se3-deploy").open()
+        platform = ReceiverServer(create_app(), host=HOST_IP).start()
+        container = Container(root, link, VAR / "console.log", {house: WHEELHOUSE})
+        try:
+            TIMINGS["boot to multi-user"] = container.boot()
+            yield Box(container, platform)
+        finally:
+            container.stop()
+            platform.stop()
+            link.close()
+
+
+class TestDeployment:
+    def test_install_as_the_readme_says(self, box: Box) -> None:
+        """Every line of the README's Install block runs as written and succeeds."""
+        readme = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
+        steps = install_steps(readme)
+        assert any("install.sh" in s for s in steps), steps
+        assert any("enable" in s for s in steps), steps
+        demo = (REPO / "config" / "demo.toml").read_text(encoding="utf-8")
+        started = time.monotonic()
+        for step in steps:
+            if step.startswith("git clone"):
+                continue  # the checkout is already in SRC
+            edited = re.fullmatch(r"sudoedit (\S+)", step)
+            if edited:
+                box.container.sh(f"cp {SRC}/config/demo-buildinfo.txt /etc/se3/buildinfo")
+                box.container.run("tee", edited.group(1), input_text=gateway_config(
+                    demo, f"{box.platform.url}/DeviceStatus"))
+                continue
+            t0 = time.monotonic()
+            box.container.sh(step, cwd=SRC, timeout=300)
+            TIMINGS[f"step: {step[:36]}"] = time.monotonic() - t0
+        TIMINGS["install block in all"] = time.monotonic() - started
+        for unit in UNITS:
+            assert box.show(unit, "ActiveState") == "active", unit
+            assert box.show(unit, "UnitFileState") == "enabled", unit
+        # The pretend cameras of the demo, as a unit of their own (it survives the reboot).
+        box.container.run("tee", "/etc/systemd/system/se3-demo-camera.service",
+                          input_text=CAMERA_UNIT)
+        box.container.run("systemctl", "enable", "--now", "se3-demo-camera.service")
+
+    def test_report_arrives_with_the_demo_devices(self, box: Box) -> None:
+        """The platform on the host gets the gateway online and the demo cameras probed."""
+        report = box.report(lambda r: gateway_status(r) == "online"
+                            and statuses(r) == CAMERAS, after=0, timeout=30)
+        assert isinstance(report.payload, dict)
+        assert report.payload["gateway_sn"] == SN
+        assert report.payload["gateway_ip"] == GUEST_IP
+        assert not report.violations
+
+    def test_journal_has_the_bridge_log(self, box: Box) -> None:
+        """`journalctl -u se3-bridge` shows the bridge's own lines."""
+        journal = box.container.run("journalctl", "-u", "se3-bridge", "--no-pager").stdout
+        assert "se3-bridge starting for gateway" in journal
+        assert "connected to broker 127.0.0.1:1883" in journal
+        assert "reporting to http://" in journal
+
+    def test_kill_9_is_restarted_and_reports_resume(self, box: Box) -> None:
+        """systemd restarts a bridge killed with -9; it reports again under a new boot id."""
+        before = box.report(lambda r: gateway_status(r) == "online", after=0, timeout=10)
+        pid = box.show("se3-bridge", "MainPID")
+        restarts = int(box.show("se3-bridge", "NRestarts"))
+        killed = time.time()
+        box.container.sh(f"kill -9 {pid}")  # the shell's kill: minbase has no procps
+        after = box.report(lambda r: gateway_status(r) == "online", after=killed, timeout=30)
+        TIMINGS["kill -9 to the next report"] = after.received_at - killed
+        assert boot_of(after) != boot_of(before)
+        assert int(box.show("se3-bridge", "NRestarts")) == restarts + 1
+        assert box.show("se3-bridge", "MainPID") != pid
+        assert statuses(after) == CAMERAS
+
+    def test_stop_sends_the_last_offline_report_in_time(self, box: Box) -> None:
+        """`systemctl stop` returns after the `offline` report landed, within TimeoutStopSec."""
+        limit = box.show("se3-bridge", "TimeoutStopUSec")
+        seconds = float(limit.removesuffix("s")) if limit.endswith("s") else 90.0
+        t0 = time.time()
+        box.container.run("systemctl", "stop", "se3-bridge")
+        stopped = time.time()
+        TIMINGS["systemctl stop se3-bridge"] = stopped - t0
+        assert stopped - t0 < seconds
+        assert box.show("se3-bridge", "Result") == "success"
+        last = box.platform.state.store.reports()[-1]
+        assert gateway_status(last) == "offline"
+        assert t0 < last.received_at <= stopped
+        box.container.run("systemctl", "start", "se3-bridge")
+        box.report(lambda r: gateway_status(r) == "online", after=stopped, timeout=20)
+
+    def test_reboot_keeps_retained_state_under_a_new_boot(self, box: Box) -> None:
+        """A one-shot retained record survives a reboot; reported again under a new boot id."""
+        record = json.dumps({"ep_status": "online", "ep_type": "2", "ep_name": "one-shot",
+                             "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"})
+        t0 = time.time()
+        box.container.sh(
+            'mosquitto_pub -h 127.0.0.1 -p 1883 -u app -P "$(cat /var/lib/se3/mqtt/app.pass)"'
+            f" -q 1 -r -t se3/{SN}/devices/{ONE_SHOT}/state -m '{record}'")
+        before = box.report(lambda r: ONE_SHOT in statuses(r), after=t0, timeout=15)
+        rebooted = time.time()
+        TIMINGS["reboot to multi-user"] = box.container.reboot()
+        after = box.report(lambda r: gateway_status(r) == "online" and statuses(r) == {
+            **CAMERAS, ONE_SHOT: "online"}, after=rebooted, timeout=40)
+        TIMINGS["reboot to the next full report"] = after.received_at - rebooted
+        assert boot_of(after) != boot_of(before)
+        # The clean shutdown before the reboot said goodbye.
+        assert any(gateway_status(r) == "offline" and rebooted < r.received_at < after.received_at
+                   for r in box.platform.state.store.reports())
+
+    def test_security_exposure_is_what_the_readme_records(self, box: Box) -> None:
+        """`systemd-analyze security` of each unit is no worse than the README's table."""
+        recorded = recorded_exposure((REPO / "deploy" / "README.md").read_text(encoding="utf-8"))
+        units = sorted(p.name for p in (REPO / "deploy" / "systemd").glob("*.service"))
+        assert sorted(recorded) == units
+        for unit in units:
+            out = box.container.run("systemd-analyze", "security", "--no-pager", unit).stdout
+            level = float(re.findall(r"Overall exposure level for \S+: (\d+\.\d)", out)[0])
+            assert level <= recorded[unit], (unit, level, recorded[unit])
