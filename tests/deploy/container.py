@@ -84,14 +84,14 @@ class Container:
             self.proc = subprocess.Popen([*command, "-b"], stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT)
         self.leader = self._find_leader(started + timeout)
-        # systemctl fails until systemd inside listens on its socket: ask again until then.
+        # Until systemd inside listens on its socket, systemctl fails or says "offline".
         while True:
             state = self.run("systemctl", "is-system-running", "--wait", check=False,
                              timeout=max(1.0, started + timeout - time.monotonic()))
             answer = state.stdout.strip()
             if answer in ("running", "degraded"):
                 return time.monotonic() - started
-            if answer or time.monotonic() > started + timeout:
+            if answer not in ("", "offline") or time.monotonic() > started + timeout:
                 raise ContainerError(f"boot ended {answer!r} {state.stderr.strip()!r}; "
                                      f"see {self.console}")
             time.sleep(0.1)
