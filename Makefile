@@ -106,4 +106,4 @@ if [ -n "$$missing" ]; then \
   $(SUDO) apt-get update && $(APT_INSTALL) $$missing; \
 fi
 	$(SUDO) env PATH="$(RUN_PATH)" SE3_TEST_DEPLOY=1 $(VENV)/bin/pytest -q -p no:cacheprovider \
-  --timeout 900 tests/deploy
+  --timeout 900 tests/deploy tests/integration/test_network_faults.py
