@@ -6,7 +6,8 @@
 
 Exit codes: 0 done, 1 could not do it (e.g. no state on the broker; for
 `status`: the bridge is not online or a target's last delivery failed), 2 bad
-configuration or usage.
+configuration or usage; `status` only: 3 nothing wrong seen, but a target's
+delivery was not seen yet (watched less than a report period).
 """
 
 from __future__ import annotations
@@ -100,15 +101,26 @@ def _snapshot(config: Config, timeout: float) -> int:
 def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -> int:
     from bridge import status  # only for this command: lean start of the service
 
+    reader = status.StatusReader(config)
     try:
-        found = status.read_status(
-            config, status.default_wait(config) if wait is None else wait, timeout
-        )
-    except BrokerError as exc:
-        print(f"se3-bridge: {exc}", file=sys.stderr)
-        return 1
-    print(status.format_json(found) if as_json else status.format_text(found))
-    return 0 if found.healthy else 1
+        try:
+            reader.open(timeout)
+        except BrokerError as exc:
+            print(f"se3-bridge: {exc}", file=sys.stderr)
+            return 1
+        watch = status.default_wait(config, reader.period()) if wait is None else wait
+        if not as_json:
+            # What is known now, at once; then what we wait for, and only then wait.
+            print(status.format_state(reader.summary()), flush=True)
+            if reader.will_watch():
+                print(f"  ...         waiting up to {watch:g} s for a delivery attempt to each "
+                      f"target (the bridge reports every {reader.period():g} s)", flush=True)
+        reader.watch(watch)
+    finally:
+        reader.close()
+    found = reader.summary()
+    print(status.format_json(found) if as_json else status.format_outcome(found))
+    return found.exit_code
 
 
 def _run(config: Config) -> int:

@@ -2,19 +2,24 @@
 
 The bridge keeps no status file: everything is on the broker. This module reads
 one gateway's retained topics (bridge and collector status, gateway identity
-and metrics, device records, the `config/report_url` override), then waits for
-the bridge's next `bridge/report` events, which are not retained: one per
-delivery attempt, so the answer to "is it delivering?" is always fresh.
+and metrics, device records, the config topics, and `bridge/settings`, where the
+bridge says what it actually uses: report URLs, period, login, refused values),
+then waits for the bridge's next `bridge/report` events, which are not
+retained: one per delivery attempt, so the answer to "is it delivering?" is
+always fresh.
 
 Pure parts, tested without a broker: `Observation` takes messages as they
-come, `summarize` turns them into a `Status` at a given wall time, `format_text`
-and `Status.as_json` show it. `read_status` is the I/O: connect, take in the
-retained replay, wait, and summarize.
+come, `summarize` turns them into a `Status` at a given wall time,
+`format_state` (known at once), `format_outcome` (after the watch) and
+`Status.as_json` show it. `StatusReader` is the I/O: connect (a broker that is
+down or refuses us is named at once), take in the retained replay, wait.
 
 The wait ends early once every expected target has reported (the targets are
-known from the config topic or the config file; with a platform login they are
-not, and the wait then ends `settle` seconds after the first event), and at
-once when the bridge is not online, since no event would come.
+what `bridge/settings` lists; from an older bridge that publishes no settings,
+what the config topic or file says, and with a login `settle` seconds after
+the first event), and at once when the bridge is not online, since no event
+would come. A target without an attempt is judged against the report period
+in force: within one period that is "not seen yet" (exit 3), not a problem.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from bridge.errors import BrokerError, RecordError
 from bridge.freshness import remaining
 from bridge.http import redact
 from bridge.mqttclient import Connection, ReplayFence
+from bridge.reach import wait_connected
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
 from bridge.topics import Kind, TopicError, Topics, parse
 
@@ -41,6 +47,12 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 _KEEP_ERRORS = 5  # bridge/errors events kept for the summary (the count covers all)
+
+
+_CONFIG_TOPICS = {Kind.REPORT_PERIOD, Kind.LOGIN_URL, Kind.DEV_SNO}
+# bridge/settings' source words, as a person reads them
+_SOURCES = {"topic": "config topic", "login": "login", "file": "config file",
+            "gateway": "gateway/info", "none": "none"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,8 @@ class Observation:
     metrics: bytes | None = None
     devices: dict[str, bytes] = field(default_factory=dict)
     report_url: bytes | None = None
+    config: dict[str, bytes] = field(default_factory=dict)  # other config topics, by name
+    settings: bytes | None = None  # the bridge's retained bridge/settings
     targets: dict[str, Event] = field(default_factory=dict)
     login: Event | None = None
     errors: list[Event] = field(default_factory=list)
@@ -76,7 +90,7 @@ class Observation:
             return
         if ref.sn != self.sn:
             return
-        # An empty retained payload is a deletion (CONTRACT section 2).
+        # An empty retained payload is a deletion.
         if ref.kind is Kind.BRIDGE_STATUS:
             self.bridge = payload or None
         elif ref.kind is Kind.COLLECTOR_STATUS:
@@ -89,6 +103,10 @@ class Observation:
             self._set(self.devices, ref.key, payload)
         elif ref.kind is Kind.REPORT_URL:
             self.report_url = payload or None
+        elif ref.kind in _CONFIG_TOPICS:
+            self._set(self.config, ref.kind.value.split("/")[-1], payload)
+        elif ref.kind is Kind.BRIDGE_SETTINGS:
+            self.settings = payload or None
         elif not retained:
             self._event(ref.kind, payload)
 
@@ -113,6 +131,77 @@ class Observation:
             self.targets[event["target"]] = event
         elif isinstance(event.get("login"), str):
             self.login = event
+
+
+# -- what the bridge says it uses (bridge/settings) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """The bridge's retained `bridge/settings`, read leniently (a field that is not
+    what it should be counts as absent). URLs come redacted from the bridge."""
+
+    urls: list[str]
+    url_source: str
+    period: float | None
+    period_source: str
+    login_url: str
+    login_url_source: str
+    login: Event | None  # {"state": off|pending|ok|failed, "at", "error"}
+    refused: list[Event]  # [{"setting", "value", "reason", "at"}]
+
+
+def _part(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _source(part: dict[str, Any]) -> str:
+    source = part.get("source")
+    return _SOURCES.get(source, str(source)) if isinstance(source, str) else "unknown"
+
+
+def parse_settings(payload: bytes | None, notes: list[str]) -> InForce | None:
+    """What `bridge/settings` says, or None (absent, or unreadable: then a note says so)."""
+    if payload is None:
+        return None
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict):
+        notes.append("bridge/settings is not a JSON object: what the bridge uses is unknown")
+        return None
+    report_url, period = _part(doc, "report_url"), _part(doc, "report_period")
+    urls = report_url.get("value")
+    if isinstance(urls, str):
+        urls = [urls] if urls else []
+    value = period.get("value")
+    login_url = _part(doc, "login_url")
+    login = doc.get("login")
+    refused = doc.get("refused")
+    return InForce(
+        urls=[redact(str(url)) for url in urls] if isinstance(urls, list) else [],
+        url_source=_source(report_url),
+        period=float(value) if isinstance(value, int | float) and value > 0 else None,
+        period_source=_source(period),
+        login_url=redact(str(login_url.get("value") or "")),
+        login_url_source=_source(login_url),
+        login=login if isinstance(login, dict) else None,
+        refused=[r for r in refused if isinstance(r, dict)] if isinstance(refused, list) else [],
+    )
+
+
+def _same_target(event_name: str, url: str) -> bool:
+    """An event's target and a listed URL name the same target (the bridge may add a
+    token query to a login's target: compared without the query)."""
+    return event_name == url or event_name.split("?")[0] == url.split("?")[0]
+
+
+def _event_for(targets: dict[str, Event], url: str) -> Event | None:
+    if url in targets:
+        return targets[url]
+    return next((e for name, e in targets.items() if _same_target(name, url)), None)
 
 
 # -- what it means ---------------------------------------------------------------
@@ -156,16 +245,30 @@ class Status:
     now: float
     problems: list[str]
     notes: list[str]
+    settings_known: bool = False  # the bridge published bridge/settings
+    period: float = 0.0  # the report period in force (seconds)
+    period_source: str = "config file"
+    login_state: Event | None = None  # bridge/settings' login: state, at, error
+    refused: list[Event] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # targets not seen yet, within a period
 
     @property
     def healthy(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.pending
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy, 1 a problem, 3 nothing wrong seen but a delivery not seen yet."""
+        if self.problems:
+            return 1
+        return 3 if self.pending else 0
 
     def as_json(self) -> dict[str, Any]:
         """The same as the text, for scripts: plain JSON types only."""
         return {
             "healthy": self.healthy,
             "problems": self.problems,
+            "pending": self.pending,
             "notes": self.notes,
             "gateway_sn": self.gateway_sn,
             "broker": self.broker,
@@ -181,6 +284,9 @@ class Status:
             },
             "report_url": {"source": self.url_source, "urls": self.urls,
                            "login_url": self.login_url},
+            "report_period": {"value": self.period, "source": self.period_source},
+            "settings": {"published": self.settings_known, "login": self.login_state,
+                         "refused": self.refused},
             "targets": self.targets,
             "login": self.login,
             "errors": {"seen": self.errors_seen, "last": self.errors},
@@ -193,18 +299,23 @@ def _text(payload: bytes | None) -> str | None:
 
 
 def expected_targets(obs: Observation, config: Config) -> list[str] | None:
-    """The report targets the bridge should be using (as events name them), None if unknown.
+    """The report targets the bridge is using (as events name them), None if unknown.
 
-    Same precedence as the bridge: the config topic, then the login, then the file.
+    What the bridge says in bridge/settings; from a bridge that does not say, the
+    bridge's precedence applied to what is seen: the config topic, the login
+    (whose answer is not known here: None), the file.
     """
     source, urls = url_source(obs, config)
-    if source == "login":
+    if source == "login" and obs.settings is None:
         return None
     return [redact(url) for url in urls]
 
 
 def url_source(obs: Observation, config: Config) -> tuple[str, list[str]]:
     """(where the report URLs come from, the URLs; none for a login: its answer says)."""
+    force = parse_settings(obs.settings, [])
+    if force is not None:
+        return force.url_source, force.urls
     override = _text(obs.report_url)
     if override:
         return "config topic", split_urls(override)
@@ -311,16 +422,31 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
     if devices.invalid:
         notes.append(f"{devices.invalid} device record(s) refused by the bridge "
                      "(see bridge/errors or the bridge's log)")
+    force = parse_settings(obs.settings, notes)
+    if obs.settings is None:
+        notes.append("the bridge has not published its settings (bridge/settings): an older "
+                     "bridge, or one not running; the report URL and period shown are what the "
+                     "config says, not what the bridge reports using")
     source, urls = url_source(obs, config)
     urls = [redact(url) for url in urls]  # a URL may carry a token: shown without it
-    login_url = redact(config.platform.login_url) if source == "login" else None
+    login_url = None
     if source == "login":
-        urls = sorted(obs.targets)
-    expected = expected_targets(obs, config)
-    if bridge == "online":
-        _judge_targets(obs, config, expected, waited, problems)
-    if obs.login is not None and obs.login.get("ok") is not True:
+        login_url = (force.login_url if force is not None and force.login_url
+                     else redact(config.platform.login_url))
+        if force is None:
+            urls = sorted(obs.targets)
+    period, period_source = _period(force, config)
+    refused = list(force.refused) if force is not None else []
+    _judge_refused(obs, refused, urls, period, problems, notes)
+    login_state = force.login if force is not None else None
+    if login_state is not None and login_state.get("state") == "failed":
+        notes.append(f"platform login failing: {login_state.get('error')}")
+    elif obs.login is not None and obs.login.get("ok") is not True:
         notes.append(f"platform login failing: {obs.login.get('error')}")
+    pending: list[str] = []
+    if bridge == "online":
+        _judge_targets(obs, config, expected_targets(obs, config), waited, period,
+                       problems, pending)
     if obs.errors_seen:
         notes.append(f"{obs.errors_seen} message(s) rejected while watching (bridge/errors)")
     targets = {name: obs.targets[name] for name in sorted(obs.targets)}
@@ -331,27 +457,75 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         login_url=login_url,
         targets=targets, login=obs.login, errors=list(obs.errors), errors_seen=obs.errors_seen,
         waited=waited, now=now, problems=problems, notes=notes,
+        settings_known=force is not None, period=period, period_source=period_source,
+        login_state=login_state, refused=refused, pending=pending,
     )
+
+
+def _period(force: InForce | None, config: Config) -> tuple[float, str]:
+    if force is not None and force.period is not None:
+        return force.period, force.period_source
+    return config.platform.interval, "config file"
+
+
+def _topic_value(obs: Observation, setting: str) -> str | None:
+    payload = obs.report_url if setting == "report_url" else obs.config.get(setting)
+    return _text(payload)
+
+
+def _judge_refused(obs: Observation, refused: list[Event], urls: list[str], period: float,
+                   problems: list[str], notes: list[str]) -> None:
+    """A refused value still on its config topic is a problem; an earlier one, a note."""
+    in_use = {"report_url": ", ".join(urls) or "no report URL",
+              "report_period": f"{period:g} s"}
+    for entry in refused:
+        setting = str(entry.get("setting", "?"))
+        value, reason = entry.get("value"), entry.get("reason")
+        held = _topic_value(obs, setting)
+        if held is not None and redact(held) == value:
+            keeps = in_use.get(setting, "its previous value")
+            problems.append(f"config/{setting} holds {value!r}, which the bridge refused "
+                            f"({reason}); it keeps using {keeps}: publish a valid value or "
+                            "clear the topic")
+        else:
+            notes.append(f"the bridge refused config/{setting} {value!r} earlier ({reason})")
 
 
 def _judge_targets(
     obs: Observation, config: Config, expected: list[str] | None, waited: float,
-    problems: list[str],
+    period: float, problems: list[str], pending: list[str],
 ) -> None:
     if expected == []:
         problems.append("no report URL: set platform.report_url or platform.login_url in the "
                         "config, or publish one on config/report_url")
         return
+    # One period, plus an HTTP timeout for the attempt to end, holds at least one attempt.
+    enough = period + config.platform.timeout
+    longer = f"watch longer: --wait {period + 5:g}"
+    if expected is None and not obs.targets:
+        if obs.info is None:
+            problems.append("no delivery attempt: no gateway/info yet")
+        elif waited >= enough:
+            problems.append(f"no delivery attempt seen in {waited:.0f} s, longer than the "
+                            f"report period of {period:g} s (login not done yet?)")
+        else:
+            pending.append(f"no delivery attempt in the {waited:.0f} s watched; reports go "
+                           f"every {period:g} s ({longer})")
+        return
     names = expected if expected is not None else sorted(obs.targets)
-    if not names:
-        problems.append(f"no delivery attempt seen in {waited:.0f} s (login not done yet? "
-                        "see the bridge's log)")
     for name in names:
-        event = obs.targets.get(name)
+        event = _event_for(obs.targets, name)
         if event is None:
-            hint = ("no gateway/info yet" if obs.info is None else
-                    f"backing off after failures? try --wait {config.platform.retry_max + 5:g}")
-            problems.append(f"{name}: no delivery attempt seen in {waited:.0f} s ({hint})")
+            if obs.info is None:
+                problems.append(f"{name}: no delivery attempt (no gateway/info yet)")
+            elif waited >= enough:
+                problems.append(
+                    f"{name}: no delivery attempt seen in {waited:.0f} s, longer than the "
+                    f"report period of {period:g} s (backing off after failures? try --wait "
+                    f"{config.platform.retry_max + 5:g})")
+            else:
+                pending.append(f"{name}: no delivery attempt in the {waited:.0f} s watched; "
+                               f"reports go every {period:g} s ({longer})")
             continue
         problem = _attempt_problem(name, event)
         if problem is not None:
@@ -377,8 +551,23 @@ def _attempt_line(name: str, event: Event, now: float) -> str:
             f"{event.get('bytes')} bytes{_ago(event.get('ts'), now)}{final}")
 
 
-def format_text(status: Status) -> str:
-    """The summary for a person, several lines, no trailing newline."""
+def _login_line(s: Status) -> str | None:
+    if s.login_state is not None:
+        state = str(s.login_state.get("state"))
+        at = s.login_state.get("at")
+        if state == "failed":
+            return f"  login       FAILED ({s.login_state.get('error')}){_ago(at, s.now)}"
+        if state == "ok":
+            return f"  login       ok{_ago(at, s.now)}"
+        return f"  login       {'not used' if state == 'off' else state}"
+    if s.login is not None:
+        ok = "ok" if s.login.get("ok") is True else f"FAILED ({s.login.get('error')})"
+        return f"  login       {ok}{_ago(s.login.get('ts'), s.now)}"
+    return None
+
+
+def format_state(status: Status) -> str:
+    """What the retained state says, known as soon as the replay is in; no trailing newline."""
     s = status
     lines = [f"gateway {s.gateway_sn} on broker {s.broker}", f"  bridge      {s.bridge}"]
     collectors = ", ".join(f"{n} {state}" for n, state in s.collectors.items()) or "none seen"
@@ -404,15 +593,28 @@ def format_text(status: Status) -> str:
     if d.invalid:
         detail.append(f"{d.invalid} invalid")
     lines.append(f"  devices     {d.total}: {', '.join(detail)}")
+    said = "" if s.settings_known else ", by the config: the bridge has not said"
     urls = ", ".join(s.urls)
     if s.login_url is not None:
-        lines.append(f"  report URL  {urls or 'none seen yet'} (from the login at {s.login_url})")
+        lines.append(f"  report URL  {urls or 'none seen yet'} (from the login at "
+                     f"{s.login_url}{said})")
     else:
-        lines.append(f"  report URL  {urls} (from the {s.url_source})" if urls else
-                     "  report URL  none")
-    if s.login is not None:
-        ok = "ok" if s.login.get("ok") is True else f"FAILED ({s.login.get('error')})"
-        lines.append(f"  login       {ok}{_ago(s.login.get('ts'), s.now)}")
+        lines.append(f"  report URL  {urls} (from the {s.url_source}{said})" if urls else
+                     f"  report URL  none{said and f' ({said[2:]})'}")
+    lines.append(f"  period      {s.period:g} s (from the {s.period_source}{said})")
+    login = _login_line(s)
+    if login is not None:
+        lines.append(login)
+    for entry in s.refused:
+        lines.append(f"  REFUSED     config/{entry.get('setting')} = {entry.get('value')!r}: "
+                     f"{entry.get('reason')}{_ago(entry.get('at'), s.now)}")
+    return "\n".join(lines)
+
+
+def format_outcome(status: Status) -> str:
+    """The deliveries seen while watching, then notes and the verdict; no trailing newline."""
+    s = status
+    lines: list[str] = []
     if s.bridge == "online":
         lines.append(f"  deliveries  (watched {s.waited:.0f} s)")
         for name, event in s.targets.items():
@@ -424,10 +626,16 @@ def format_text(status: Status) -> str:
         lines.extend(f"    {e.get('topic')}: {e.get('reason')}" for e in s.errors)
     lines.append("")
     lines.extend(f"note: {note}" for note in s.notes)
+    lines.extend(f"NOT SEEN YET: {item}" for item in s.pending)
     lines.extend(f"PROBLEM: {problem}" for problem in s.problems)
     if s.healthy:
         lines.append("OK: the bridge is online and its last report to each target was delivered")
     return "\n".join(lines)
+
+
+def format_text(status: Status) -> str:
+    """The whole summary for a person, several lines, no trailing newline."""
+    return f"{format_state(status)}\n{format_outcome(status)}"
 
 
 def format_json(status: Status) -> str:
@@ -437,58 +645,92 @@ def format_json(status: Status) -> str:
 # -- reading it from the broker -----------------------------------------------------
 
 
-def default_wait(config: Config) -> float:
-    """Long enough for one periodic report: the platform interval plus 5 s."""
-    return config.platform.interval + 5.0
+def default_wait(config: Config, period: float | None = None) -> float:
+    """Long enough for one periodic report: the period in force (else the file's) plus 5 s."""
+    return (config.platform.interval if period is None else period) + 5.0
 
 
-def read_status(config: Config, wait: float, timeout: float = 10.0) -> Status:
-    """Connect as the config's MQTT user, read the gateway's state, watch up to `wait` s."""
-    sn = config.gateway.serial()
-    topics = Topics(config.mqtt.topic_prefix, sn)
-    inbox: queue.SimpleQueue[tuple[str, bytes, bool] | _Fence] = queue.SimpleQueue()
+class StatusReader:
+    """One look at the broker: `open` (connect, replay), `watch`, `summary`, `close`."""
 
-    # paho callbacks run on its network thread: hand over and return (STYLE, PITFALLS).
-    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        inbox.put((msg.topic, bytes(msg.payload), bool(msg.retain)))
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        sn = config.gateway.serial()
+        topics = Topics(config.mqtt.topic_prefix, sn)
+        self.obs = Observation(config.mqtt.topic_prefix, sn)
+        self.waited = 0.0
+        self._inbox: queue.SimpleQueue[tuple[str, bytes, bool] | _Fence] = queue.SimpleQueue()
+        self._fence = ReplayFence(topics.everything, topics.fence,
+                                  lambda: self._inbox.put(_Fence()))
+        self.conn = Connection(config.mqtt, f"se3-status-{secrets.token_hex(4)}")
+        self.conn.client.on_message = self._on_message
+        self.conn.client.on_subscribe = self._fence.on_subscribe
+        self.conn.on_connected(self._fence.subscribe)
 
-    fence = ReplayFence(topics.everything, topics.fence, lambda: inbox.put(_Fence()))
-    conn = Connection(config.mqtt, f"se3-status-{secrets.token_hex(4)}")
-    conn.client.on_message = on_message
-    conn.client.on_subscribe = fence.on_subscribe
-    conn.on_connected(fence.subscribe)
-    if logging.getLogger().level > logging.DEBUG:
-        # "connected to broker" on stderr is noise before a summary.
-        logging.getLogger("bridge.mqttclient").setLevel(logging.WARNING)
-    obs = Observation(config.mqtt.topic_prefix, sn)
-    conn.start()
-    try:
-        _replay(inbox, obs, config, timeout)
+    # paho callback on its network thread: hand over and return (STYLE, PITFALLS).
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def open(self, timeout: float) -> None:
+        """Connect and take in the retained state; BrokerError naming what went wrong."""
+        if logging.getLogger().level > logging.DEBUG:
+            # "connected to broker" on stderr is noise before a summary.
+            logging.getLogger("bridge.mqttclient").setLevel(logging.WARNING)
+        self.conn.start()
+        wait_connected(self.conn, timeout)  # refused, unreachable, credentials: at once
+        end = time.monotonic() + timeout
+        while True:
+            if self._fence.refused:
+                raise BrokerError(
+                    f"the MQTT broker refused user {self.config.mqtt.username or 'anonymous'} "
+                    f"the subscription to {self._fence.topic_filter}: use a role that may read "
+                    "it (debug, operator or bridge)")
+            try:
+                item = self._inbox.get(timeout=max(0.0, min(0.1, end - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= end:
+                    raise BrokerError(
+                        f"the MQTT broker at {self.config.mqtt.host}:{self.config.mqtt.port} "
+                        f"did not finish replaying the retained state within {timeout:g} s"
+                    ) from None
+                continue
+            if isinstance(item, _Fence):
+                return
+            self.obs.add(*item)
+
+    def will_watch(self) -> bool:
+        """Whether a delivery event can come: the bridge is online and has a report to send."""
+        expected = expected_targets(self.obs, self.config)
+        return (_text(self.obs.bridge) == "online" and self.obs.info is not None
+                and expected != [])
+
+    def period(self) -> float:
+        return _period(parse_settings(self.obs.settings, []), self.config)[0]
+
+    def watch(self, wait: float) -> None:
+        """Take in report events for up to `wait` s, ending once every target has reported."""
         start = time.monotonic()
-        if _text(obs.bridge) == "online":
-            _watch(inbox, obs, config, wait)
-        waited = time.monotonic() - start
+        if self.will_watch():
+            _watch(self._inbox, self.obs, self.config, wait)
+        self.waited = time.monotonic() - start
+
+    def summary(self) -> Status:
+        return summarize(self.obs, self.config, time.time(), self.waited)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def read_status(config: Config, wait: float | None, timeout: float = 10.0) -> Status:
+    """Connect as the config's MQTT user, read the gateway's state, watch up to `wait` s
+    (default: the report period in force plus 5 s)."""
+    reader = StatusReader(config)
+    try:
+        reader.open(timeout)
+        reader.watch(default_wait(config, reader.period()) if wait is None else wait)
     finally:
-        conn.close()
-    return summarize(obs, config, time.time(), waited)
-
-
-def _replay(inbox: queue.SimpleQueue[Any], obs: Observation, config: Config,
-            timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            item = inbox.get(timeout=max(0.0, end - time.monotonic()))
-        except queue.Empty:
-            where = f"{config.mqtt.host}:{config.mqtt.port}"
-            who = config.mqtt.username or "anonymous"
-            raise BrokerError(
-                f"no answer from the MQTT broker at {where} as {who} within {timeout:g} s "
-                "(not running, wrong port, or it refused the credentials: see the log)"
-            ) from None
-        if isinstance(item, _Fence):
-            return
-        obs.add(*item)
+        reader.close()
+    return reader.summary()
 
 
 def _watch(inbox: queue.SimpleQueue[Any], obs: Observation, config: Config,
@@ -500,7 +742,7 @@ def _watch(inbox: queue.SimpleQueue[Any], obs: Observation, config: Config,
         expected = expected_targets(obs, config)
         if expected == [] or obs.info is None:
             return  # the bridge has nothing to report, or nowhere to: no event will come
-        if expected is not None and all(t in obs.targets for t in expected):
+        if expected is not None and all(_event_for(obs.targets, t) for t in expected):
             return
         deadline = end
         if expected is None and obs.targets:

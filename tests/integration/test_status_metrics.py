@@ -119,14 +119,64 @@ class TestStatusCommand:
         assert "deliveries" not in done.stdout
 
     def test_no_broker(self, tmp_path: Path, broker: Broker) -> None:
-        """Nothing listening on the port: exit 1 with a message naming the broker."""
+        """Nothing listening on the port: exit 1 at once, saying the connection was refused."""
         config = write_config(tmp_path / "b.toml", broker, "http://127.0.0.1:9/DeviceStatus")
         port = free_port()
         config.write_text(config.read_text().replace(f"port = {broker.port}", f"port = {port}"))
-        done = run_status(config, broker, "--timeout", "1")
+        start = time.monotonic()
+        done = run_status(config, broker, "--timeout", "30")
+        assert time.monotonic() - start < 10
         assert done.returncode == 1
-        assert f"no answer from the MQTT broker at 127.0.0.1:{port}" in done.stderr
+        assert (f"the MQTT broker at 127.0.0.1:{port} refused the connection: nothing listens "
+                "there") in done.stderr
+        assert "see the log" not in done.stderr
         assert done.stdout == ""
+
+    def test_bad_credentials_are_named_at_once(self, tmp_path: Path, broker: Broker) -> None:
+        """A wrong password: exit 1 at once, naming the user and what to check."""
+        config = write_config(tmp_path / "b.toml", broker, "http://127.0.0.1:9/DeviceStatus")
+        wrong = tmp_path / "wrong.pass"
+        wrong.write_text("nope\n", encoding="utf-8")
+        env = {"PATH": "/usr/bin:/bin", **broker.env("debug"),
+               "SE3_MQTT_PASSWORD_FILE": str(wrong)}
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge", "--config", str(config), "status"],
+            capture_output=True, text=True, timeout=30, env=env, check=False,
+        )
+        assert time.monotonic() - start < 10
+        assert done.returncode == 1
+        assert "refused user 'debug': not authorised (a wrong password" in done.stderr
+
+    def test_known_state_is_printed_before_the_wait(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """The retained state and what status waits for come at once; a short --wait within
+        the report period ends 'not seen yet' (exit 3), not with a false problem."""
+        url = f"{platform.url}/DeviceStatus"
+        config = write_config(tmp_path / "b.toml", broker, url, interval=60)
+        publish_spec_example(broker)
+        with running_bridge(config, broker, tmp_path / "bridge.log"):
+            wait_report(platform, lambda r: True)  # the first report; the next in 60 s
+            env = {"PATH": "/usr/bin:/bin", **broker.env("debug")}
+            start = time.monotonic()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "--config", str(config), "status",
+                 "--wait", "4"], stdout=subprocess.PIPE, text=True, env=env,
+            )
+            assert proc.stdout is not None
+            early = []
+            for line in proc.stdout:
+                early.append(line.rstrip("\n"))
+                if line.startswith("  ...         waiting up to 4 s"):
+                    break
+            assert time.monotonic() - start < 3.5, early
+            assert proc.poll() is None  # still watching
+            assert "  bridge      online" in early
+            rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 3, rest
+        assert "NOT SEEN YET" in rest
+        assert "PROBLEM" not in rest
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -164,9 +164,10 @@ class TestDecision:
     def test_every_expected_target_must_succeed(self) -> None:
         """With two report URLs, one silent target is a problem even when the other is ok."""
         other = "http://127.0.0.2:9528/DeviceStatus"
-        status = status_of(healthy_observation(), config(report_url=[URL, other]), waited=25)
+        status = status_of(healthy_observation(), config(report_url=[URL, other]), waited=35)
         (problem,) = status.problems
-        assert problem.startswith(f"{other}: no delivery attempt seen in 25 s")
+        assert problem.startswith(f"{other}: no delivery attempt seen in 35 s, longer than the "
+                                  "report period of 20 s")
 
     def test_target_names_are_redacted_like_the_bridge_does(self) -> None:
         """A URL with credentials and a query is expected under its redacted name."""
@@ -194,7 +195,7 @@ class TestDecision:
         assert status_of(healthy_observation(), cfg).healthy
         obs = healthy_observation()
         obs.targets.clear()
-        assert "no delivery attempt seen" in status_of(obs, cfg).problems[0]
+        assert "no delivery attempt seen" in status_of(obs, cfg, waited=35).problems[0]
 
     def test_collector_offline_is_a_note_not_a_problem(self) -> None:
         """An offline collector is worth saying but the bridge itself is fine."""
@@ -207,7 +208,7 @@ class TestDecision:
 
 class TestUrlSource:
     def test_config_topic_beats_login_and_file(self) -> None:
-        """The retained config/report_url wins, as in the bridge (CONTRACT section 4)."""
+        """The retained config/report_url wins, as in the bridge (docs/protocol.md)."""
         obs = observed(("config/report_url", b"http://127.0.0.3/a, http://127.0.0.4/b"))
         cfg = config(login_url="http://127.0.0.1:9528/api/gateway/login")
         assert url_source(obs, cfg) == ("config topic", ["http://127.0.0.3/a",
@@ -225,8 +226,8 @@ class TestUrlSource:
         status = status_of(healthy_observation(), cfg)
         assert status.urls == [URL]
         assert status.login_url == "http://127.0.0.1:9528/api/gateway/login"
-        assert (f"  report URL  {URL} (from the login at http://127.0.0.1:9528/api/gateway/login)"
-                in format_text(status).splitlines())
+        assert (f"  report URL  {URL} (from the login at http://127.0.0.1:9528/api/gateway/login"
+                ", by the config: the bridge has not said)" in format_text(status).splitlines())
 
     def test_file_last(self) -> None:
         """With neither topic nor login, the config file's URLs."""
@@ -267,7 +268,8 @@ class TestFormatting:
         assert "  collectors  devices online, gateway online" in lines
         assert any(line.startswith("  gateway     box-1, ip 192.168.1.251") for line in lines)
         assert "  devices     2: 1 online, 1 offline" in lines
-        assert f"  report URL  {URL} (from the config file)" in lines
+        assert (f"  report URL  {URL} (from the config file, by the config: the bridge has "
+                "not said)") in lines
         assert any(line.startswith(f"    {URL}: ok, HTTP 200") and "3 s ago" in line
                    for line in lines)
         assert lines[-1].startswith("OK:")
@@ -304,3 +306,108 @@ class TestFormatting:
     def test_default_wait_is_interval_plus_five(self) -> None:
         """By default status waits one platform interval and 5 s for the next report."""
         assert default_wait(config(interval=7)) == 12
+
+
+def settings(**parts: Any) -> bytes:
+    """A bridge/settings payload as the bridge publishes it; `parts` replace its entries."""
+    doc: dict[str, Any] = {
+        "ts": NOW - 50,
+        "report_url": {"value": [URL], "source": "file"},
+        "report_period": {"value": 20, "source": "file"},
+        "login_url": {"value": "", "source": "none"},
+        "dev_sno": {"value": "ZKZC01", "source": "gateway"},
+        "login": {"state": "off", "at": None, "error": None},
+        "refused": [],
+        **parts,
+    }
+    return json.dumps(doc).encode()
+
+
+class TestInForce:
+    def test_refused_config_url_is_shown_refused_and_the_real_target_judged(self) -> None:
+        """config/report_url = ftp://... was refused: status shows the target the bridge
+        really uses (failing), the ftp URL as REFUSED, and both as problems."""
+        real = "http://127.0.0.5:9528/DeviceStatus"
+        obs = healthy_observation()
+        obs.add(f"{BASE}/config/report_url", b"ftp://files.example/x", True)
+        obs.add(f"{BASE}/bridge/settings", settings(
+            report_url={"value": [real], "source": "login"},
+            refused=[{"setting": "report_url", "value": "ftp://files.example/x",
+                      "reason": "not an http(s) URL", "at": NOW - 10}],
+        ), True)
+        obs.add(f"{BASE}/bridge/report", attempt(False, target=real), False)
+        status = status_of(obs)
+        assert status.urls == [real]
+        assert status.url_source == "login"
+        text = format_text(status)
+        assert f"  report URL  {real} (from the login" in text
+        assert "ftp://files.example/x" not in text.split("REFUSED")[0]
+        assert ("  REFUSED     config/report_url = 'ftp://files.example/x': not an http(s) URL, "
+                "10 s ago") in text.splitlines()
+        assert any(p.startswith("config/report_url holds 'ftp://files.example/x', which the "
+                                f"bridge refused (not an http(s) URL); it keeps using {real}")
+                   for p in status.problems)
+        assert any(p.startswith(f"{real}: last attempt failed") for p in status.problems)
+        assert status.exit_code == 1
+
+    def test_a_refused_value_no_longer_on_its_topic_is_a_note(self) -> None:
+        """A refusal the operator has since corrected is history, not a problem."""
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/settings", settings(refused=[
+            {"setting": "report_period", "value": "0", "reason": "out of range", "at": NOW}]),
+            True)
+        status = status_of(obs)
+        assert status.healthy
+        assert any("refused config/report_period '0' earlier" in n for n in status.notes)
+
+    def test_period_in_force_judges_no_attempt(self) -> None:
+        """`--wait 3` with a 20 s period: not seen yet (exit 3), never a false PROBLEM."""
+        obs = healthy_observation()
+        obs.targets.clear()
+        obs.add(f"{BASE}/bridge/settings", settings(
+            report_period={"value": 20, "source": "login"}), True)
+        status = status_of(obs, waited=3)
+        assert status.problems == []
+        assert status.exit_code == 3
+        (pending,) = status.pending
+        assert pending == (f"{URL}: no delivery attempt in the 3 s watched; reports go every "
+                           "20 s (watch longer: --wait 25)")
+        text = format_text(status)
+        assert "PROBLEM" not in text
+        assert text.splitlines()[-1] == f"NOT SEEN YET: {pending}"
+        assert "  period      20 s (from the login)" in text.splitlines()
+
+    def test_period_from_the_settings_sets_the_default_wait(self) -> None:
+        """The period in force (a login's 60 s) sets how long status watches by default."""
+        assert default_wait(config(interval=20), 60.0) == 65
+
+    def test_login_targets_from_the_settings_are_expected(self) -> None:
+        """With a login, the settings name the targets; an event with the token query the
+        bridge adds still counts for its URL."""
+        cfg = config(report_url=[], login_url="http://127.0.0.1:9528/api/gateway/login")
+        obs = healthy_observation()
+        obs.targets.clear()
+        obs.add(f"{BASE}/bridge/report", attempt(target=f"{URL}?token=REDACTED"), False)
+        obs.add(f"{BASE}/bridge/settings", settings(
+            report_url={"value": [URL], "source": "login"},
+            login_url={"value": "http://127.0.0.1:9528/api/gateway/login", "source": "file"},
+            login={"state": "ok", "at": NOW - 30, "error": None}), True)
+        assert expected_targets(obs, cfg) == [URL]
+        status = status_of(obs, cfg)
+        assert status.healthy, status.problems
+        assert "  login       ok, 30 s ago" in format_text(status).splitlines()
+
+    def test_no_settings_says_so(self) -> None:
+        """An older bridge (no bridge/settings): said, and the config's guess is labelled."""
+        status = status_of(healthy_observation())
+        assert any(n.startswith("the bridge has not published its settings (bridge/settings): "
+                                "an older bridge, or one not running") for n in status.notes)
+        assert not status.settings_known
+
+    def test_unreadable_settings_are_noted(self) -> None:
+        """Garbage on bridge/settings: a note, and the config's guess is used."""
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/settings", b"[1, 2]", True)
+        status = status_of(obs)
+        assert any("bridge/settings is not a JSON object" in n for n in status.notes)
+        assert status.urls == [URL]
