@@ -164,6 +164,7 @@ class GatewayCollector:
         The status topic gets `online`, so the records count, but no will and
         no `offline`: see `collectors.session`.
         """
+        self._reader.cpu_percent()  # starts the CPU interval: a one-shot has no earlier one
         info, metrics = self.info_payload(), self.metrics_payload()
         conn = connect_once(self._config.mqtt, NAME, timeout)
         try:

@@ -28,8 +28,8 @@ _RTF_UP = 0x1
 # Chips that carry the SoC / CPU temperature, in order of preference; when none
 # is present, the hottest sensor stands for the board.
 _PREFERRED_CHIPS = ("soc_thermal", "cpu_thermal", "cpu-thermal", "coretemp", "k10temp", "acpitz")
-# psutil's non-blocking cpu_percent measures since its last call on the same
-# thread; over less than this the number is noise, so sample for this long.
+# psutil's non-blocking cpu_percent measures since its last call; over less
+# than this the number is noise, so sample for this long.
 _MIN_CPU_SAMPLE = 0.2
 
 
@@ -109,7 +109,9 @@ def _mac(rows: Sequence[AddrLike], link_family: int) -> str | None:
 class HostReader(Protocol):
     """The host's raw numbers, in bytes and percent."""
 
-    def cpu_percent(self) -> float: ...
+    def cpu_percent(self) -> float | None:
+        """Percent busy since the previous call; None when there is no settled interval yet."""
+        ...
 
     def memory(self) -> tuple[int, int]:
         """(total, available) bytes."""
@@ -131,9 +133,22 @@ class PsutilReader:
         self._clock = clock
         self._last_cpu: float | None = None
 
-    def cpu_percent(self) -> float:
+    def cpu_percent(self) -> float | None:
+        """Percent busy since the previous call; None at the first call, which only starts
+        the interval.
+
+        A first number would measure the program's own start, and usually the
+        box's or the whole stack's (the demo's first sample read 100 %): the
+        first value published measures the interval up to the next call (one
+        metrics interval), a settled one. A call sooner than 0.2 s after the
+        previous one samples for 0.2 s, as shorter is noise.
+        """
         now = self._clock()
-        too_soon = self._last_cpu is None or now - self._last_cpu < _MIN_CPU_SAMPLE
+        if self._last_cpu is None:
+            psutil.cpu_percent(interval=None)  # starts psutil's interval
+            self._last_cpu = now
+            return None
+        too_soon = now - self._last_cpu < _MIN_CPU_SAMPLE
         value = psutil.cpu_percent(interval=_MIN_CPU_SAMPLE if too_soon else None)
         self._last_cpu = self._clock()
         return value
@@ -159,16 +174,18 @@ class PsutilReader:
 
 
 def measure(reader: HostReader, data_path: str) -> dict[str, float | int]:
-    """The metrics of CONTRACT section 2, rounded as the platform wants them.
+    """The gateway's metrics (docs/topics.md), rounded as the platform wants them.
 
-    Disk sizes are left out when `data_path` is missing, the temperature when
-    the host has no usable sensor.
+    CPU usage is left out when there is no settled interval yet (the first
+    call), disk sizes when `data_path` is missing, the temperature when the
+    host has no usable sensor.
     """
     total, available = reader.memory()
-    values: dict[str, float | int] = {
-        "cpu_usage": round(min(max(reader.cpu_percent(), 0.0), 100.0), 1),
-        "memory_size": round(total / GB, 2),
-    }
+    values: dict[str, float | int] = {}
+    cpu = reader.cpu_percent()
+    if cpu is not None:
+        values["cpu_usage"] = round(min(max(cpu, 0.0), 100.0), 1)
+    values["memory_size"] = round(total / GB, 2)
     if total > 0:
         values["memory_usage"] = round(min(max((total - available) / total, 0.0), 1.0), 2)
     try:

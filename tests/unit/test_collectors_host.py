@@ -123,7 +123,7 @@ class TestChooseAddress:
 
 @dataclass
 class FakeReader:
-    cpu: float = 6.54
+    cpu: float | None = 6.54
     total: int = int(1.55 * GB)
     available: int = int(1.55 * GB * 0.23)
     disks: Mapping[str, tuple[int, int]] = field(
@@ -131,7 +131,7 @@ class FakeReader:
     )
     chips: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
-    def cpu_percent(self) -> float:
+    def cpu_percent(self) -> float | None:
         return self.cpu
 
     def memory(self) -> tuple[int, int]:
@@ -220,3 +220,45 @@ class TestPsutilReader:
         """A missing data path surfaces as OSError, which measure() expects."""
         with pytest.raises(OSError, match="nowhere"):
             PsutilReader().disk("/nowhere/at/all")
+
+
+class TestFirstCpuSample:
+    def test_first_call_only_starts_the_interval(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first cpu_percent is None (the start's own burst is not a measurement); the
+        next one measures the whole settled interval since, without blocking."""
+        calls: list[float | None] = []
+
+        def cpu_percent(interval: float | None = None) -> float:
+            calls.append(interval)
+            return 100.0 if len(calls) == 1 else 7.25
+
+        now = [1000.0]
+        monkeypatch.setattr(psutil, "cpu_percent", cpu_percent)
+        reader = PsutilReader(clock=lambda: now[0])
+        assert reader.cpu_percent() is None
+        now[0] += 10.0
+        assert reader.cpu_percent() == 7.25
+        assert calls == [None, None]  # never a short blocking sample
+
+    def test_first_metrics_leave_cpu_out(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """measure() on a fresh reader publishes no cpu_usage; the next one does."""
+        monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 100.0)
+        now = [1000.0]
+        reader = PsutilReader(clock=lambda: now[0])
+        assert "cpu_usage" not in measure(reader, "/")
+        now[0] += 10.0
+        assert measure(reader, "/")["cpu_usage"] == 100.0
+
+    def test_a_call_too_soon_samples_briefly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Less than 0.2 s after the previous call, a 0.2 s sample is taken (shorter is noise)."""
+        calls: list[float | None] = []
+
+        def cpu_percent(interval: float | None = None) -> float:
+            calls.append(interval)
+            return 5.0
+
+        monkeypatch.setattr(psutil, "cpu_percent", cpu_percent)
+        reader = PsutilReader(clock=lambda: 1000.0)
+        reader.cpu_percent()
+        assert reader.cpu_percent() == 5.0
+        assert calls == [None, 0.2]
