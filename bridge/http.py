@@ -2,9 +2,15 @@
 
 requests' exceptions are translated here, and only here, into DeliveryError
 (or RetryAfter), so the delivery logic never sees a library type. TLS
-verification is always on: `ca_file` adds a private CA, nothing turns it off,
-and an https target never falls back to http. Redirects are not followed: a
+verification is always on and an https target never falls back to http: the
+trusted CAs are the system's store (what `update-ca-certificates` installs),
+certifi's bundle, and `ca_file` on top of both. Redirects are not followed: a
 POST answered with 3xx has not been delivered.
+
+A platform is not trusted to be quick or brief: every request has a total
+deadline (a server trickling a byte at a time is cut off when it passes, not
+only one that stops), and at most a few KiB of its answer are read, never the
+whole body. Its answer is escaped before it reaches a log line.
 """
 
 from __future__ import annotations
@@ -13,19 +19,29 @@ import contextlib
 import email.utils
 import logging
 import re
+import socket
+import ssl
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import certifi
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bridge.errors import DeliveryError, RetryAfter
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "se3-bridge/0.1"
-_BODY_LIMIT = 512
+BODY_LIMIT = 512  # bytes of a report's answer read (and kept for the log and events)
+LOGIN_BODY_LIMIT = 65536  # bytes of a login answer read; a longer one is refused
 
 
 def redact(url: str) -> str:
@@ -43,6 +59,39 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def with_query(url: str, params: Mapping[str, str]) -> str:
+    """`url` with `params` in its query: an existing key of the same name is replaced, the
+    address's other parameters are kept in their order."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query = urlencode([*kept, *params.items()])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def printable(text: str, limit: int = BODY_LIMIT) -> str:
+    """`text` cut to `limit` characters with line breaks and other control characters
+    escaped (`\\n`, `\\x1b`), so that a platform's answer cannot forge a log line."""
+    text = text[:limit]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def trust_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """A verifying TLS context: the system's CAs, certifi's, and `ca_file`'s on top.
+
+    The system store is OpenSSL's default (it honours SSL_CERT_FILE and
+    SSL_CERT_DIR); certifi keeps a box without one working.
+    """
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=certifi.where())
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
 def retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
     if not value:
@@ -57,14 +106,85 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+class _Watch:
+    """The connection one request uses, so that its deadline can cut it off."""
+
+    def __init__(self) -> None:
+        self.conn: HTTPConnection | None = None
+        self.expired = False
+        self._lock = threading.Lock()
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self.conn.sock if self.conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread at once
+
+
+_watching = threading.local()  # the _Watch of the request on this thread, if any
+
+
+class _WatchedConnectionMixin:
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_watching, "watch", None)
+        if watch is not None:
+            watch.conn = self
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with our trust store and connections a deadline can cut off."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        # The context holds the trusted CAs; requests would add certifi's file to it
+        # on every connection.
+        conn.ca_certs = conn.ca_cert_dir = None
+
+
 class HttpSender:
     """POSTs report bodies over one keep-alive session (one sender per target thread)."""
 
     def __init__(self, timeout: float, ca_file: Path | None = None) -> None:
         self.timeout = timeout
-        self._verify: bool | str = str(ca_file) if ca_file else True
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
+        # A CA file that cannot be read fails every request, not the worker thread.
+        self._broken: DeliveryError | None = None
+        try:
+            adapter = _Adapter(trust_context(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            self._broken = DeliveryError(f"request failed: cannot load the CAs: {_reason(exc)}")
+        else:
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
 
     def post(self, url: str, body: bytes, report_id: str, timeout: float | None = None) -> int:
         """POST `body`; return the 2xx status or raise DeliveryError."""
@@ -73,53 +193,83 @@ class HttpSender:
             "Content-Type": "application/json; charset=utf-8",
             "X-Report-Id": report_id,
         }
-        with _translated(limit):
-            response = self._session.post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=(min(limit, 5.0), limit),
-                verify=self._verify,
-                allow_redirects=False,
-            )
-            text = response.text[:_BODY_LIMIT]
-        status = response.status_code
+        status, text, answer_headers = self._request(
+            "POST", url, limit, BODY_LIMIT, data=body, headers=headers
+        )
+        text = printable(text)
         if 200 <= status < 300:
             logger.debug("platform answered %s: %s", status, text)
             return status
-        delay = retry_after(response.headers.get("Retry-After"))
+        delay = retry_after(answer_headers.get("Retry-After"))
         if delay is not None:  # 429 and 503 above all, but the platform's word goes
             raise RetryAfter(f"HTTP {status}, retry after {delay:g} s", status, delay, text)
         raise DeliveryError(f"HTTP {status}", status, text)
 
     def get(self, url: str, params: dict[str, str]) -> tuple[int, str]:
-        """GET `url` with `params`; return (status, body text) or raise DeliveryError."""
-        with _translated(self.timeout):
-            response = self._session.get(
-                url, params=params, timeout=(min(self.timeout, 5.0), self.timeout),
-                verify=self._verify, allow_redirects=False,
-            )
-            return response.status_code, response.text[:65536]
+        """GET `url` with `params`; return (status, body text) or raise DeliveryError,
+        also when the body is longer than LOGIN_BODY_LIMIT."""
+        status, text, _ = self._request(
+            "GET", url, self.timeout, LOGIN_BODY_LIMIT, refuse_longer=True, params=params
+        )
+        return status, text
+
+    def _request(
+        self, method: str, url: str, limit: float, max_body: int, refuse_longer: bool = False,
+        **kwargs: Any,
+    ) -> tuple[int, str, Mapping[str, str]]:
+        """One request within `limit` seconds in all, reading at most `max_body` bytes."""
+        if self._broken is not None:
+            raise self._broken
+        watch = _Watch()
+        timer = threading.Timer(limit, watch.expire)
+        timer.daemon = True
+        _watching.watch = watch
+        timer.start()
+        try:
+            with _translated(limit, watch):
+                response = self._session.request(
+                    method, url, timeout=(min(limit, 5.0), limit), verify=True,
+                    allow_redirects=False, stream=True, **kwargs,
+                )
+                try:
+                    raw = response.raw.read(max_body + 1, decode_content=True)
+                    complete = len(raw) <= max_body
+                    if complete:
+                        response.raw.release_conn()  # read to the end: keep the connection
+                finally:
+                    response.close()  # a no-op after release_conn, else drops the connection
+        finally:
+            timer.cancel()
+            _watching.watch = None
+        if refuse_longer and not complete:
+            raise DeliveryError(f"answer longer than {max_body} bytes", response.status_code)
+        text = raw[:max_body].decode(response.encoding or "utf-8", errors="replace")
+        return response.status_code, text, response.headers
 
     def close(self) -> None:
         self._session.close()
 
 
 @contextlib.contextmanager
-def _translated(timeout: float) -> Iterator[None]:
-    """requests' exceptions in, DeliveryError out: the one translation boundary."""
+def _translated(timeout: float, watch: _Watch | None = None) -> Iterator[None]:
+    """requests' (and urllib3's) exceptions in, DeliveryError out: the one boundary."""
     try:
         yield
-    except requests.exceptions.SSLError as exc:
-        raise DeliveryError(f"TLS failure: {_reason(exc)}") from exc
-    except requests.exceptions.Timeout as exc:
-        raise DeliveryError(f"timed out after {timeout:g} s") from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise DeliveryError(f"connection failed: {_reason(exc)}") from exc
-    except requests.exceptions.RequestException as exc:
-        raise DeliveryError(f"request failed: {_reason(exc)}") from exc
-    except (OSError, ValueError) as exc:  # e.g. an unreadable CA bundle, a header not Latin-1
-        raise DeliveryError(f"request failed: {_reason(exc)}") from exc
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError,
+            ValueError) as exc:  # ValueError: e.g. a header not Latin-1
+        if watch is not None and watch.expired:
+            raise DeliveryError(f"timed out after {timeout:g} s in all") from exc
+        raise _translate(exc, timeout) from exc
+
+
+def _translate(exc: Exception, timeout: float) -> DeliveryError:
+    if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
+        return DeliveryError(f"TLS failure: {_reason(exc)}")
+    if isinstance(exc, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError):
+        return DeliveryError(f"timed out after {timeout:g} s")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return DeliveryError(f"connection failed: {_reason(exc)}")
+    return DeliveryError(f"request failed: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from bridge.errors import DeliveryError
+from bridge.http import HttpSender
 from demo.broker import Broker
 from receiver.app import create_app
 from receiver.server import ReceiverServer
@@ -93,3 +95,62 @@ class TestHttps:
         reason = "match" if case == "wrong host" else "CERTIFICATE_VERIFY_FAILED"
         assert all(reason in e["error"] for e in attempts), attempts
         assert server.state.store.reports() == []
+
+
+class TestTrustStore:
+    """`ca_file` adds to the trusted CAs; the system's store stays trusted.
+
+    The "system store" here is a stand-in made by the test: OpenSSL reads its
+    default CA file and directory from SSL_CERT_FILE / SSL_CERT_DIR, the same
+    paths `update-ca-certificates` fills on the box.
+    """
+
+    @pytest.fixture
+    def system_ca(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> trustme.CA:
+        """A CA installed in the (stand-in) system store, as a public CA would be."""
+        public = trustme.CA(organization_name="Public Root (test)")
+        bundle = tmp_path / "system-ca-certificates.crt"
+        public.cert_pem.write_to_path(str(bundle))
+        empty = tmp_path / "system-certs"
+        empty.mkdir()
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+        monkeypatch.setenv("SSL_CERT_DIR", str(empty))
+        return public
+
+    def _post(self, server: ReceiverServer, ca: str | None) -> int:
+        sender = HttpSender(timeout=5.0, ca_file=Path(ca) if ca else None)
+        try:
+            return sender.post(f"{server.url}/DeviceStatus", b"{}", "SN-b-1")
+        finally:
+            sender.close()
+
+    def test_system_store_is_trusted_without_ca_file(self, system_ca: trustme.CA) -> None:
+        """A platform signed by a CA of the system store is reached (not only certifi's)."""
+        server = serve(system_ca.issue_cert("127.0.0.1"))
+        try:
+            assert self._post(server, None) == 200
+        finally:
+            server.stop()
+
+    def test_ca_file_adds_to_the_system_store(
+        self, tmp_path: Path, system_ca: trustme.CA, ca: trustme.CA
+    ) -> None:
+        """With `ca_file` set, both the private CA's and the system CA's platforms are reached."""
+        private = ca_file(tmp_path, ca)
+        public_server = serve(system_ca.issue_cert("127.0.0.1"))
+        private_server = serve(ca.issue_cert("127.0.0.1"))
+        try:
+            assert self._post(private_server, private) == 200
+            assert self._post(public_server, private) == 200
+        finally:
+            public_server.stop()
+            private_server.stop()
+
+    def test_a_ca_in_neither_is_refused(self, tmp_path: Path, system_ca: trustme.CA) -> None:
+        """Adding CAs does not loosen verification: a third CA's certificate fails."""
+        stranger = serve(trustme.CA().issue_cert("127.0.0.1"))
+        try:
+            with pytest.raises(DeliveryError, match="TLS failure"):
+                self._post(stranger, ca_file(tmp_path, trustme.CA()))
+        finally:
+            stranger.stop()

@@ -7,18 +7,29 @@ event that the fixture sets at teardown, so no test sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from bridge.errors import DeliveryError, RetryAfter
-from bridge.http import USER_AGENT, HttpSender, redact, retry_after
+from bridge.http import (
+    LOGIN_BODY_LIMIT,
+    USER_AGENT,
+    HttpSender,
+    printable,
+    redact,
+    retry_after,
+    with_query,
+)
 
 NOW = 1_700_000_000.0
 
@@ -346,3 +357,141 @@ class TestBoundary:
         """A report id the HTTP layer cannot encode fails as a DeliveryError, not a crash."""
         with pytest.raises(DeliveryError):
             sender.post(f"{platform.base}/ok", b"{}", "SN-\u4e2d-1")
+
+
+class TestWithQuery:
+    def test_adds_params_after_the_address_own(self) -> None:
+        """The address's own query stays first, the added parameters follow."""
+        url = with_query("http://h/r?a=1&b=2", {"token": "t", "dev_sno": "D"})
+
+        assert url == "http://h/r?a=1&b=2&token=t&dev_sno=D"
+
+    def test_replaces_a_parameter_of_the_same_name(self) -> None:
+        """A `token` already in the address is replaced, never sent twice."""
+        url = with_query("http://h/r?token=old&x=1&dev_sno=old", {"token": "new", "dev_sno": "D"})
+
+        assert parse_qs(urlsplit(url).query) == {"x": ["1"], "token": ["new"], "dev_sno": ["D"]}
+
+    def test_nothing_to_add_leaves_the_url_as_it_is(self) -> None:
+        """Without parameters the URL is returned untouched."""
+        assert with_query("http://u:p@h/r?a=%20", {}) == "http://u:p@h/r?a=%20"
+
+
+class TestPrintable:
+    def test_line_breaks_and_escapes_are_escaped(self) -> None:
+        """A platform's answer cannot start a log line of its own nor colour the terminal."""
+        shown = printable("ok\n2026-11-28 ERROR forged\r\x1b[31m")
+
+        assert not any(c in shown for c in "\n\r\x1b")
+        assert shown == "ok\\n2026-11-28 ERROR forged\\r\\x1b[31m"
+
+    def test_text_kept_as_it_is_when_printable(self) -> None:
+        """Printable text, Chinese included, is not changed."""
+        assert printable("成功 SUCCESS") == "成功 SUCCESS"
+
+
+class _RawServer:
+    """A TCP server on 127.0.0.1 that answers each connection with `answer(conn)`."""
+
+    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._answer = answer
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._sock.accept()
+        with conn:
+            conn.recv(65536)  # the request (small)
+            with contextlib.suppress(OSError):  # the client gave up: that is the point
+                self._answer(conn)
+        self.done.set()
+
+    def close(self) -> None:
+        self._sock.close()
+        self._thread.join(10)
+
+
+class TestHostilePlatform:
+    def test_trickling_answer_is_cut_off_at_the_total_deadline(self) -> None:
+        """One byte every 50 ms never trips a per-read timeout; the total deadline stops it."""
+        stop = threading.Event()
+
+        def trickle(conn: socket.socket) -> None:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+                conn.sendall(bytes([byte]))
+                if stop.wait(0.05):
+                    return
+
+        server = _RawServer(trickle)
+        sender = HttpSender(timeout=0.5)
+        started = time.monotonic()
+        try:
+            with pytest.raises(DeliveryError, match=r"timed out after 0\.5 s in all"):
+                sender.post(f"{server.url}/r", b"{}", "id")
+            took = time.monotonic() - started
+        finally:
+            stop.set()
+            sender.close()
+            server.close()
+        assert took < 2.0
+
+    def test_huge_answer_body_is_not_read_whole(self) -> None:
+        """Of a 64 MB error answer only the first bytes are read, then the connection dropped."""
+        sent = [0]
+
+        def flood(conn: socket.socket) -> None:
+            size = 64 << 20
+            conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n" % size)
+            chunk = b"x" * 65536
+            while sent[0] < size:
+                conn.sendall(chunk)
+                sent[0] += len(chunk)
+
+        server = _RawServer(flood)
+        sender = HttpSender(timeout=5.0)
+        try:
+            with pytest.raises(DeliveryError) as info:
+                sender.post(f"{server.url}/r", b"{}", "id")
+            assert server.done.wait(5)
+        finally:
+            sender.close()
+            server.close()
+        assert info.value.status == 500
+        assert info.value.body == "x" * 512
+        assert sent[0] < 16 << 20  # the socket buffers, not the body
+
+    def test_answer_with_control_characters_is_escaped(self) -> None:
+        """The kept answer (logged, put in events) has its line breaks escaped."""
+
+        def forge(conn: socket.socket) -> None:
+            body = b"no\nERROR bridge: forged"
+            conn.sendall(b"HTTP/1.1 400 Bad\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+        server = _RawServer(forge)
+        sender = HttpSender(timeout=5.0)
+        try:
+            with pytest.raises(DeliveryError) as info:
+                sender.post(f"{server.url}/r", b"{}", "id")
+        finally:
+            sender.close()
+            server.close()
+        assert info.value.body == "no\\nERROR bridge: forged"
+
+    def test_login_answer_longer_than_the_limit_is_refused(self) -> None:
+        """A GET (the login) whose answer passes the limit fails instead of being cut."""
+
+        def flood(conn: socket.socket) -> None:
+            body = b"{" + b" " * (LOGIN_BODY_LIMIT + 10) + b"}"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+        server = _RawServer(flood)
+        sender = HttpSender(timeout=5.0)
+        try:
+            with pytest.raises(DeliveryError, match="longer than"):
+                sender.get(f"{server.url}/login", {"dev_sno": "D"})
+        finally:
+            sender.close()
+            server.close()
