@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -21,6 +21,7 @@ from receiver.faults import Fault, FaultError, FaultInjector, parse_fault
 from receiver.login import (
     LoginRefused,
     LoginSettings,
+    TokenBook,
     check_login_args,
     login_answer,
     login_refusal,
@@ -53,6 +54,8 @@ class ReceiverState:
     store: ReportStore
     faults: FaultInjector | None
     format: Format = "v1"  # the payload version reports are checked against
+    tokens: TokenBook = field(default_factory=TokenBook)
+    require_token: bool = False
 
 
 def state_of(app: Flask) -> ReceiverState:
@@ -114,13 +117,17 @@ def create_app(
     keep: int = 200,
     faults: bool = False,
     fmt: Format = "v1",
+    require_token: bool = False,
 ) -> Flask:
-    """The reference platform, checking payload version `fmt`; `faults=True` adds /api/faults."""
+    """The reference platform, checking payload version `fmt`; `faults=True` adds /api/faults;
+    `require_token=True` answers 401 to a report without the token of its dev_sno's latest
+    login."""
     app = Flask(__name__)
     app.json = _JSON(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     injector = FaultInjector() if faults else None
-    state = ReceiverState(strict, login or LoginSettings(), ReportStore(keep), injector, fmt)
+    state = ReceiverState(strict, login or LoginSettings(), ReportStore(keep), injector, fmt,
+                          TokenBook(), require_token)
     app.extensions[_EXTENSION] = state
 
     @app.post("/DeviceStatus")
@@ -131,6 +138,14 @@ def create_app(
             state.store.count_fault()
             logger.info("report answered by an injected fault: HTTP %d", fault.status)
             return _fault_response(fault)
+        if state.require_token and not state.tokens.valid(
+            request.args.get("dev_sno"), request.args.get("token")
+        ):
+            logger.info("report refused: no current token for dev_sno %s",
+                        _show(request.args.get("dev_sno")))
+            return jsonify(status=1, message="token missing, unknown or replaced by a newer "
+                           "login", error={"code": 401, "message": "invalid token",
+                                           "status": "UNAUTHENTICATED"}), 401
         payload, violations = check_report(body, state.format)
         formats = tuple(versions_matched(payload))
         report_id = request.headers.get("X-Report-Id")
@@ -168,7 +183,8 @@ def create_app(
             return jsonify(login_refusal(str(exc))), 400
         state.store.add_login({**seen, "ok": True, "reason": ""})
         logger.info("login of %s (%s): report to %s", dev_sno, hex_mac, state.login.address)
-        return jsonify(login_answer(state.login))  # carries the token: never log it
+        token = state.tokens.issue(dev_sno or "")
+        return jsonify(login_answer(state.login, token))  # carries the token: never log it
 
     @app.get("/api/logins")
     def logins() -> Any:

@@ -63,6 +63,9 @@ def parse_args(
     add("--strict", action=argparse.BooleanOptionalAction,
         help="answer 422 to a non-conforming report (default: accept and show it)")
     add("--faults", action="store_true", help="serve /api/faults to inject failures")
+    add("--require-token", action="store_true",
+        help="answer 401 to a report without ?token=...&dev_sno=... of its dev_sno's latest "
+        "login (each login issues a new token)")
     add("--grace", type=float, default=0.0, metavar="S",
         help="after SIGTERM/SIGINT, serve S s more (a second signal ends it), so a bridge "
         "stopped at the same moment still delivers its last report (default 0)")
@@ -112,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     login = LoginSettings(args.login_address, args.login_period, args.login_new_names)
     app = create_app(
-        strict=args.strict, login=login, keep=args.keep, faults=args.faults, fmt=args.format
+        strict=args.strict, login=login, keep=args.keep, faults=args.faults, fmt=args.format,
+        require_token=args.require_token,
     )
     stop, again = threading.Event(), threading.Event()
 
@@ -131,10 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot listen on %s port %d: %s", args.host, args.port, exc.strerror)
         return 1
     logger.info(
-        "format=%s strict=%s faults=%s; login answers %s every %d s; page at %s/",
+        "format=%s strict=%s faults=%s require_token=%s; login answers %s every %d s; "
+        "page at %s/",
         args.format,
         args.strict,
         args.faults,
+        args.require_token,
         login.address,
         login.period,
         server.url,

@@ -1,16 +1,22 @@
-"""The platform login, as far as a status-reporting gateway needs it (CONTRACT 4).
+"""The platform login, as far as a status-reporting gateway needs it.
 
 `GET /api/gateway/login?dev_sno=...&hex_mac=0x...` answers where to report and
 how often. The platform's documented names are `deviceMonitorAddr` /
 `deviceMonitorPeriod`; its later system-monitor config calls them
 `device_monitor_url` / `device_monitor_report_period`, which `new_names` serves
 instead so a bridge can be tested against both.
+
+Each login issues a new token for its dev_sno (`TokenBook`); with
+`--require-token` a report must carry the current one as `?token=...&dev_sno=...`,
+as the vendor's calls carry it, or it is answered 401.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +55,33 @@ def check_login_args(dev_sno: str | None, hex_mac: str | None) -> None:
         raise LoginRefused("hex_mac must be 0x followed by 12 lower-case hex digits")
 
 
-def login_answer(settings: LoginSettings) -> dict[str, Any]:
-    """The body of a successful login, with a fresh random token."""
+class TokenBook:
+    """The token each dev_sno was last issued: every login issues a new one, and the old
+    one stops working at once (a platform that rotates its tokens)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, str] = {}
+        self.issued: list[str] = []  # every token so far, for tests that look for leaks
+
+    def issue(self, dev_sno: str) -> str:
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._tokens[dev_sno] = token
+            self.issued.append(token)
+        return token
+
+    def valid(self, dev_sno: str | None, token: str | None) -> bool:
+        """Whether `token` is the one last issued to `dev_sno`."""
+        if not dev_sno or not token:
+            return False
+        with self._lock:
+            current = self._tokens.get(dev_sno)
+        return current is not None and hmac.compare_digest(current, token)
+
+
+def login_answer(settings: LoginSettings, token: str) -> dict[str, Any]:
+    """The body of a successful login, with its token."""
     if settings.new_names:
         where = {
             "device_monitor_url": settings.address,
@@ -58,7 +89,7 @@ def login_answer(settings: LoginSettings) -> dict[str, Any]:
         }
     else:
         where = {"deviceMonitorAddr": settings.address, "deviceMonitorPeriod": settings.period}
-    return {"status": 0, "message": "SUCCESS", **where, "token": secrets.token_hex(16)}
+    return {"status": 0, "message": "SUCCESS", **where, "token": token}
 
 
 def login_refusal(reason: str) -> dict[str, Any]:
