@@ -18,7 +18,6 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -33,6 +32,9 @@ from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
 from bridge.fields import ExtText, Location, Name, Url
 from bridge.report import Format
+from bridge.urls import check_http_url, report_urls, split_urls
+
+__all__ = ["Config", "ConfigError", "check_http_url", "load_config", "parse_config", "split_urls"]
 
 ENV_CONFIG = "SE3_CONFIG"
 ENV_MQTT_USERNAME = "SE3_MQTT_USERNAME"
@@ -120,6 +122,9 @@ class PlatformSection(_Section):
     shutdown_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 5.0
     ca_file: Path | None = None
     format: Format = "v1"  # the payload version the platform expects (docs/payload.md)
+    # Reports to a login-issued address carry the login's token and dev_sno as query
+    # parameters; off for a platform that refuses parameters it does not know.
+    send_token: Annotated[bool, Field(strict=True)] = True
 
     @field_validator("report_url", mode="before")
     @classmethod
@@ -131,9 +136,7 @@ class PlatformSection(_Section):
     @field_validator("report_url")
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            check_http_url(url)
-        return value
+        return report_urls(value)
 
     @field_validator("login_url")
     @classmethod
@@ -274,23 +277,6 @@ def _lookup(config: Config, dotted: str) -> object:
         return config.gateway.sn or config.gateway.sn_file
     section, _, key = dotted.partition(".")
     return getattr(getattr(config, section), key)
-
-
-def split_urls(text: str) -> list[str]:
-    """Split a comma-separated list of URLs, dropping blanks."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def check_http_url(url: str) -> None:
-    """Raise ValueError unless `url` is a usable http:// or https:// URL."""
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        parts, port_ok = None, False
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        shown = re.sub(r"//[^/@]*@", "//", url, count=1)[:200]  # never echo credentials
-        raise ValueError(f"{shown!r} is not an http:// or https:// URL with a host")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -17,12 +17,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.errors import DeliveryError, RetryAfter
-from bridge.http import redact
+from bridge.http import redact, with_query
 from bridge.slot import LatestSlot
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,9 @@ class Target:
     gets a fresh one on its own thread, so it waits at most `_FINAL_WAIT` behind
     a request still in flight to a slow platform. `next_seq` numbers reports; the bridge
     shares one counter among its targets, so an id is never reused in a boot,
-    not even by a target that is dropped and added again.
+    not even by a target that is dropped and added again. `params`, when given,
+    are query parameters added to the URL at each POST (the login's token and
+    dev_sno, which change with each login); `name` never shows them.
     """
 
     def __init__(
@@ -114,8 +116,10 @@ class Target:
         backoff: Backoff,
         on_attempt: Callable[[Attempt], None],
         next_seq: Callable[[], int] | None = None,
+        params: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self.url = url
+        self._params = params
         self.name = redact(url)
         self._id_prefix = id_prefix
         self._make_sender = make_sender
@@ -202,7 +206,8 @@ class Target:
         """POST one job; return the backoff delay after a failure, else None."""
         report_id = f"{self._id_prefix}-{job.seq}"
         try:
-            status = sender.post(self.url, job.body, report_id, timeout)
+            url = with_query(self.url, self._params()) if self._params else self.url
+            status = sender.post(url, job.body, report_id, timeout)
         except DeliveryError as exc:
             self.failures += 1
             delay = self._backoff.delay(self.failures, exc)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import logging
+import os
 import re
 import socket
 import ssl
@@ -83,8 +85,15 @@ def trust_context(ca_file: Path | None = None) -> ssl.SSLContext:
     """A verifying TLS context: the system's CAs, certifi's, and `ca_file`'s on top.
 
     The system store is OpenSSL's default (it honours SSL_CERT_FILE and
-    SSL_CERT_DIR); certifi keeps a box without one working.
+    SSL_CERT_DIR); certifi keeps a box without one working. Loading them takes
+    a good part of a second on a small box, so one context is shared by all.
     """
+    env = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    return _trust_context(ca_file, env)
+
+
+@functools.lru_cache(maxsize=4)
+def _trust_context(ca_file: Path | None, _env: tuple[str | None, str | None]) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.load_verify_locations(cafile=certifi.where())
     if ca_file is not None:
@@ -151,14 +160,15 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 class _Adapter(HTTPAdapter):
-    """requests' adapter with our trust store and connections a deadline can cut off."""
+    """requests' adapter with our trust store (https) and connections a deadline can cut off."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext | None) -> None:
         self._context = context
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
+        if self._context is not None:
+            kwargs["ssl_context"] = self._context
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
@@ -176,15 +186,9 @@ class HttpSender:
         self.timeout = timeout
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
-        # A CA file that cannot be read fails every request, not the worker thread.
-        self._broken: DeliveryError | None = None
-        try:
-            adapter = _Adapter(trust_context(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            self._broken = DeliveryError(f"request failed: cannot load the CAs: {_reason(exc)}")
-        else:
-            self._session.mount("https://", adapter)
-            self._session.mount("http://", adapter)
+        self._ca_file = ca_file
+        self._tls_ready = False  # the https adapter is made at the first https request
+        self._session.mount("http://", _Adapter(None))
 
     def post(self, url: str, body: bytes, report_id: str, timeout: float | None = None) -> int:
         """POST `body`; return the 2xx status or raise DeliveryError."""
@@ -196,7 +200,7 @@ class HttpSender:
         status, text, answer_headers = self._request(
             "POST", url, limit, BODY_LIMIT, data=body, headers=headers
         )
-        text = printable(text)
+        text = printable(text.strip())
         if 200 <= status < 300:
             logger.debug("platform answered %s: %s", status, text)
             return status
@@ -218,15 +222,21 @@ class HttpSender:
         **kwargs: Any,
     ) -> tuple[int, str, Mapping[str, str]]:
         """One request within `limit` seconds in all, reading at most `max_body` bytes."""
-        if self._broken is not None:
-            raise self._broken
+        if not self._tls_ready and url[:6].lower() == "https:":
+            try:
+                context = trust_context(self._ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                # Every https request fails so, not the worker thread.
+                raise DeliveryError(f"request failed: cannot load the CAs: {_reason(exc)}") from exc
+            self._session.mount("https://", _Adapter(context))
+            self._tls_ready = True
         watch = _Watch()
         timer = threading.Timer(limit, watch.expire)
         timer.daemon = True
         _watching.watch = watch
         timer.start()
         try:
-            with _translated(limit, watch):
+            with _translated(limit, watch, url):
                 response = self._session.request(
                     method, url, timeout=(min(limit, 5.0), limit), verify=True,
                     allow_redirects=False, stream=True, **kwargs,
@@ -251,15 +261,28 @@ class HttpSender:
 
 
 @contextlib.contextmanager
-def _translated(timeout: float, watch: _Watch | None = None) -> Iterator[None]:
-    """requests' (and urllib3's) exceptions in, DeliveryError out: the one boundary."""
+def _translated(timeout: float, watch: _Watch | None = None, url: str = "") -> Iterator[None]:
+    """requests' (and urllib3's) exceptions in, DeliveryError out: the one boundary.
+
+    The message never carries the URL's query (a token may be in it)."""
     try:
         yield
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError,
             ValueError) as exc:  # ValueError: e.g. a header not Latin-1
         if watch is not None and watch.expired:
-            raise DeliveryError(f"timed out after {timeout:g} s in all") from exc
-        raise _translate(exc, timeout) from exc
+            raise DeliveryError(f"timed out after {timeout:g} s") from exc
+        error = _translate(exc, timeout)
+        query = _query_of(url)
+        if query and query in str(error):
+            error = DeliveryError(str(error).replace(query, "..."))
+        raise error from exc
+
+
+def _query_of(url: str) -> str:
+    try:
+        return urlsplit(url).query
+    except ValueError:
+        return ""
 
 
 def _translate(exc: Exception, timeout: float) -> DeliveryError:

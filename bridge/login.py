@@ -1,17 +1,25 @@
-"""The platform login (CONTRACT section 4): where reports go and how often.
+"""The platform login: where reports go, how often, and the token they carry.
 
 `GET login_url?dev_sno=...&hex_mac=0x...` answers, on 200, a JSON object
 whose `deviceMonitorAddr` (later `device_monitor_url`) is the report address,
 possibly a comma-separated list of absolute or relative URLs (without one, the
-config file's `report_url` stays in force), and whose
+next source of report URLs stays in force), and whose
 `deviceMonitorPeriod` (later `device_monitor_report_period`) is the interval.
 Anything else is a failed login, retried with backoff by `LoginWorker`.
 
-The answer also carries a `token`: a secret, never logged nor published.
+A relative address is joined to the login URL's scheme and host (never its
+user:password); `//host/path` takes the login's scheme; an address that is
+still no usable URL (`http://` alone) is refused with a warning, and so is a
+period outside 1-86400 s: the next source is used instead.
+
+The answer's `token` is, in the vendor's login document (sophonai/bm1682,
+V2R1C01), the parameter every call to the platform must carry: reports to the
+addresses this login issued carry it. It is a secret, never logged nor published.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -19,26 +27,42 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bridge.config import split_urls
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
-from bridge.http import redact
+from bridge.http import printable, redact
 from bridge.slot import LatestSlot
+from bridge.urls import Refused, screen, split_urls
 
 logger = logging.getLogger(__name__)
 
 _ADDRESS_KEYS = ("deviceMonitorAddr", "device_monitor_url")
 _PERIOD_KEYS = ("deviceMonitorPeriod", "device_monitor_report_period")
+PERIOD_MIN, PERIOD_MAX = 1, 86_400  # seconds, as for the config topic
 
 
 @dataclass(frozen=True, slots=True)
 class LoginResult:
+    """A successful login: the report URLs it issued (checked), its period, its token."""
+
     urls: tuple[str, ...]
     period: float | None
+    token: str = dataclasses.field(default="", repr=False)
+    refused: tuple[Refused, ...] = ()
+    login_url: str = dataclasses.field(default="", repr=False)
+    dev_sno: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailed:
+    """A login attempt that failed (it is retried): what the settings show."""
+
+    login_url: str = dataclasses.field(repr=False)
+    dev_sno: str
+    error: str
 
 
 def hex_mac(mac: str) -> str:
@@ -47,36 +71,56 @@ def hex_mac(mac: str) -> str:
 
 
 def absolute(login_url: str, address: str) -> str:
-    """An address as issued, joined to the login URL's scheme and host when relative."""
-    if address.startswith(("http://", "https://")):
-        return address
-    parts = urlsplit(login_url)
-    return f"{parts.scheme}://{parts.netloc}/{address.lstrip('/')}"
+    """An address as issued, joined to the login URL's scheme and host when relative.
+
+    The scheme is recognised in any case (`HTTPS://` is absolute); the login
+    URL's user:password is never copied into a joined address.
+    """
+    parts = urlsplit(address)
+    if parts.scheme:
+        return urlunsplit(parts)  # the scheme in lower case, the rest as given
+    base = urlsplit(login_url)
+    if address.startswith("//"):
+        return f"{base.scheme}:{address}"
+    host = base.netloc.rpartition("@")[2]
+    return f"{base.scheme}://{host}/{address.lstrip('/')}"
 
 
 def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
     """The report URLs and period from a login answer; DeliveryError when it failed."""
     if status != 200:
-        raise DeliveryError(f"login answered HTTP {status}", status, text[:512])
+        raise DeliveryError(f"login answered HTTP {status}", status, printable(text))
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise DeliveryError("login answer is not JSON", status) from None
     if not isinstance(doc, dict):
         raise DeliveryError("login answer is not a JSON object", status)
-    # The platform's login document marks the address optional: without one,
-    # reports go where the config file says (CONTRACT section 4, item 3).
-    address = next((doc[k] for k in _ADDRESS_KEYS if isinstance(doc.get(k), str)), "")
-    urls = tuple(absolute(login_url, part) for part in split_urls(address))
-    period: float | None = None
+    # The vendor's login document marks the address optional: without one,
+    # reports go where the next source says.
+    address = next(
+        (doc[k] for k in _ADDRESS_KEYS if isinstance(doc.get(k), str) and doc[k].strip()), ""
+    )
+    urls, refused = screen(absolute(login_url, part) for part in split_urls(address))
+    period, refused_period = _period(doc)
+    if refused_period is not None:
+        refused.append(refused_period)
+    token = doc.get("token")
+    return LoginResult(tuple(urls), period, token if isinstance(token, str) else "",
+                       tuple(refused))
+
+
+def _period(doc: dict[str, object]) -> tuple[float | None, Refused | None]:
     for key in _PERIOD_KEYS:
         value = doc.get(key)
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 1:
-            period = float(value)
-            break
-    return LoginResult(urls, period)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if PERIOD_MIN <= value <= PERIOD_MAX:
+                return float(value), None
+            reason = f"{key} must be from {PERIOD_MIN} to {PERIOD_MAX} seconds"
+            return None, Refused(printable(str(value), 32), reason, "report_period")
+    return None, None
 
 
 class Fetcher(Protocol):
@@ -90,36 +134,37 @@ class Fetcher(Protocol):
 class LoginWorker:
     """Logs in on its own thread whenever asked, retrying with backoff until it works.
 
-    A new `request` (the gateway's identity changed, or the platform refused our
-    reports) replaces one still being retried and cuts its backoff short.
+    A new `request` (the gateway's identity or the login URL changed, or the
+    platform refused our reports) replaces one still being retried and cuts its
+    backoff short. Results carry the login URL and dev_sno they were for, so the
+    caller can tell a late answer to an old request.
     """
 
     def __init__(
         self,
-        login_url: str,
         fetcher: Fetcher,
         backoff: Backoff,
         on_result: Callable[[LoginResult], None],
         on_event: Callable[[dict[str, object]], None],
         wall: Callable[[], float] = time.time,
+        on_failure: Callable[[LoginFailed], None] | None = None,
     ) -> None:
-        self.login_url = login_url
-        self.name = redact(login_url)
         self._fetcher = fetcher
         self._backoff = backoff
         self._on_result = on_result
+        self._on_failure = on_failure
         self._on_event = on_event
         self._wall = wall
-        self._slot: LatestSlot[tuple[str, str]] = LatestSlot()
+        self._slot: LatestSlot[tuple[str, str, str]] = LatestSlot()
         self._generation = itertools.count(1).__next__
         self._thread = threading.Thread(target=self._run, name="login", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def request(self, dev_sno: str, mac: str) -> None:
-        """Log in (again) as this gateway."""
-        self._slot.put(self._generation(), (dev_sno, mac))
+    def request(self, login_url: str, dev_sno: str, mac: str) -> None:
+        """Log in (again) at `login_url` as this gateway."""
+        self._slot.put(self._generation(), (login_url, dev_sno, mac))
 
     def stop(self) -> None:
         self._slot.stop()
@@ -131,39 +176,48 @@ class LoginWorker:
         failures = 0
         try:
             while (job := self._slot.take()) is not None:
-                generation, (dev_sno, mac) = job
+                generation, (login_url, dev_sno, mac) = job
+                name = redact(login_url)
                 try:
                     status, text = self._fetcher.get(
-                        self.login_url, {"dev_sno": dev_sno, "hex_mac": hex_mac(mac)}
+                        login_url, {"dev_sno": dev_sno, "hex_mac": hex_mac(mac)}
                     )
-                    result = parse_answer(self.login_url, status, text)
+                    result = parse_answer(login_url, status, text)
                 except Exception as exc:  # a bug must not end the logins for good
                     if not isinstance(exc, DeliveryError):
-                        logger.exception("login at %s failed unexpectedly", self.name)
+                        logger.exception("login at %s failed unexpectedly", name)
                         exc = DeliveryError(f"login failed: {type(exc).__name__}")
                     failures += 1
                     delay = self._backoff.delay(failures, exc)
                     if failures == 1:
-                        logger.warning("login at %s failed: %s (retrying)", self.name, exc)
-                    self._event(False, exc.status, str(exc), failures, delay)
+                        answer = f"; answer: {exc.body}" if exc.body else ""
+                        logger.warning("login at %s failed: %s%s (retrying)", name, exc, answer)
+                    self._event(name, False, exc.status, str(exc), failures, delay)
+                    if self._on_failure is not None:
+                        self._on_failure(LoginFailed(login_url, dev_sno, str(exc)))
                     self._slot.pause(delay, newer_than=generation)
                     continue
                 self._slot.done(generation)
-                where = ", ".join(redact(u) for u in result.urls) or "platform.report_url"
-                logger.info("logged in at %s: reporting to %s every %s s", self.name, where,
+                for refused in result.refused:
+                    logger.warning("login at %s: refused %r: %s", name, refused.shown,
+                                   refused.reason)
+                where = ", ".join(redact(u) for u in result.urls) or "the next source's URLs"
+                logger.info("logged in at %s: reporting to %s every %s s", name, where,
                             result.period or "default")
-                self._event(True, 200, None, failures + 1, None)
+                self._event(name, True, 200, None, failures + 1, None)
                 failures = 0
-                self._on_result(result)
+                self._on_result(
+                    dataclasses.replace(result, login_url=login_url, dev_sno=dev_sno)
+                )
         except Exception:
             logger.exception("login worker stopped by a bug")
         finally:
             self._fetcher.close()
 
-    def _event(self, ok: bool, status: int | None, error: str | None, attempt: int,
+    def _event(self, name: str, ok: bool, status: int | None, error: str | None, attempt: int,
                retry_in: float | None) -> None:
         self._on_event({
-            "ts": round(self._wall(), 3), "login": self.name, "ok": ok, "status": status,
+            "ts": round(self._wall(), 3), "login": name, "ok": ok, "status": status,
             "error": error, "attempt": attempt,
             "retry_in": None if retry_in is None else round(retry_in, 3),
         })

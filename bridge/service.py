@@ -23,7 +23,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -34,16 +34,18 @@ from bridge.config import Config
 from bridge.delivery import Attempt, Backoff, Target
 from bridge.errors import BrokerError, RecordError
 from bridge.freshness import Clock, SystemClock
-from bridge.http import HttpSender, redact
-from bridge.login import LoginResult, LoginWorker
+from bridge.http import HttpSender
+from bridge.login import LoginFailed, LoginResult, LoginWorker
 from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
 from bridge.reach import wait_connected
 from bridge.report import Json, dumps
 from bridge.rim import Rim
 from bridge.schedule import Schedule
+from bridge.settings import CONFIG_KINDS, Settings
 from bridge.state import GatewayState
 from bridge.stats import Stats
+from bridge.targets import TargetSet
 from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class Bridge:
         self.state = GatewayState(
             self.sn, config.bridge.max_devices, config.bridge.max_payload, config.platform.format
         )
+        self.settings = Settings(config.platform, self.clock.wall)
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce
         # The same topics come again and again (refreshes, replays): parse each once.
@@ -99,13 +102,13 @@ class Bridge:
         self._seen: set[TopicRef] | None = None  # what the current replay brought back
         self._next_seq = itertools.count(1).__next__  # report seq, shared by all targets
         self._failures = Damper(burst=3, window=60.0)
-        self._targets: dict[str, Target] = {}
-        self._login_urls: list[str] = []
-        self._login_names: frozenset[str] = frozenset()  # as attempts name them; read by targets
-        self._login_key: tuple[str, str] | None = None
+        self._targets = TargetSet(self._make_target)
+        self._login_key: tuple[str, str, str] | None = None
         self._refusals: dict[str, int] = {}
         self._refusals_lock = threading.Lock()
-        self._login = self._make_login() if announce and config.platform.login_url else None
+        # Made even without a login URL: the config topic may bring one at any time.
+        self._login = self._make_login() if announce else None
+        self._settings_raw: bytes | None = None  # the bridge/settings last published
         self._damper = Damper(burst=5, window=60.0)
         self._warned_no_target = False
         # A fixed id: a restarted bridge takes over its old session at once,
@@ -136,6 +139,8 @@ class Bridge:
         self._fence_deadline = self.clock.monotonic() + _FENCE_TIMEOUT
         self._seen = set()
         self._fence.subscribe(client)
+        self._settings_raw = None  # published again: the broker may have lost it
+        self._publish_settings()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -205,8 +210,9 @@ class Bridge:
             if outcome.changed:
                 logger.info("records deleted while disconnected are gone from the report")
                 self.schedule.changed(self.clock.monotonic())
-            if outcome.urls_changed:
-                self._update_targets()
+            if self.settings.forget_unseen({ref.kind for ref in self._seen}):
+                logger.info("config topics cleared while disconnected no longer apply")
+                self._settings_changed()
         if not self._replayed:
             logger.info("retained state received: %d devices", len(self.state.devices))
         self._replayed, self._fence_deadline, self._seen = True, None, None
@@ -232,18 +238,22 @@ class Bridge:
             return
         if self._seen is not None:
             self._seen.add(ref)
+        if ref.kind in CONFIG_KINDS:
+            self._apply_setting(topic, ref.kind, payload)
+            return
         try:
             outcome = self.state.apply(ref, payload, self.clock, replayed)
         except RecordError as exc:
             self._reject(topic, exc)
             return
         self.stats.accepted()
-        if ref.kind is Kind.GATEWAY_INFO:
+        if ref.kind is Kind.GATEWAY_INFO and self.state.info is not None:
+            if self.settings.gateway_dev_sno != self.state.info.dev_sno:
+                self.settings.gateway_dev_sno = self.state.info.dev_sno
+                self._publish_settings()
             self._maybe_login()
         if outcome.changed:
             self.schedule.changed(self.clock.monotonic())
-        if outcome.urls_changed:
-            self._update_targets()
 
     def _reject(self, topic: str, error: RecordError) -> None:
         self.stats.rejected(error.code)
@@ -287,7 +297,7 @@ class Bridge:
                 logger.warning("no report URL configured yet: report not sent")
                 self._warned_no_target = True
             return
-        for target in self._targets.values():
+        for target in self._targets.all():
             target.offer(*built)
 
     def _build(self) -> tuple[bytes, int] | None:
@@ -300,39 +310,61 @@ class Bridge:
         self.stats.devices(online, len(devices) - online)
         return dumps(report), len(devices)
 
-    # -- targets -------------------------------------------------------------
+    # -- settings and targets (bridge.settings, bridge.targets) -------------
 
-    def wanted_urls(self) -> list[str]:
-        """Report URLs in force: the config topic, else the login, else the file."""
-        if self.state.url_override is not None:
-            return self.state.url_override
-        if self._login_urls:
-            return self._login_urls
-        return list(self.config.platform.report_url)
+    def _apply_setting(self, topic: str, kind: Kind, payload: bytes) -> None:
+        try:
+            changed = self.settings.apply(kind, payload)
+        except RecordError as exc:
+            self._reject(topic, exc)  # the previous value stays in force
+            self._publish_settings()
+            return
+        self.stats.accepted()
+        if changed:
+            logger.info("%s %s by its config topic", kind.value.partition("/")[2],
+                        "set" if payload.strip() else "cleared")
+            self._settings_changed()
+
+    def _settings_changed(self) -> None:
+        """Put what the settings say in force: period, targets, login; publish them."""
+        period, _ = self.settings.period()
+        if period != self.schedule.interval:
+            logger.info("reporting every %g s", period)
+            self.schedule.interval = period
+        self._maybe_login()
+        self._update_targets()
+        self._publish_settings()
+
+    def _publish_settings(self) -> None:
+        """The retained bridge/settings, when what it says has changed."""
+        if not self._announce:
+            return
+        doc = self.settings.document()
+        raw = orjson.dumps(doc)
+        if raw != self._settings_raw:
+            self._settings_raw = raw
+            record = {"ts": round(self.clock.wall(), 3), **doc}
+            self.conn.publish(self.topics.bridge_settings, orjson.dumps(record), retain=True,
+                              qos=1)
+
+    def _make_target(self, url: str, params: Callable[[], Mapping[str, str]] | None) -> Target:
+        platform = self.config.platform
+        return Target(
+            url,
+            f"{self.sn}-{self.boot}",
+            lambda: HttpSender(platform.timeout, platform.ca_file),
+            Backoff(platform.retry_min, platform.retry_max),
+            self._on_attempt,
+            self._next_seq,
+            params,
+        )
 
     def _update_targets(self) -> None:
-        wanted = self.wanted_urls()
-        for url in [u for u in self._targets if u not in wanted]:
-            logger.info("no longer reporting to %s", self._targets[url].name)
-            self._targets.pop(url).stop()
-        platform = self.config.platform
-        added: list[Target] = []
-        for url in wanted:
-            if url in self._targets:
-                continue
-            target = Target(
-                url,
-                f"{self.sn}-{self.boot}",
-                lambda: HttpSender(platform.timeout, platform.ca_file),
-                Backoff(platform.retry_min, platform.retry_max),
-                self._on_attempt,
-                self._next_seq,
-            )
-            self._targets[url] = target
-            target.start()
-            added.append(target)
+        urls, source = self.settings.report_urls()
+        self._targets.set_auth(self.settings.auth())
+        added = self._targets.update(urls, issued_by_login=source == "login")
+        if added:
             self._warned_no_target = False
-            logger.info("reporting to %s", target.name)
         # A new target gets the state at once; the others have it already.
         built = self._build() if added and self.schedule.ready else None
         if built is not None:
@@ -344,7 +376,7 @@ class Bridge:
         now = self.clock.wall()
         self.stats.attempt(attempt.target, attempt.ok, now)
         self._publish_event({"ts": round(now, 3), **asdict(attempt)})
-        if attempt.target not in self._login_names:
+        if attempt.target not in self._targets.login_names:
             return  # only a target the login issued can be fixed by logging in again
         with self._refusals_lock:
             if attempt.status not in _AUTH_REFUSALS:
@@ -368,12 +400,12 @@ class Bridge:
     def _make_login(self) -> LoginWorker:
         platform = self.config.platform
         return LoginWorker(
-            platform.login_url,
             HttpSender(platform.timeout, platform.ca_file),
             Backoff(platform.retry_min, platform.retry_max),
             lambda result: self.rim.call_soon(self._logged_in, result),
             self._publish_event,
             self.clock.wall,
+            on_failure=lambda failure: self.rim.call_soon(self._login_failed, failure),
         )
 
     def _relogin(self) -> None:
@@ -382,36 +414,42 @@ class Bridge:
         self._maybe_login()
 
     def _maybe_login(self) -> None:
-        """Ask for a login when the gateway's identity is new (or a relogin was asked)."""
+        """Ask for a login when its URL or the gateway's identity is new (or a relogin
+        was asked)."""
+        target = self.settings.login_target()
         info = self.state.info
-        if self._login is None or info is None:
+        if self._login is None or target is None or info is None:
+            if target is None:
+                self._login_key = None
             return
         if info.gateway_mac is None:
-            if self._login_key != ("", ""):
+            if self._login_key != ("", "", ""):
                 logger.warning("cannot log in: gateway/info has no gateway_mac for hex_mac")
-                self._login_key = ("", "")
+                self._login_key = ("", "", "")
             return
-        key = (info.dev_sno, info.gateway_mac)
+        key = (*target, info.gateway_mac)
         if key != self._login_key:
             self._login_key = key
+            self.settings.login_requested()
             self._login.request(*key)
+            self._publish_settings()
 
     def _logged_in(self, result: LoginResult) -> None:
-        if result.period is not None:
-            self.schedule.interval = result.period
-        if list(result.urls) != self._login_urls:
-            self._login_urls = list(result.urls)
-            self._login_names = frozenset(redact(url) for url in result.urls)
-            self._update_targets()
+        if self.settings.logged_in(result):
+            self._settings_changed()
+
+    def _login_failed(self, failure: LoginFailed) -> None:
+        self.settings.login_failed(failure)
+        self._publish_settings()
 
     @property
     def targets(self) -> dict[str, Target]:
-        return dict(self._targets)
+        return self._targets.by_url()
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.config.platform.shutdown_timeout
         report = self.state.report(self.clock, "offline") if self.schedule.ready else None
-        targets = list(self._targets.values())
+        targets = self._targets.all()
         if report is not None and targets:
             body = dumps(report)
             logger.info("sending the last report (gateway offline) to %d targets", len(targets))

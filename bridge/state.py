@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from bridge.config import check_http_url, split_urls
 from bridge.errors import RecordError
 from bridge.freshness import Clock, deadline
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
@@ -44,10 +43,9 @@ class _Slot:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one message changed: the report's content, or the report URLs."""
+    """What one message changed: the report's content."""
 
     changed: bool = False
-    urls_changed: bool = False
 
 
 UNCHANGED = Outcome()
@@ -72,7 +70,6 @@ class GatewayState:
         self.devices: dict[str, _Slot] = {}
         self._order: list[str] | None = []
         self.offline_sources: set[str] = set()
-        self.url_override: list[str] | None = None
         self._expiries: list[tuple[float, str]] = []
         self._waiting: dict[str, bytes] = {}  # see _MAX_WAITING
 
@@ -93,9 +90,7 @@ class GatewayState:
             return self._apply_info(payload)
         if kind is Kind.COLLECTOR_STATUS:
             return self._apply_collector(ref.key, payload, clock)
-        if kind is Kind.REPORT_URL:
-            return self._apply_urls(payload)
-        return UNCHANGED  # the bridge's own topics
+        return UNCHANGED  # the bridge's own topics; config topics go to bridge.settings
 
     def _apply_device(self, ip: str, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         old = self.devices.get(ip)
@@ -187,22 +182,6 @@ class GatewayState:
         after = [self._view(s, now) for s in self.devices.values() if s.record.source == name]
         return CHANGED if before != after else UNCHANGED
 
-    def _apply_urls(self, payload: bytes) -> Outcome:
-        try:
-            text = payload.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise RecordError("report_url is not UTF-8 text", code="url") from None
-        urls = split_urls(text) or None  # empty, or only commas: the override is cleared
-        for url in urls or ():
-            try:
-                check_http_url(url)
-            except ValueError as exc:
-                raise RecordError(str(exc), code="url") from None
-        if urls == self.url_override:
-            return UNCHANGED
-        self.url_override = urls
-        return Outcome(urls_changed=True)
-
     def retain_only(self, seen: set[TopicRef], clock: Clock) -> Outcome:
         """After a replay: forget what the broker no longer holds.
 
@@ -229,10 +208,7 @@ class GatewayState:
         if back:
             self.offline_sources -= back
             changed = True
-        urls_changed = self.url_override is not None and (Kind.REPORT_URL, "") not in keys
-        if urls_changed:
-            self.url_override = None
-        return Outcome(changed=changed, urls_changed=urls_changed)
+        return Outcome(changed=changed)
 
     def _admit_waiting(self, clock: Clock) -> bool:
         """Take in devices refused at the cap while there is room; True if any came in."""

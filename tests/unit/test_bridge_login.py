@@ -13,7 +13,15 @@ import pytest
 
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
-from bridge.login import LoginResult, LoginWorker, absolute, hex_mac, parse_answer
+from bridge.login import (
+    LoginFailed,
+    LoginResult,
+    LoginWorker,
+    absolute,
+    hex_mac,
+    parse_answer,
+)
+from bridge.urls import MAX_TARGETS
 from tests.fakes import Recorder
 
 LOGIN = "http://127.0.0.1:9528/Login?key=secret"
@@ -31,7 +39,7 @@ class TestAnswer:
                       deviceMonitorPeriod=30, token="t0k3n")
 
         assert parse_answer(LOGIN, 200, text) == LoginResult(
-            ("http://127.0.0.1:9528/DeviceStatus",), 30.0)
+            ("http://127.0.0.1:9528/DeviceStatus",), 30.0, "t0k3n")
 
     def test_later_field_names_and_a_period_as_text(self) -> None:
         text = answer(device_monitor_url="/api/status", device_monitor_report_period=" 45 ")
@@ -78,7 +86,9 @@ class TestAnswer:
         none succeeds, and platform.report_url stays in force (no URLs from the login)."""
         text = answer(**doc, deviceMonitorPeriod=25)
 
-        assert parse_answer(LOGIN, 200, text) == LoginResult((), 25.0)
+        result = parse_answer(LOGIN, 200, text)
+
+        assert (result.urls, result.period) == ((), 25.0)
 
     def test_refusal_keeps_the_platform_body_for_the_log(self) -> None:
         with pytest.raises(DeliveryError) as caught:
@@ -88,11 +98,73 @@ class TestAnswer:
         assert caught.value.body.startswith("unknown device")
         assert len(caught.value.body) == 512
 
-    def test_token_is_not_part_of_the_result(self) -> None:
-        """The token is a secret: nothing the bridge keeps or logs carries it."""
+    def test_token_is_kept_but_never_shown(self) -> None:
+        """The token is kept for the reports, and is not in the result's repr (log lines)."""
         text = answer(deviceMonitorAddr="/DeviceStatus", token="t0k3n")
 
-        assert "t0k3n" not in repr(parse_answer(LOGIN, 200, text))
+        result = parse_answer(LOGIN, 200, text)
+
+        assert result.token == "t0k3n"
+        assert "t0k3n" not in repr(result)
+        assert "secret" not in repr(result)  # nor the login URL's query
+
+    def test_empty_spec_name_does_not_hide_the_later_name(self) -> None:
+        """`deviceMonitorAddr: ""` next to a non-empty `device_monitor_url`: the latter counts."""
+        text = answer(deviceMonitorAddr="", device_monitor_url="/Status2")
+
+        assert parse_answer(LOGIN, 200, text).urls == ("http://127.0.0.1:9528/Status2",)
+
+    @pytest.mark.parametrize(
+        ("address", "url"),
+        [
+            ("HTTPS://127.0.0.5/Up", "https://127.0.0.5/Up"),
+            ("Http://127.0.0.5:81/Up?x=1", "http://127.0.0.5:81/Up?x=1"),
+            ("//127.0.0.6/rel", "http://127.0.0.6/rel"),
+        ],
+    )
+    def test_absolute_addresses_in_any_spelling_are_not_joined(
+        self, address: str, url: str
+    ) -> None:
+        """An upper-case scheme is absolute; `//host/path` takes the login's scheme only."""
+        assert parse_answer(LOGIN, 200, answer(deviceMonitorAddr=address)).urls == (url,)
+
+    @pytest.mark.parametrize("address", ["http://", "https://", "ftp://127.0.0.1/r", "http://:80/"])
+    def test_unusable_address_is_refused_and_the_next_source_used(self, address: str) -> None:
+        """An address that is no usable URL is refused (named in `refused`), not a target."""
+        result = parse_answer(LOGIN, 200, answer(deviceMonitorAddr=address))
+
+        assert result.urls == ()
+        assert len(result.refused) == 1
+        assert "is not an http:// or https:// URL" in result.refused[0].reason
+
+    def test_login_credentials_are_not_copied_into_joined_addresses(self) -> None:
+        """The login URL's user:password stays with the login."""
+        result = parse_answer("https://gw:pw@127.0.0.1:8443/Login", 200,
+                              answer(deviceMonitorAddr="/DeviceStatus"))
+
+        assert result.urls == ("https://127.0.0.1:8443/DeviceStatus",)
+
+    def test_addresses_are_deduplicated_and_capped(self) -> None:
+        """A login naming 1,500 addresses gets at most MAX_TARGETS targets, each once."""
+        many = ",".join(["/same", "/same", "HTTP://127.0.0.1:9528/same"]
+                        + [f"/r{n}" for n in range(1500)])
+
+        result = parse_answer(LOGIN, 200, answer(deviceMonitorAddr=many))
+
+        assert len(result.urls) == MAX_TARGETS
+        assert result.urls[0] == "http://127.0.0.1:9528/same"
+        assert len(set(result.urls)) == MAX_TARGETS
+        assert all("more than" in r.reason for r in result.refused)
+
+    @pytest.mark.parametrize("period", [1e9, 86401, "100000"])
+    def test_period_beyond_a_day_is_refused(self, period: object) -> None:
+        """The login's period is bounded like the config's: 1e9 s is refused, not used."""
+        text = answer(deviceMonitorAddr="/r", deviceMonitorPeriod=period)
+
+        result = parse_answer(LOGIN, 200, text)
+
+        assert result.period is None
+        assert [r.setting for r in result.refused] == ["report_period"]
 
 
 class TestAddressing:
@@ -103,6 +175,9 @@ class TestAddressing:
     )
     def test_hex_mac(self, mac: str, expected: str) -> None:
         assert hex_mac(mac) == expected
+
+    def test_joined_address_has_no_user_info(self) -> None:
+        assert absolute("http://u:p@127.0.0.1/Login", "r") == "http://127.0.0.1/r"
 
     def test_relative_address_joins_scheme_and_host_not_path_or_query(self) -> None:
         assert absolute("https://127.0.0.1:8443/api/v1/Login?k=1", "report") == (
@@ -154,8 +229,10 @@ class LoginRig:
         self.fetcher = fetcher
         self.results: Recorder[LoginResult] = Recorder()
         self.events: Recorder[dict[str, object]] = Recorder()
-        self.worker = LoginWorker(LOGIN, fetcher, backoff or Backoff(0.01, 0.01),
-                                  self.results, self.events, wall=lambda: 1_700_000_000.25)
+        self.failures: Recorder[LoginFailed] = Recorder()
+        self.worker = LoginWorker(fetcher, backoff or Backoff(0.01, 0.01),
+                                  self.results, self.events, wall=lambda: 1_700_000_000.25,
+                                  on_failure=self.failures)
         self.worker.start()
 
     def stop(self) -> None:
@@ -167,14 +244,15 @@ class TestLoginWorker:
     def test_logs_in_once_per_request_and_hands_over_the_result(self) -> None:
         rig = LoginRig(FakeFetcher())
         try:
-            rig.worker.request("A1", "E0:A5:09:00:0E:6D")
+            rig.worker.request(LOGIN, "A1", "E0:A5:09:00:0E:6D")
             results = rig.results.wait(1)
             events = rig.events.wait(1)
         finally:
             rig.stop()
 
         assert rig.fetcher.calls == [{"dev_sno": "A1", "hex_mac": "0xe0a509000e6d"}]
-        assert results == [LoginResult(("http://127.0.0.1:9528/DeviceStatus",), 20.0)]
+        assert results == [LoginResult(("http://127.0.0.1:9528/DeviceStatus",), 20.0,
+                                       login_url=LOGIN, dev_sno="A1")]
         event = events[0]
         assert event["ok"] is True
         assert event["attempt"] == 1
@@ -186,7 +264,7 @@ class TestLoginWorker:
         top = Backoff(0.01, 1.0, rng=lambda low, high: high)
         rig = LoginRig(FakeFetcher((503, "busy"), (200, "not json")), backoff=top)
         try:
-            rig.worker.request("A1", "e0a509000e6d")
+            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
             rig.results.wait(1)
             events = rig.events.wait(3)
         finally:
@@ -201,9 +279,9 @@ class TestLoginWorker:
         """A new identity (or a relogin) is tried at once, not after the backoff."""
         rig = LoginRig(FakeFetcher((500, "down")), backoff=Backoff(3600, 3600))
         try:
-            rig.worker.request("A1", "e0a509000e6d")
+            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
             rig.events.wait(1)
-            rig.worker.request("B2", "e0a509000e6e")
+            rig.worker.request(LOGIN, "B2", "e0a509000e6e")
             rig.results.wait(1)
         finally:
             rig.stop()
@@ -215,9 +293,9 @@ class TestLoginWorker:
         gate = threading.Event()
         rig = LoginRig(FakeFetcher(gate))
         try:
-            rig.worker.request("A1", "e0a509000e6d")
+            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
             rig.fetcher.wait_calls(1)
-            rig.worker.request("B2", "e0a509000e6e")
+            rig.worker.request(LOGIN, "B2", "e0a509000e6e")
             gate.set()
             rig.results.wait(2)
         finally:
@@ -237,7 +315,7 @@ class TestLoginWorker:
 
         rig = LoginRig(Broken())
         try:
-            rig.worker.request("A1", "e0a509000e6d")
+            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
             rig.results.wait(1)
             events = rig.events.wait(2)
         finally:
@@ -247,7 +325,7 @@ class TestLoginWorker:
 
     def test_stop_ends_a_long_backoff(self) -> None:
         rig = LoginRig(FakeFetcher((500, "down")), backoff=Backoff(3600, 3600))
-        rig.worker.request("A1", "e0a509000e6d")
+        rig.worker.request(LOGIN, "A1", "e0a509000e6d")
         rig.events.wait(1)
 
         rig.stop()

@@ -68,9 +68,6 @@ class Harness:
     def metrics(self, payload: bytes) -> Outcome:
         return self.send(TOPICS.gateway_metrics, payload)
 
-    def urls(self, payload: bytes) -> Outcome:
-        return self.send(TOPICS.report_url, payload)
-
     def report(self) -> dict[str, Any]:
         report = self.state.report(self.clock)
         assert report is not None
@@ -705,72 +702,6 @@ class TestDeviceLimit:
         assert info_.value.code == "json"
 
 
-class TestReportUrl:
-    def test_comma_list(self) -> None:
-        """A comma-separated list of URLs becomes the override, blanks dropped."""
-        h = Harness()
-
-        outcome = h.urls(b" http://a.example/r , https://b.example/r,, \n")
-
-        assert outcome == Outcome(urls_changed=True)
-        assert h.state.url_override == ["http://a.example/r", "https://b.example/r"]
-
-    def test_same_urls_again_is_no_change(self) -> None:
-        """The same list again does not change the URLs."""
-        h = Harness()
-        h.urls(b"http://a.example/r")
-
-        assert h.urls(b"http://a.example/r\n") == UNCHANGED
-
-    def test_empty_clears(self) -> None:
-        """An empty payload clears the override, falling back to login or config."""
-        h = Harness()
-        h.urls(b"http://a.example/r")
-
-        assert h.urls(b"") == Outcome(urls_changed=True)
-        assert h.state.url_override is None
-        assert h.urls(b"   ") == UNCHANGED
-
-    @pytest.mark.parametrize(
-        "bad",
-        [b"ftp://a.example/r", b"a.example/r", b"http://", b"http://a/r,file:///etc", b"\xff"],
-    )
-    def test_bad_url_is_refused(self, bad: bytes) -> None:
-        """A payload with a URL that is not http(s) is refused and the override stays."""
-        h = Harness()
-        h.urls(b"http://a.example/r")
-
-        with pytest.raises(RecordError) as info_:
-            h.urls(bad)
-
-        assert info_.value.code == "url"
-        assert h.state.url_override == ["http://a.example/r"]
-
-    def test_urls_are_not_a_report_change(self) -> None:
-        """A new report URL does not change the report's content."""
-        h = Harness()
-        before = h.body()
-
-        assert not h.urls(b"http://a.example/r").changed
-        assert h.body() == before
-
-    @pytest.mark.parametrize("bad", [b"http://a.example:99999/r", b"http://[::1/r"])
-    def test_unusable_url_is_refused(self, bad: bytes) -> None:
-        """A URL that cannot be parsed (port out of range, broken IPv6 host) is refused."""
-        with pytest.raises(RecordError):
-            Harness().urls(bad)
-
-    def test_only_commas_is_not_an_empty_target_list(self) -> None:
-        """A payload with no URL among its commas does not leave the gateway with no targets."""
-        h = Harness()
-        try:
-            h.urls(b" , ,")
-        except RecordError:
-            return
-
-        assert h.state.url_override is None
-
-
 class TestMetrics:
     def test_metrics_never_trigger_a_report(self) -> None:
         """Metrics are reported, but a new metrics record is never a change."""
@@ -911,7 +842,6 @@ class TestTopicKinds:
             Kind.GATEWAY_METRICS: js({"cpu_usage": 1.0}),
             Kind.DEVICE_STATE: device(),
             Kind.COLLECTOR_STATUS: b"online",
-            Kind.REPORT_URL: b"http://a.example/r",
         }
         for kind in Kind:
             topic = {
@@ -947,21 +877,19 @@ class TestOfflineSources:
 
 class TestRetainOnly:
     def test_what_the_replay_did_not_bring_back_is_forgotten(self) -> None:
-        """After a replay, devices, metrics, URL override and offline marks not seen are gone."""
+        """After a replay, devices, metrics and offline marks not seen are gone."""
         h = Harness()
         h.dev("10.0.0.1", device())
         h.dev("10.0.0.2", device())
         h.metrics(js({"cpu_usage": 5.0}))
-        h.urls(b"http://127.0.0.1:1/r")
         h.collector("probe", b"offline")
         seen = {parse(TOPICS.gateway_info, PREFIX), parse(TOPICS.device_state("10.0.0.1"), PREFIX)}
 
         outcome = h.state.retain_only(seen, h.clock)
 
-        assert outcome == Outcome(changed=True, urls_changed=True)
+        assert outcome == Outcome(changed=True)
         assert list(h.state.devices) == ["10.0.0.1"]
         assert h.state.metrics is None
-        assert h.state.url_override is None
         assert h.state.offline_sources == set()
         assert h.state.info is not None
 

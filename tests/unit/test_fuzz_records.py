@@ -345,7 +345,6 @@ def snapshot(state: GatewayState, clock: FakeClock) -> tuple[object, ...]:
     report = state.report(clock)
     return (
         None if report is None else dumps(report),
-        state.url_override,
         frozenset(state.offline_sources),
         {ip: (slot.raw, slot.deadline) for ip, slot in state.devices.items()},
         state.current_metrics(clock),

@@ -1,0 +1,220 @@
+"""What the bridge uses, and where each setting came from.
+
+Four settings, each from the first source that has a usable value:
+
+    report URLs    config/report_url topic > login answer > platform.report_url
+    report period  config/report_period    > login answer > platform.interval
+    login URL      config/login_url        > platform.login_url
+    dev_sno        config/dev_sno          > gateway/info
+
+A config topic's value that is not usable (a bad URL, a period outside
+1-86400 s) is refused as a whole: the previous value stays in force and the
+refusal is remembered (the newest few), for `bridge/settings`. Clearing a
+topic (an empty retained payload) falls back to the next source.
+
+`document()` is the retained `bridge/settings` record: what is in force, its
+source, the login's state and the latest refusals. URLs in it are redacted, and
+the login's token never appears in it.
+
+Pure: no I/O, the wall clock passed in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from bridge.config import PlatformSection
+from bridge.errors import RecordError
+from bridge.http import printable, redact
+from bridge.login import PERIOD_MAX, PERIOD_MIN, LoginFailed, LoginResult
+from bridge.topics import Kind
+from bridge.urls import check_http_url, report_urls, split_urls
+
+CONFIG_KINDS = frozenset({Kind.REPORT_URL, Kind.REPORT_PERIOD, Kind.LOGIN_URL, Kind.DEV_SNO})
+_SETTING = {Kind.REPORT_URL: "report_url", Kind.REPORT_PERIOD: "report_period",
+            Kind.LOGIN_URL: "login_url", Kind.DEV_SNO: "dev_sno"}
+_DEV_SNO = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_KEEP_REFUSED = 10
+
+Json = dict[str, object]
+
+
+class Settings:
+    """The four settings' sources, and the login's state; fed by the bridge's main loop."""
+
+    def __init__(self, platform: PlatformSection, wall: Callable[[], float]) -> None:
+        self._file_urls = list(platform.report_url)
+        self._file_period = platform.interval
+        self._file_login = platform.login_url
+        self._send_token = platform.send_token
+        self._wall = wall
+        self._topic: dict[Kind, object] = {}  # a config kind's value in force, if set
+        self.gateway_dev_sno = ""
+        self._login: LoginResult | None = None  # the latest success for login_target()
+        self._login_state = "off"
+        self._login_at: float | None = None
+        self._login_error: str | None = None
+        self._refused: deque[Json] = deque(maxlen=_KEEP_REFUSED)
+
+    # -- input ---------------------------------------------------------------
+
+    def apply(self, kind: Kind, payload: bytes) -> bool:
+        """Take a config topic's payload; True when its value changed.
+
+        RecordError (and the refusal remembered) when the value is not usable.
+        """
+        try:
+            value = _parse(kind, payload)
+        except RecordError as exc:
+            shown = payload.decode("utf-8", "replace").strip()
+            shown = redact(shown) if kind in (Kind.REPORT_URL, Kind.LOGIN_URL) else shown
+            self.refuse(_SETTING[kind], printable(shown, 200), str(exc))
+            raise
+        if value == self._topic.get(kind):
+            return False
+        if value is None:
+            del self._topic[kind]
+        else:
+            self._topic[kind] = value
+        self._forget_stale_login()
+        return True
+
+    def forget_unseen(self, seen: set[Kind]) -> bool:
+        """After a replay: a config topic the broker no longer holds was cleared meanwhile."""
+        gone = [kind for kind in self._topic if kind not in seen]
+        for kind in gone:
+            del self._topic[kind]
+        if gone:
+            self._forget_stale_login()
+        return bool(gone)
+
+    def refuse(self, setting: str, shown: str, reason: str) -> None:
+        """Remember a refused value (`shown` already redacted)."""
+        self._refused.append({"setting": setting, "value": shown, "reason": reason,
+                              "at": round(self._wall(), 3)})
+
+    def login_requested(self) -> None:
+        self._login_state, self._login_error = "pending", None
+
+    def logged_in(self, result: LoginResult) -> bool:
+        """Take a login's answer; False when it answers a login no longer in force."""
+        if (result.login_url, result.dev_sno) != self.login_target():
+            return False
+        self._login = result
+        self._login_state, self._login_at, self._login_error = "ok", self._wall(), None
+        for refused in result.refused:
+            self.refuse(refused.setting, refused.shown, f"login answer: {refused.reason}")
+        return True
+
+    def login_failed(self, failure: LoginFailed) -> None:
+        if (failure.login_url, failure.dev_sno) == self.login_target():
+            self._login_state, self._login_at = "failed", self._wall()
+            self._login_error = failure.error
+
+    def _forget_stale_login(self) -> None:
+        """A login for another URL or dev_sno no longer counts: its addresses, period and
+        token go (the new login brings its own)."""
+        target = self.login_target()
+        if self._login is not None and (self._login.login_url, self._login.dev_sno) != target:
+            self._login = None
+        if target is None:
+            self._login_state, self._login_at, self._login_error = "off", None, None
+
+    # -- what is in force ----------------------------------------------------
+
+    def report_urls(self) -> tuple[list[str], str]:
+        """The report URLs in force and their source: topic, login, file or none."""
+        topic = self._topic.get(Kind.REPORT_URL)
+        if isinstance(topic, list):
+            return list(topic), "topic"
+        if self._login is not None and self._login.urls:
+            return list(self._login.urls), "login"
+        if self._file_urls:
+            return list(self._file_urls), "file"
+        return [], "none"
+
+    def period(self) -> tuple[float, str]:
+        topic = self._topic.get(Kind.REPORT_PERIOD)
+        if isinstance(topic, int):
+            return float(topic), "topic"
+        if self._login is not None and self._login.period is not None:
+            return self._login.period, "login"
+        return self._file_period, "file"
+
+    def login_url(self) -> tuple[str, str]:
+        topic = self._topic.get(Kind.LOGIN_URL)
+        if isinstance(topic, str):
+            return topic, "topic"
+        return (self._file_login, "file") if self._file_login else ("", "none")
+
+    def dev_sno(self) -> tuple[str, str]:
+        topic = self._topic.get(Kind.DEV_SNO)
+        if isinstance(topic, str):
+            return topic, "topic"
+        return (self.gateway_dev_sno, "gateway") if self.gateway_dev_sno else ("", "none")
+
+    def login_target(self) -> tuple[str, str] | None:
+        """(login URL, dev_sno) to log in with, or None without a login URL."""
+        url = self.login_url()[0]
+        return (url, self.dev_sno()[0]) if url else None
+
+    def auth(self) -> Mapping[str, str]:
+        """Query parameters for the login's targets: its token and dev_sno (or none)."""
+        login = self._login
+        if not self._send_token or login is None or not login.token:
+            return {}
+        return {"token": login.token, "dev_sno": login.dev_sno}
+
+    def document(self) -> Json:
+        """The `bridge/settings` record, without `ts` (added when published)."""
+        urls, url_source = self.report_urls()
+        period, period_source = self.period()
+        login_url, login_source = self.login_url()
+        dev_sno, dev_sno_source = self.dev_sno()
+        return {
+            "report_url": {"value": [redact(u) for u in urls], "source": url_source},
+            "report_period": {"value": period, "source": period_source},
+            "login_url": {"value": redact(login_url) if login_url else "",
+                          "source": login_source},
+            "dev_sno": {"value": dev_sno, "source": dev_sno_source},
+            "login": {"state": self._login_state,
+                      "at": None if self._login_at is None else round(self._login_at, 3),
+                      "error": self._login_error},
+            "refused": list(self._refused),
+        }
+
+
+def _parse(kind: Kind, payload: bytes) -> object:
+    """A config topic's value (None: cleared); RecordError when not usable."""
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise RecordError(f"{_SETTING[kind]} is not UTF-8 text", code="config") from None
+    if kind is Kind.REPORT_URL:
+        urls = split_urls(text)
+        if not urls:  # empty, or only commas: cleared
+            return None
+        try:
+            return report_urls(urls)
+        except ValueError as exc:
+            raise RecordError(str(exc), code="url") from None
+    if not text:
+        return None
+    if kind is Kind.REPORT_PERIOD:
+        if not (text.isascii() and text.isdigit()) or not PERIOD_MIN <= int(text) <= PERIOD_MAX:
+            raise RecordError(
+                f"report_period must be a whole number of seconds from {PERIOD_MIN} to "
+                f"{PERIOD_MAX}", code="period")
+        return int(text)
+    if kind is Kind.LOGIN_URL:
+        try:
+            check_http_url(text)
+        except ValueError as exc:
+            raise RecordError(f"login_url: {exc}", code="url") from None
+        return text
+    if not _DEV_SNO.fullmatch(text):
+        raise RecordError("dev_sno must be 1-128 letters, digits, '.', '_' or '-'", code="dev_sno")
+    return text
+

@@ -1,0 +1,288 @@
+"""Tests for bridge.settings, bridge.urls and bridge.targets: what is in force, from where."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import orjson
+import pytest
+
+from bridge.config import PlatformSection
+from bridge.delivery import Backoff, Target
+from bridge.errors import RecordError
+from bridge.login import LoginFailed, LoginResult
+from bridge.settings import Settings
+from bridge.targets import TargetSet
+from bridge.topics import Kind
+from bridge.urls import MAX_TARGETS, Refused, report_urls, screen
+
+FILE_URL = "http://127.0.0.1:9528/DeviceStatus"
+LOGIN = "http://127.0.0.1:9528/api/gateway/login"
+WALL = 1_700_000_000.0
+
+
+def settings(**platform: object) -> Settings:
+    section = PlatformSection.model_validate({"report_url": [FILE_URL], **platform})
+    return Settings(section, lambda: WALL)
+
+
+def login_result(s: Settings, *urls: str, period: float | None = None,
+                 token: str = "t0k3n") -> LoginResult:  # noqa: S107 - a test token
+    target = s.login_target()
+    assert target is not None
+    return LoginResult(urls, period, token, (), *target)
+
+
+class TestUrls:
+    def test_duplicates_in_any_spelling_are_one(self) -> None:
+        """Scheme and host case and the default port do not make a second target."""
+        kept, refused = screen(["http://h/r", "HTTP://H:80/r", "http://h/r"])
+
+        assert kept == ["http://h/r"]
+        assert refused == []
+
+    def test_more_than_the_cap_is_refused(self) -> None:
+        """At most MAX_TARGETS distinct URLs; the rest are refused, each named."""
+        kept, refused = screen(f"http://h/r{n}" for n in range(20))
+
+        assert len(kept) == MAX_TARGETS
+        assert len(refused) == 20 - MAX_TARGETS
+
+    def test_refused_url_shows_no_secret(self) -> None:
+        """A refused URL's reason shows neither credentials nor query (a token)."""
+        with pytest.raises(ValueError, match="not an http") as info:
+            report_urls(["ftp://user:pw@h/r?token=s3cret"])
+
+        assert "s3cret" not in str(info.value)
+        assert "pw" not in str(info.value)
+
+    def test_config_file_has_the_same_cap(self) -> None:
+        """The config file's report_url is checked by the same rule."""
+        with pytest.raises(ValueError, match="more than 8"):
+            PlatformSection.model_validate({"report_url": [f"http://h/r{n}" for n in range(9)]})
+
+
+class TestPrecedence:
+    def test_file_alone(self) -> None:
+        """Without topic or login, the file's URL and interval are in force."""
+        s = settings(interval=20.0)
+
+        assert s.report_urls() == ([FILE_URL], "file")
+        assert s.period() == (20.0, "file")
+        assert s.login_url() == ("", "none")
+        assert s.login_target() is None
+
+    def test_login_over_file_and_topic_over_login(self) -> None:
+        """Login answer beats the file; the config topic beats the login."""
+        s = settings(login_url=LOGIN)
+        s.gateway_dev_sno = "D1"
+        assert s.logged_in(login_result(s, "http://127.0.0.2/r", period=5.0))
+
+        assert s.report_urls() == (["http://127.0.0.2/r"], "login")
+        assert s.period() == (5.0, "login")
+
+        s.apply(Kind.REPORT_URL, b"http://127.0.0.3/r")
+        s.apply(Kind.REPORT_PERIOD, b"7")
+
+        assert s.report_urls() == (["http://127.0.0.3/r"], "topic")
+        assert s.period() == (7.0, "topic")
+
+    def test_clearing_a_topic_falls_back(self) -> None:
+        """An empty payload clears the topic's value: the next source is in force again."""
+        s = settings()
+        s.apply(Kind.REPORT_URL, b"http://127.0.0.3/r")
+
+        assert s.apply(Kind.REPORT_URL, b"")
+        assert s.report_urls() == ([FILE_URL], "file")
+        assert not s.apply(Kind.REPORT_URL, b" , ")  # only commas: nothing set, no change
+
+    def test_later_login_without_period_reverts_to_the_file(self) -> None:
+        """A login that gives no period after one that did: the file's interval again."""
+        s = settings(login_url=LOGIN, interval=30.0)
+        s.gateway_dev_sno = "D1"
+        s.logged_in(login_result(s, "http://127.0.0.2/r", period=5.0))
+        s.logged_in(login_result(s, "http://127.0.0.2/r"))
+
+        assert s.period() == (30.0, "file")
+
+    def test_login_url_and_dev_sno_topics(self) -> None:
+        """config/login_url beats the file's; config/dev_sno beats gateway/info's."""
+        s = settings(login_url=LOGIN)
+        s.gateway_dev_sno = "GW"
+        assert s.login_target() == (LOGIN, "GW")
+
+        s.apply(Kind.LOGIN_URL, b"https://127.0.0.9/Login")
+        s.apply(Kind.DEV_SNO, b"TOPIC1")
+
+        assert s.login_target() == ("https://127.0.0.9/Login", "TOPIC1")
+        assert s.dev_sno() == ("TOPIC1", "topic")
+
+    def test_a_new_login_target_drops_the_old_login(self) -> None:
+        """Another login URL or dev_sno: the old login's addresses and token go."""
+        s = settings(login_url=LOGIN)
+        s.gateway_dev_sno = "GW"
+        s.logged_in(login_result(s, "http://127.0.0.2/r"))
+
+        s.apply(Kind.DEV_SNO, b"OTHER")
+
+        assert s.report_urls() == ([FILE_URL], "file")
+        assert s.auth() == {}
+
+    def test_a_late_answer_to_an_old_login_is_ignored(self) -> None:
+        """A login result for a login URL no longer in force changes nothing."""
+        s = settings(login_url=LOGIN)
+        s.gateway_dev_sno = "GW"
+        old = login_result(s, "http://127.0.0.2/r")
+        s.apply(Kind.LOGIN_URL, b"http://127.0.0.7/Login")
+
+        assert not s.logged_in(old)
+        assert s.report_urls() == ([FILE_URL], "file")
+
+    def test_forget_unseen_clears_topics_gone_while_away(self) -> None:
+        """After a replay without a config topic, its value no longer applies."""
+        s = settings()
+        s.apply(Kind.REPORT_PERIOD, b"9")
+
+        assert s.forget_unseen({Kind.REPORT_URL})
+        assert s.period()[1] == "file"
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(
+        ("kind", "bad"),
+        [
+            (Kind.REPORT_URL, b"ftp://127.0.0.1/r"),
+            (Kind.REPORT_URL, b"http://"),
+            (Kind.REPORT_PERIOD, b"0"),
+            (Kind.REPORT_PERIOD, b"86401"),
+            (Kind.REPORT_PERIOD, b"2.5"),
+            (Kind.REPORT_PERIOD, b"soon"),
+            (Kind.LOGIN_URL, b"mailto:x@y"),
+            (Kind.DEV_SNO, b"has space"),
+            (Kind.DEV_SNO, b"\xff"),
+        ],
+    )
+    def test_refused_value_keeps_the_previous_one(self, kind: Kind, bad: bytes) -> None:
+        """A refused value raises RecordError, is remembered, and the previous value stays."""
+        s = settings()
+        good = {Kind.REPORT_URL: b"http://127.0.0.3/r", Kind.REPORT_PERIOD: b"15",
+                Kind.LOGIN_URL: b"http://127.0.0.4/Login", Kind.DEV_SNO: b"ABC"}[kind]
+        s.apply(kind, good)
+        before = s.document()
+
+        with pytest.raises(RecordError):
+            s.apply(kind, bad)
+
+        after = s.document()
+        assert after["refused"][-1]["setting"] == kind.value.partition("/")[2]  # type: ignore[index]
+        assert {k: v for k, v in after.items() if k != "refused"} == {
+            k: v for k, v in before.items() if k != "refused"}
+
+    def test_refused_url_is_shown_redacted(self) -> None:
+        """A refused URL with a token in its query is remembered without it."""
+        s = settings()
+        with pytest.raises(RecordError):
+            s.apply(Kind.REPORT_URL, b"ftp://u:pw@127.0.0.1/r?token=s3cret")
+
+        assert b"s3cret" not in orjson.dumps(s.document())
+        assert b"pw" not in orjson.dumps(s.document())
+
+    def test_login_refusals_are_remembered(self) -> None:
+        """Addresses and periods the login answer gave but the bridge refused are listed."""
+        s = settings(login_url=LOGIN)
+        s.gateway_dev_sno = "GW"
+        target = s.login_target()
+        assert target is not None
+        result = LoginResult((), None, "", (Refused("http:", "bad"),
+                                            Refused("1e9", "too long", "report_period")),
+                             *target)
+        s.logged_in(result)
+
+        refused = s.document()["refused"]
+        assert isinstance(refused, list)
+        assert [r["setting"] for r in refused] == ["report_url", "report_period"]
+
+
+class TestDocument:
+    def test_shape_and_no_token(self) -> None:
+        """The bridge/settings record has every field, URLs redacted, no token anywhere."""
+        s = settings(login_url="http://gw:pw@127.0.0.1:9528/Login?key=k3y")
+        s.gateway_dev_sno = "GW"
+        s.login_requested()
+        s.logged_in(login_result(s, "http://127.0.0.2/r?site=1", period=5.0, token="T0K"))
+
+        doc = s.document()
+
+        assert doc == {
+            "report_url": {"value": ["http://127.0.0.2/r"], "source": "login"},
+            "report_period": {"value": 5.0, "source": "login"},
+            "login_url": {"value": "http://127.0.0.1:9528/Login", "source": "file"},
+            "dev_sno": {"value": "GW", "source": "gateway"},
+            "login": {"state": "ok", "at": WALL, "error": None},
+            "refused": [],
+        }
+        assert s.auth() == {"token": "T0K", "dev_sno": "GW"}
+        assert b"T0K" not in orjson.dumps(doc)
+
+    def test_login_states(self) -> None:
+        """off without a login URL, pending when asked, failed with its error."""
+        s = settings()
+        assert s.document()["login"] == {"state": "off", "at": None, "error": None}
+        s.apply(Kind.LOGIN_URL, b"http://127.0.0.4/Login")
+        s.gateway_dev_sno = "GW"
+        s.login_requested()
+        assert s.document()["login"]["state"] == "pending"  # type: ignore[index]
+
+        s.login_failed(LoginFailed("http://127.0.0.4/Login", "GW", "login answered HTTP 500"))
+
+        assert s.document()["login"] == {"state": "failed", "at": WALL,
+                                         "error": "login answered HTTP 500"}
+
+    def test_send_token_off(self) -> None:
+        """platform.send_token = false: no parameters for the login's targets."""
+        s = settings(login_url=LOGIN, send_token=False)
+        s.gateway_dev_sno = "GW"
+        s.logged_in(login_result(s, "http://127.0.0.2/r"))
+
+        assert s.auth() == {}
+
+
+class _Made:
+    def __init__(self) -> None:
+        self.made: list[tuple[str, Callable[[], Mapping[str, str]] | None]] = []
+
+    def __call__(self, url: str, params: Callable[[], Mapping[str, str]] | None) -> Target:
+        self.made.append((url, params))
+        return Target(url, "SN-b", _NoSender, Backoff(1, 1), lambda a: None, params=params)
+
+
+class _NoSender:
+    def post(self, url: str, body: bytes, report_id: str, timeout: float | None = None) -> int:
+        raise AssertionError("not used")
+
+    def close(self) -> None:
+        pass
+
+
+class TestTargetSet:
+    def test_login_targets_read_the_current_token_others_none(self) -> None:
+        """Targets the login issued see the newest token at each POST; others get no params."""
+        made = _Made()
+        targets = TargetSet(made)
+        try:
+            targets.update(["http://127.0.0.2/r"], issued_by_login=True)
+            targets.set_auth({"token": "one", "dev_sno": "D"})
+            params = made.made[0][1]
+            assert params is not None
+            assert params() == {"token": "one", "dev_sno": "D"}
+            targets.set_auth({"token": "two", "dev_sno": "D"})
+            assert params()["token"] == "two"
+
+            targets.update(["http://127.0.0.2/r"], issued_by_login=False)
+
+            assert made.made[1] == ("http://127.0.0.2/r", None)
+            assert len(targets) == 1
+            assert targets.login_names == frozenset()
+        finally:
+            for target in targets.all():
+                target.stop()
