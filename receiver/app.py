@@ -147,7 +147,7 @@ def create_app(
                            "login", error={"code": 401, "message": "invalid token",
                                            "status": "UNAUTHENTICATED"}), 401
         payload, violations = check_report(body, state.format)
-        formats = tuple(versions_matched(payload))
+        formats = tuple(versions_matched(payload, known=(state.format, list(violations))))
         report_id = request.headers.get("X-Report-Id")
         violations += check_headers(request.headers.get("Content-Type"), report_id, payload)
         rejected = state.strict and bool(violations)

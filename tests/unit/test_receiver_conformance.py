@@ -581,6 +581,12 @@ class TestVersions:
         report["sub_devices"] = []
         assert versions_matched(report) == ["v1", "v2"]
 
+    def test_a_known_verdict_is_not_checked_again(self, report: dict[str, Any]) -> None:
+        """A version already checked is taken as given: its violations decide."""
+        assert versions_matched(report, known=("v1", [])) == ["v1"]
+        assert versions_matched(report, known=("v1", ["x: made up"])) == []
+        assert versions_matched(v2_report(), known=("v1", ["x: made up"])) == ["v2"]
+
     def test_not_json_matches_nothing(self) -> None:
         """A body that is not a JSON object matches no version."""
         assert versions_matched(None) == []
