@@ -165,7 +165,19 @@ def create_app(
             after = float(since) if since else None
         except ValueError:
             return jsonify(status=1, message="since must be a Unix time in seconds"), 400
-        return jsonify([r.as_json() for r in state.store.reports(after)])
+        gateway = request.args.get("gateway") or None
+        device = request.args.get("device") or None
+        kept = state.store.reports(after, gateway=gateway, device=device)
+        return jsonify([r.as_json() for r in kept])
+
+    @app.get("/api/timeline")
+    def timeline() -> Any:
+        gateway = request.args.get("gateway")
+        if not gateway:
+            return jsonify(status=1, message="gateway (a gateway_sn) is required"), 400
+        device = request.args.get("device") or None
+        return jsonify(gateway=gateway, device=device,
+                       changes=state.store.timeline(gateway, device))
 
     @app.get("/api/gateway/login")
     def gateway_login() -> Any:

@@ -378,3 +378,74 @@ class TestFormats:
         page = create_app(fmt="v2").test_client().get("/").get_data(as_text=True)
 
         assert "checks v2" in page
+
+
+def gateway_report(sn: str, gateway_status: str = "online",
+                   **devices: str) -> dict[str, Any]:
+    """The spec's example for gateway `sn`, with the sub-devices {ip: ep_status} given."""
+    report = spec_example()
+    report["gateway_sn"], report["gateway_status"] = sn, gateway_status
+    report["sub_devices"] = [device(ip.replace("_", "."), ep_status=status)
+                             for ip, status in devices.items()]
+    return report
+
+
+class TestFilters:
+    OTHER = "SZCCKQRAIJBAH0001"
+
+    def test_gateway_filter_is_honoured(self, client: FlaskClient) -> None:
+        """/api/reports?gateway=SN lists that gateway's reports only."""
+        post(client, gateway_report(SN, **{"10_0_0_1": "online"}), f"{SN}-b-1")
+        post(client, gateway_report(self.OTHER, **{"10_0_0_2": "online"}), f"{self.OTHER}-b-1")
+        answer = client.get("/api/reports", query_string={"gateway": self.OTHER})
+        assert [r["report_id"] for r in answer.get_json()] == [f"{self.OTHER}-b-1"]
+
+    def test_device_filter_and_since_combine(self, client: FlaskClient) -> None:
+        """?device=IP keeps the reports that list that sub-device; with gateway and since too."""
+        post(client, gateway_report(SN, **{"10_0_0_1": "online"}), f"{SN}-b-1")
+        post(client, gateway_report(SN, **{"10_0_0_2": "online"}), f"{SN}-b-2")
+        post(client, gateway_report(SN, **{"10_0_0_1": "offline"}), f"{SN}-b-3")
+        first = reports(client)[0]["received_at"]
+        answer = client.get("/api/reports", query_string={
+            "gateway": SN, "device": "10.0.0.1", "since": first})
+        assert [r["report_id"] for r in answer.get_json()] == [f"{SN}-b-3"]
+        answer = client.get("/api/reports", query_string={"device": "10.0.0.9"})
+        assert answer.get_json() == []
+
+
+class TestTimeline:
+    def test_device_changes_only(self, client: FlaskClient) -> None:
+        """A device's timeline lists its status changes, not every report; gone is 'absent'."""
+        steps = [{"10_0_0_1": "online"}, {"10_0_0_1": "online"}, {"10_0_0_1": "offline"},
+                 {"10_0_0_2": "online"}, {"10_0_0_1": "online"}]
+        for seq, devices in enumerate(steps):
+            post(client, gateway_report(SN, **devices), f"{SN}-b-{seq}")
+        answer = client.get("/api/timeline", query_string={"gateway": SN, "device": "10.0.0.1"})
+        doc = answer.get_json()
+        assert (doc["gateway"], doc["device"]) == (SN, "10.0.0.1")
+        assert [(c["status"], c["report_id"]) for c in doc["changes"]] == [
+            ("online", f"{SN}-b-0"), ("offline", f"{SN}-b-2"), ("absent", f"{SN}-b-3"),
+            ("online", f"{SN}-b-4"),
+        ]
+
+    def test_gateway_status_timeline(self, client: FlaskClient) -> None:
+        """Without device, the gateway's own gateway_status changes."""
+        for seq, status in enumerate(["online", "online", "offline"]):
+            post(client, gateway_report(SN, status), f"{SN}-b-{seq}")
+        doc = client.get("/api/timeline", query_string={"gateway": SN}).get_json()
+        assert [c["status"] for c in doc["changes"]] == ["online", "offline"]
+
+    def test_outlives_the_kept_reports(self) -> None:
+        """The timeline reaches further back than the `keep` latest reports."""
+        client = create_app(keep=1).test_client()
+        for seq, status in enumerate(["online", "offline", "offline"]):
+            post(client, gateway_report(SN, **{"10_0_0_1": status}), f"{SN}-b-{seq}")
+        doc = client.get("/api/timeline",
+                         query_string={"gateway": SN, "device": "10.0.0.1"}).get_json()
+        assert [c["report_id"] for c in doc["changes"]] == [f"{SN}-b-0", f"{SN}-b-1"]
+
+    def test_gateway_is_required(self, client: FlaskClient) -> None:
+        """No gateway: 400 with a reason."""
+        answer = client.get("/api/timeline")
+        assert answer.status_code == 400
+        assert "gateway" in answer.get_json()["message"]
