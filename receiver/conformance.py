@@ -358,7 +358,7 @@ def check_headers(content_type: str | None, report_id: str | None, payload: obje
     """Violations of the POST's headers: JSON in UTF-8, `X-Report-Id: {sn}-{boot}-{seq}`."""
     out: list[str] = []
     media, _, params = (content_type or "").partition(";")
-    # No default charset: the contract's header names it, and a platform that
+    # No default charset: the bridge always names it, and a platform that
     # decodes by the header alone must not have to guess.
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params else ""
     if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
