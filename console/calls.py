@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bridge.config import check_http_url, split_urls
+from bridge import urls as bridge_urls
+from bridge.urls import check_http_url, split_urls
 from console.errors import param_error
 
 MIN_PERIOD = 1
@@ -42,11 +43,15 @@ def monitor_server_url(body: Mapping[str, object]) -> list[Change]:
 
 
 def report_urls(text: str, field: str = "report_url") -> str:
-    """One http(s) URL or several separated by commas, as the topic holds them ("" clears)."""
-    urls = split_urls(text)
-    for one in urls:
-        _http_url(field, one)
-    return ",".join(urls)
+    """One http(s) URL or several separated by commas, as the topic holds them ("" clears).
+
+    The bridge's own check, so that a call never answers success for a value the
+    bridge would refuse (not http(s), too many targets).
+    """
+    try:
+        return ",".join(bridge_urls.report_urls(split_urls(text)))
+    except ValueError as exc:
+        raise param_error(field, str(exc)) from None
 
 
 def login_url(body: Mapping[str, object]) -> Change:

@@ -59,6 +59,13 @@ class TestMonitorServerUrl:
                           {"monitor_server_url": url, "reported_peroid": 5})
         assert message.startswith("monitor_server_url: ")
 
+    def test_as_many_targets_as_the_bridge_takes(self) -> None:
+        """Nine distinct URLs: refused here, as the bridge would refuse them."""
+        urls = ",".join(f"http://127.0.0.1:{9000 + n}/r" for n in range(9))
+        message = refused(calls.monitor_server_url,
+                          {"monitor_server_url": urls, "reported_peroid": 5})
+        assert message == "monitor_server_url: more than 8 report URLs"
+
     def test_credentials_never_echoed(self) -> None:
         """A refused URL's user info does not come back in the message."""
         message = refused(calls.monitor_server_url,
