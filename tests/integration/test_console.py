@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -186,8 +187,6 @@ class TestEndToEnd:
                        timeout=5, what="the new target's success on /api/view")
 
 
-    @pytest.mark.skip(reason="needs the bridge side of issue 10 (config/report_period honoured, "
-                             "bridge/settings published): interop's part, not on main yet")
     def test_period_set_by_the_api_and_get_answers_what_the_bridge_uses(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer,
         second_platform: ReceiverServer,
@@ -215,6 +214,35 @@ class TestEndToEnd:
             assert view["settings"]["report_url"] == {"value": [new], "source": "topic"}
             assert view["settings"]["report_period"] == {"value": 1, "source": "topic"}
 
+    @pytest.mark.skip(reason="needs the gateway collector to republish gateway/info on "
+                             "config/dev_sno (issue 10's shared interface): not on main yet")
+    def test_dev_sno_set_by_the_api_is_reported(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """A dev_sno set by the call reaches the report through the gateway collector."""
+        config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus")
+        buildinfo = tmp_path / "buildinfo.txt"
+        buildinfo.write_text("VERSION: V2R1C01\n", encoding="utf-8")
+        text = config.read_text(encoding="utf-8").replace("[gateway]\n", (
+            f"[gateway]\ndev_sno = \"FILESNO\"\nsw_version_file = \"{buildinfo}\"\n"
+            "data_path = \"/\"\n"), 1)
+        config.write_text(text, encoding="utf-8")
+        new = "TJGSDX000120190726103455"
+        with running_console(config, broker) as console, \
+                running_bridge(config, broker, tmp_path / "bridge.log"), \
+                running_collector(config, broker, "gateway", tmp_path / "gateway.log"):
+            platform.state.store.wait_for(lambda r: True, timeout=10)
+            answer = console.call("PUT", DEV_SNO, json={"dev_sno": new})
+            assert answer.json() == {"data": {"response": new}}
+            answered = time.time()
+            report = platform.state.store.wait_for(
+                lambda r: isinstance(r.payload, dict) and r.payload.get("dev_sno") == new,
+                timeout=2.0)
+            assert report is not None, "the new dev_sno was not reported within 2 s"
+            assert report.received_at - answered < 2.0
+            wait_until(lambda: console.call("GET", DEV_SNO).json() == {"data": {"response": new}},
+                       timeout=5, what="GET DevSno answers the new code")
+
     def test_report_now_reaches_the_bridge(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer
     ) -> None:
@@ -233,6 +261,22 @@ class TestEndToEnd:
         assert again is not None, "no report within 2 s of asking"
         assert again.received_at - asked < 2.0
         assert retained(broker, "report_now") is None
+
+
+@contextmanager
+def running_collector(config: Path, broker: Broker, name: str, log: Path) -> Iterator[None]:
+    """`python -m collectors NAME` as the collector role, killed at the end."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collectors", "--config", str(config), name],
+            env={**os.environ, **broker.env("collector")},
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 class TestCommand:
