@@ -186,6 +186,13 @@ class Settings:
         }
 
 
+def dev_sno_value(payload: bytes) -> str | None:
+    """The `config/dev_sno` topic's code (None: cleared); RecordError when not usable.
+    The gateway collector reads the topic by this same rule."""
+    value = _parse(Kind.DEV_SNO, payload)
+    return value if isinstance(value, str) else None
+
+
 def _parse(kind: Kind, payload: bytes) -> object:
     """A config topic's value (None: cleared); RecordError when not usable."""
     try:

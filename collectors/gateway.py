@@ -1,7 +1,8 @@
 """The gateway collector: the box's identity and metrics, retained for the bridge.
 
 `gateway/info` (IP, name, dev_sno, sw_version, sdk_version, MAC) is published
-when it changes and after every (re)connect; `gateway/metrics` every
+when it changes and after every (re)connect; the retained `config/dev_sno`
+topic, when set, replaces `gateway.dev_sno` and is republished at once; `gateway/metrics` every
 `collectors.metrics_interval` seconds with `ts` and
 `ttl = ttl_factor * metrics_interval`. Both carry `source: "gateway"`; the
 collector's last will is on `collectors/gateway/status`.
@@ -20,12 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
+import paho.mqtt.client as mqtt
 import psutil
 
 from bridge.config import Config
 from bridge.errors import ConfigError, NotReadyError, RecordError
 from bridge.mqttclient import Connection
 from bridge.records import parse_record
+from bridge.settings import dev_sno_value
 from bridge.topics import Kind, Topics
 from collectors.host import Address, AddrLike, HostReader, PsutilReader, choose_address, measure
 from collectors.session import client_id, connect_once, wait_published
@@ -105,6 +108,8 @@ class GatewayCollector:
         self._ttl = config.collectors.ttl_factor * config.collectors.metrics_interval
         self._warned: set[str] = set()
         self._last_info = b""
+        self._dev_sno_topic: str | None = None  # config/dev_sno, when set
+        self._dev_sno_pending: bytes | None = None  # the topic's latest payload, not yet taken
         self.ticker = Ticker(config.collectors.metrics_interval)
         try:
             parse_record(Kind.GATEWAY_INFO, self.info_payload())
@@ -125,9 +130,8 @@ class GatewayCollector:
                 configured, address.interface,
             )
         gateway = self._config.gateway
-        record = info_record(
-            address, self._name, gateway.dev_sno, self._sw_version, self._sdk_version
-        )
+        dev_sno = self._dev_sno_topic or gateway.dev_sno
+        record = info_record(address, self._name, dev_sno, self._sw_version, self._sdk_version)
         return address, orjson.dumps(record)
 
     def metrics_payload(self) -> bytes:
@@ -145,15 +149,44 @@ class GatewayCollector:
         status = self._topics.collector_status(NAME)
         ident = client_id(NAME, self._config.gateway.serial())
         conn = Connection(self._config.mqtt, ident, status)
+        conn.on_connected(self._subscribe)
+        conn.client.on_message = self._on_message
         self.ticker.attach(conn)
         logger.info(
             "gateway collector: metrics every %g s", self._config.collectors.metrics_interval
         )
         conn.start()
         try:
-            self.ticker.run(lambda fresh: self._cycle(conn, fresh))
+            self.ticker.run(lambda fresh: self._cycle(conn, fresh),
+                            lambda: self._take_dev_sno(conn))
         finally:
             conn.close()
+
+    def _subscribe(self, client: mqtt.Client) -> None:
+        client.subscribe(self._topics.dev_sno, qos=1)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object,
+                    msg: mqtt.MQTTMessage) -> None:
+        # paho's network thread: keep the payload and wake the loop, nothing more.
+        self._dev_sno_pending = bytes(msg.payload)
+        self.ticker.poke()
+
+    def _take_dev_sno(self, conn: Connection) -> None:
+        """Apply a new config/dev_sno and republish gateway/info with it at once."""
+        payload, self._dev_sno_pending = self._dev_sno_pending, None
+        if payload is None:
+            return
+        try:
+            value = dev_sno_value(payload)
+        except RecordError as exc:
+            logger.warning("config/dev_sno refused, %s kept: %s",
+                           "the previous one" if self._dev_sno_topic else "gateway.dev_sno", exc)
+            return
+        if value != self._dev_sno_topic:
+            self._dev_sno_topic = value
+            logger.info("dev_sno %s", f"set by config/dev_sno to {value}" if value
+                        else "back to gateway.dev_sno (config/dev_sno cleared)")
+            self._cycle(conn, fresh=False, metrics=False)
 
     def stop(self) -> None:
         self.ticker.stop()
@@ -177,7 +210,7 @@ class GatewayCollector:
         finally:
             conn.close()
 
-    def _cycle(self, conn: Connection, fresh: bool) -> None:
+    def _cycle(self, conn: Connection, fresh: bool, metrics: bool = True) -> None:
         address, info = self._info()
         if fresh or info != self._last_info:
             if info != self._last_info:
@@ -186,7 +219,8 @@ class GatewayCollector:
                 )
             conn.publish(self._topics.gateway_info, info, retain=True)
             self._last_info = info
-        conn.publish(self._topics.gateway_metrics, self.metrics_payload(), retain=True)
+        if metrics:
+            conn.publish(self._topics.gateway_metrics, self.metrics_payload(), retain=True)
 
     def _read_routes(self) -> str:
         try:
