@@ -1,5 +1,8 @@
 // The receiver's live page: polls /api/reports?since=... every second and
 // draws one card per gateway (by gateway_sn) from its latest report.
+// Filters by gateway and device (kept in the address: ?gateway=&device=); a
+// click on a report shows its body, a click on a device its status changes
+// (/api/timeline).
 // Every value comes from an untrusted body, so text goes in with textContent
 // and attributes with setAttribute; nothing is parsed as HTML.
 "use strict";
@@ -16,6 +19,8 @@
   const body = document.body;
   const reportsUrl = body.dataset.reportsUrl;
   const statsUrl = body.dataset.statsUrl;
+  const timelineUrl = body.dataset.timelineUrl;
+  const filter = { gateway: "", device: "" };
   const period = Number(body.dataset.period) || 20;
   const gateways = new Map(); // gateway_sn -> {report, count}
   const recent = [];
@@ -98,8 +103,9 @@
           el("td", { colspan: 6 }, `not an object: ${text(d)}`));
       }
       const type = TYPES[d.ep_type];
-      return el("tr", { "data-ep-ip": text(d.ep_ip), class: bad ? "row-bad" : null,
-                        title: bad ? bad.join("\n") : null },
+      return el("tr", { "data-ep-ip": text(d.ep_ip),
+                        class: (bad ? "row-bad " : "") + "clickable",
+                        title: bad ? bad.join("\n") : "click: this device's status changes" },
         el("td", { class: "ep-ip mono" }, text(d.ep_ip)),
         el("td", { class: "ep-name" }, text(d.ep_name)),
         el("td", {}, statusBadge(d.ep_status, "ep-status")),
@@ -127,7 +133,9 @@
       statusBadge(p.gateway_status, "gw-status"),
       el("span", { class: "badge format", title: "payload versions this report conforms to" },
         matchedText(r)),
-      r.rejected ? el("span", { class: "badge refused" }, "refused (422)") : null);
+      r.rejected ? el("span", { class: "badge refused" }, "refused (422)") : null,
+      el("button", { class: "show-body", type: "button", "data-action": "body" },
+        "last report's body"));
     const last = el("div", { class: "last" }, "last report ",
       el("time", { class: "gw-time", datetime: received.toISOString() },
         received.toLocaleString()),
@@ -176,18 +184,144 @@
 
   function renderRecent() {
     document.getElementById("recent").hidden = recent.length === 0;
-    document.getElementById("recent-rows").replaceChildren(...recent.map((r) => {
+    document.getElementById("recent-rows").replaceChildren(...recent.map((r, index) => {
       const p = isObject(r.payload) ? r.payload : {};
       const n = Array.isArray(p.sub_devices) ? p.sub_devices.length : "–";
       const verdict = (r.violations.length ? `${r.violations.length} violation(s)` : "conforming") +
         ` · ${matchedText(r)}`;
-      return el("tr", { class: r.violations.length ? "row-bad" : null },
+      return el("tr", { class: (r.violations.length ? "row-bad " : "") + "clickable",
+                        "data-index": index, title: "click: the report's body" },
         el("td", {}, new Date(r.received_at * 1000).toLocaleTimeString()),
         el("td", { class: "mono" }, gatewayKey(r.payload)),
         el("td", { class: "mono" }, text(r.report_id)),
         el("td", {}, n),
         el("td", {}, verdict + (r.rejected ? ", refused" : "")));
     }));
+  }
+
+  // -- filters -------------------------------------------------------------
+
+  const matches = (value, wanted) => !wanted || String(value).includes(wanted);
+
+  function reportMatches(r) {
+    if (!matches(gatewayKey(r.payload), filter.gateway)) return false;
+    if (!filter.device) return true;
+    const p = isObject(r.payload) ? r.payload : {};
+    const devices = Array.isArray(p.sub_devices) ? p.sub_devices : [];
+    return devices.some((d) => isObject(d) && matches(text(d.ep_ip), filter.device));
+  }
+
+  function applyFilters() {
+    for (const section of document.querySelectorAll("section.gateway")) {
+      section.hidden = !matches(section.dataset.gatewaySn, filter.gateway);
+      for (const row of section.querySelectorAll("tr[data-ep-ip]")) {
+        row.hidden = !matches(row.dataset.epIp, filter.device);
+      }
+    }
+    for (const row of document.querySelectorAll("#recent-rows tr")) {
+      row.hidden = !reportMatches(recent[Number(row.dataset.index)]);
+    }
+    const params = new URLSearchParams();
+    if (filter.gateway) params.set("gateway", filter.gateway);
+    if (filter.device) params.set("device", filter.device);
+    const query = params.toString();
+    history.replaceState(null, "", query ? `?${query}` : location.pathname);
+  }
+
+  function setupFilters() {
+    const params = new URLSearchParams(location.search);
+    const inputs = { gateway: document.getElementById("filter-gateway"),
+                     device: document.getElementById("filter-device") };
+    for (const [name, input] of Object.entries(inputs)) {
+      input.value = filter[name] = (params.get(name) || "").trim();
+      input.addEventListener("input", () => {
+        filter[name] = input.value.trim();
+        applyFilters();
+      });
+    }
+    document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
+    document.getElementById("filter-clear").addEventListener("click", () => {
+      for (const [name, input] of Object.entries(inputs)) input.value = filter[name] = "";
+      applyFilters();
+    });
+  }
+
+  function renderGatewayList() {
+    document.getElementById("gateway-list").replaceChildren(
+      ...[...gateways.keys()].sort().map((sn) => el("option", { value: sn })));
+  }
+
+  // -- detail: a report's body, a device's timeline -----------------------------
+
+  function showDetail(title, meta, fill) {
+    document.getElementById("detail-title").textContent = title;
+    document.getElementById("detail-meta").replaceChildren(...meta);
+    const list = document.getElementById("detail-timeline");
+    const pre = document.getElementById("detail-body");
+    list.hidden = pre.hidden = true;
+    fill(list, pre);
+    document.getElementById("detail").hidden = false;
+    body.classList.add("detail-open");
+  }
+
+  function showReport(r) {
+    const when = new Date(r.received_at * 1000).toLocaleString();
+    const meta = [
+      el("div", {}, `received ${when} · X-Report-Id ${r.report_id ?? "(none)"} · ${matchedText(r)}` +
+        (r.rejected ? " · refused (422)" : "")),
+      r.violations.length
+        ? el("ul", {}, ...r.violations.map((v) => el("li", { class: "mono" }, v)))
+        : el("div", {}, "conforming"),
+    ];
+    showDetail(`report from ${gatewayKey(r.payload)}`, meta, (_list, pre) => {
+      pre.textContent = JSON.stringify(r.payload, null, 2);
+      pre.hidden = false;
+    });
+  }
+
+  async function showTimeline(sn, ip) {
+    const query = new URLSearchParams({ gateway: sn, device: ip });
+    let doc;
+    try {
+      doc = await getJson(`${timelineUrl}?${query}`);
+    } catch (err) {
+      showDetail(`${ip} on ${sn}`, [el("div", {}, `timeline not available: ${err.message}`)],
+        () => {});
+      return;
+    }
+    const changes = Array.isArray(doc.changes) ? doc.changes : [];
+    const meta = [el("div", {}, `status changes seen by this receiver, newest first ` +
+      `(${changes.length}${changes.length >= 100 ? ", the latest 100" : ""})`)];
+    showDetail(`${ip} on ${sn}`, meta, (list) => {
+      list.replaceChildren(...changes.slice().reverse().map((c) =>
+        el("li", { "data-status": text(c.status) },
+          new Date(c.received_at * 1000).toLocaleString(), " · ",
+          statusBadge(c.status, "tl-status"),
+          ` · report ${c.report_id ?? "(no id)"}`)));
+      list.hidden = false;
+    });
+  }
+
+  function setupClicks() {
+    document.getElementById("detail-close").addEventListener("click", () => {
+      document.getElementById("detail").hidden = true;
+      body.classList.remove("detail-open");
+    });
+    document.getElementById("gateways").addEventListener("click", (event) => {
+      const section = event.target.closest("section.gateway");
+      if (!section) return;
+      const sn = section.dataset.gatewaySn;
+      if (event.target.closest("[data-action=body]")) {
+        showReport(gateways.get(sn).report);
+        return;
+      }
+      const row = event.target.closest("tr[data-ep-ip]");
+      if (row && row.dataset.epIp) showTimeline(sn, row.dataset.epIp);
+    });
+    document.getElementById("recent-rows").addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-index]");
+      if (row) showReport(recent[Number(row.dataset.index)]);
+    });
   }
 
   function ingest(reports) {
@@ -204,6 +338,8 @@
     for (const sn of touched) renderGateway(sn);
     document.getElementById("empty").hidden = gateways.size > 0;
     renderRecent();
+    renderGatewayList();
+    applyFilters();
     tickAges();
   }
 
@@ -235,6 +371,8 @@
     }
   }
 
+  setupFilters();
+  setupClicks();
   setInterval(tickAges, 1000);
   poll();
 })();

@@ -207,3 +207,58 @@ def test_page_shows_reports_live(page: Page, server: ReceiverServer, tmp_path: P
     shot = tmp_path / "receiver-page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_report_body_timeline_and_filters(page: Page, server: ReceiverServer) -> None:
+    """A click on a report shows its body; a click on a device its status changes; the
+    gateway and device filters narrow the page and stay in the address."""
+    post(server, report(sub_device("127.0.0.11", "online", "1", "gate")), seq=1)
+    post(server, report(sub_device("127.0.0.11", "offline", "1", "gate")), seq=2)
+    other = report(sub_device("127.0.0.21", "online", "2", "lobby-cam"))
+    other["gateway_sn"] = OTHER_SN
+    post(server, other, seq=3, sn=OTHER_SN)
+    page.goto(f"{server.url}/")
+    cards = page.locator("section.gateway")
+    expect(cards).to_have_count(2, timeout=WAIT_MS)
+
+    # A recent report's body, as posted.
+    page.locator("#recent-rows tr", has_text=f"{SN}-t-1").click()
+    detail = page.locator("#detail")
+    expect(detail).to_be_visible()
+    expect(page.locator("#detail-title")).to_have_text(f"report from {SN}")
+    expect(page.locator("#detail-meta")).to_contain_text(f"X-Report-Id {SN}-t-1")
+    body = json.loads(page.locator("#detail-body").text_content() or "")
+    assert body["sub_devices"][0]["ep_status"] == "online"
+    page.locator("#detail-close").click()
+    expect(detail).to_be_hidden()
+
+    # A device's status changes, newest first.
+    card = page.locator(f'[data-gateway-sn="{SN}"]')
+    card.locator('tr[data-ep-ip="127.0.0.11"]').click()
+    expect(page.locator("#detail-title")).to_have_text(f"127.0.0.11 on {SN}")
+    changes = page.locator("#detail-timeline li")
+    expect(changes).to_have_count(2)
+    expect(changes.nth(0)).to_contain_text(f"offline · report {SN}-t-2")
+    expect(changes.nth(1)).to_contain_text(f"online · report {SN}-t-1")
+
+    # The card's own button shows its latest body.
+    card.locator(".show-body").click()
+    expect(page.locator("#detail-meta")).to_contain_text(f"X-Report-Id {SN}-t-2")
+
+    # Filters: by gateway, then by device; both in the address.
+    page.locator("#filter-gateway").fill(OTHER_SN)
+    expect(card).to_be_hidden()
+    expect(page.locator(f'[data-gateway-sn="{OTHER_SN}"]')).to_be_visible()
+    expect(page.locator("#recent-rows tr:visible")).to_have_count(1)
+    assert f"gateway={OTHER_SN}" in page.url
+    page.locator("#filter-gateway").fill("")
+    page.locator("#filter-device").fill("127.0.0.11")
+    expect(card).to_be_visible()
+    expect(page.locator('tr[data-ep-ip="127.0.0.21"]')).to_be_hidden()
+    expect(page.locator("#recent-rows tr:visible")).to_have_count(2)
+
+    # A link with the filters opens filtered.
+    page.goto(f"{server.url}/?gateway={SN}")
+    expect(page.locator(f'[data-gateway-sn="{SN}"]')).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator(f'[data-gateway-sn="{OTHER_SN}"]')).to_be_hidden()
+    expect(page.locator("#filter-gateway")).to_have_value(SN)
