@@ -224,6 +224,23 @@ class TestEndToEnd:
             wait_until(lambda: console.call("GET", DEV_SNO).json() == {"data": {"response": new}},
                        timeout=5, what="GET DevSno answers the new code")
 
+    def test_login_url_set_by_the_api_logs_in(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """A login URL set by the call makes the bridge log in; the page's view says so."""
+        config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus")
+        publish_spec_example(broker)
+        with running_console(config, broker) as console, \
+                running_bridge(config, broker, tmp_path / "bridge.log"):
+            platform.state.store.wait_for(lambda r: True, timeout=10)
+            assert platform.state.store.logins() == []
+            login = f"{platform.url}/api/gateway/login"
+            assert console.call("PUT", LOGIN, json={"login_url": login}).status_code == 200
+            wait_until(lambda: platform.state.store.logins(), timeout=2.0, what="a login")
+            wait_until(lambda: console.call("GET", "/api/view").json()["settings"]["login"]
+                       ["state"] == "ok", timeout=5, what="login ok in bridge/settings")
+            assert console.call("GET", LOGIN).json() == {"data": {"response": login}}
+
     def test_report_now_reaches_the_bridge(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer
     ) -> None:
