@@ -1,6 +1,6 @@
 """The real pieces the benchmarks run: a mosquitto, the reference platform, the bridge.
 
-Everything listens on and connects to 127.0.0.1 only (CONTRACT section 10); the
+Everything listens on and connects to 127.0.0.1 only (docs/protocol.md, safety); the
 device records use addresses in 127.10.0.0/16, which nothing ever contacts.
 
 `Platform` is the reference receiver with one addition: a WSGI wrapper that

@@ -1,4 +1,4 @@
-"""The TOML configuration shared by the bridge and the collectors (CONTRACT section 5).
+"""The TOML configuration shared by the bridge and the collectors (config/example.toml).
 
 One file serves every program: each validates the whole file strictly (an
 unknown key or a bad value is a `ConfigError` naming the key) and then asks

@@ -2,7 +2,7 @@
 
     Se3Error
     ├── ConfigError        the config file is missing, unreadable or invalid (exit 2)
-    ├── RecordError        an MQTT message was refused (CONTRACT section 9)
+    ├── RecordError        an MQTT message was refused (docs/reliability.md, bad input)
     └── DeliveryError      one POST to one target did not succeed
         └── RetryAfter     ... and the platform asked us to wait
 

@@ -1,4 +1,4 @@
-"""The command-line options every program takes (CONTRACT section 6).
+"""The command-line options every program takes (README, the programs).
 
 `--config PATH`, `--log-level` and `--log-json` are accepted before and after
 a subcommand alike (`se3-bridge --config x run` and `se3-bridge run --config x`),

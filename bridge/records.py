@@ -1,4 +1,4 @@
-"""The MQTT records (CONTRACT section 2) and the one parser that admits them.
+"""The MQTT records (docs/topics.md) and the one parser that admits them.
 
 A record is the JSON object a collector or an app publishes, retained, for one
 subject. `parse_record` turns raw bytes into a validated, frozen model or raises

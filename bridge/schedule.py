@@ -1,4 +1,4 @@
-"""When to send a report (CONTRACT section 3), as pure logic over a monotonic clock.
+"""When to send a report (docs/protocol.md), as pure logic over a monotonic clock.
 
 - Nothing goes out until the gateway is `ready` (its retained state replayed
   and its identity known): the first report is complete, not the first record.

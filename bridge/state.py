@@ -3,7 +3,7 @@
 `GatewayState.apply` takes one MQTT message (already matched to this gateway
 by its topic) and says whether anything the platform sees has changed. A bad
 message raises `RecordError` and leaves the state exactly as it was: the last
-valid record for a topic stays in effect (CONTRACT section 9).
+valid record for a topic stays in effect (docs/reliability.md, bad input).
 
 A repeated, byte-identical payload (a retained replay, a collector's refresh)
 is not parsed again. Its deadline is renewed only by a live publish of a

@@ -1,4 +1,4 @@
-"""The MQTT topic layout (CONTRACT section 2): building topics and parsing them back.
+"""The MQTT topic layout (docs/topics.md): building topics and parsing them back.
 
     {prefix}/{sn}/gateway/info
     {prefix}/{sn}/gateway/metrics

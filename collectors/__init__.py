@@ -2,5 +2,5 @@
 
 `se3-collector gateway` publishes the box's identity and metrics, `se3-collector
 devices` probes the configured sub-devices, and `se3-collector publish` lets a
-script or an app publish or delete one device record (CONTRACT sections 2, 6).
+script or an app publish or delete one device record (docs/topics.md; README, the programs).
 """

@@ -1,4 +1,4 @@
-"""The `se3-collector` command (CONTRACT section 6): arguments, logging, signals, exit codes.
+"""The `se3-collector` command (README, the programs): arguments, logging, signals, exit codes.
 
     se3-collector [--config PATH] [--log-level L] [--log-json] gateway [--once]
     se3-collector ... devices [--once]

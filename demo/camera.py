@@ -5,7 +5,7 @@ each address and answers `OPTIONS` (and a minimal `DESCRIBE`) with
 `RTSP/1.0 200 OK`, echoing `CSeq`; any other method gets 501. No media is
 ever sent. Without `--bind`, the loopback devices with `probe = "rtsp"` in the
 config file (`--config` or $SE3_CONFIG) are served at the port of their URL.
-Only loopback addresses are accepted (CONTRACT section 10). SIGTERM or SIGINT
+Only loopback addresses are accepted (docs/protocol.md, safety). SIGTERM or SIGINT
 stops it cleanly with exit 0.
 """
 
@@ -146,7 +146,7 @@ class Cameras:
 
 
 def check_loopback(hosts: Iterable[str]) -> None:
-    """ValueError unless every host is a loopback address (CONTRACT section 10)."""
+    """ValueError unless every host is a loopback address (docs/protocol.md, safety)."""
     for host in hosts:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"{host} is not a loopback address; the demo stays on loopback")

@@ -1,4 +1,4 @@
-"""`se3-receiver`: the reference platform's entry point (CONTRACT section 7).
+"""`se3-receiver`: the reference platform's entry point (docs/protocol.md, the reference platform).
 
 Parses the flags, sets up logging, serves until SIGTERM or SIGINT and exits 0;
 the only place in the package that exits. It listens on loopback unless told

@@ -301,7 +301,7 @@ class TestBadInput:
     def test_every_bad_input_is_rejected_and_valid_state_kept(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer, config: Path
     ) -> None:
-        """Each bad message of CONTRACT section 9 is refused visibly; the valid state stays."""
+        """Each kind of bad input (docs/reliability.md) is refused visibly; valid state stays."""
         publish_spec_example(broker)
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge, \
                 collect(broker, f"{BASE}/bridge/errors") as errors:

@@ -1,4 +1,4 @@
-"""The shipped broker configuration (CONTRACT section 8), checked against a real mosquitto.
+"""The shipped broker configuration (mosquitto/), checked against a real mosquitto.
 
 Forbidden messages are shown never to arrive by publishing a marker afterwards
 and waiting for it: the broker handles one connection's packets in order and

@@ -1,4 +1,4 @@
-"""A live flood of bad input (CONTRACT §9): thousands of malformed messages of every kind.
+"""A live flood of bad input (docs/reliability.md): thousands of malformed messages of every kind.
 
 The bridge runs as a process with `[bridge] max_devices = 20`, already at its
 cap with valid devices, and the Prometheus endpoint on. Every message of the

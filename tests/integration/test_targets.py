@@ -1,4 +1,4 @@
-"""Where reports go (CONTRACT section 4): login, the config topic, several targets."""
+"""Where reports go (docs/protocol.md): login, the config topic, several targets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for bridge.config and `se3-bridge check`: the TOML file of CONTRACT section 5."""
+"""Tests for bridge.config and `se3-bridge check`: the TOML file (config/example.toml)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from bridge.fields import EXT_TEXT_MAX, LOCATION_MAX, NAME_MAX, URL_MAX
 from bridge.records import DeviceState, parse_as
 from collectors.devices import device_record
 
-# The example of CONTRACT section 5, verbatim.
-CONTRACT_EXAMPLE = """\
+# The documented example config, verbatim.
+EXAMPLE_CONFIG = """\
 [gateway]
 sn = "SZCCKQRAIJBAH0002"            # or sn_file = "/path"
 dev_sno = "ZKZCPI000120190807142601"
@@ -66,7 +66,7 @@ DEVICE = {"ip": "10.0.0.1", "location": "L", "type": "2"}
 
 
 def example() -> dict[str, Any]:
-    return tomllib.loads(CONTRACT_EXAMPLE)
+    return tomllib.loads(EXAMPLE_CONFIG)
 
 
 def config_error(raw: dict[str, Any], env: dict[str, str] | None = None) -> str:
@@ -78,7 +78,7 @@ def config_error(raw: dict[str, Any], env: dict[str, str] | None = None) -> str:
 
 class TestContractExample:
     def test_parses(self) -> None:
-        """The example of CONTRACT section 5 is a valid config, read as written."""
+        """The documented example config is a valid config, read as written."""
         config = parse_config(example())
 
         assert config.gateway.serial() == "SZCCKQRAIJBAH0002"
@@ -399,7 +399,7 @@ class TestEnvironment:
                                                monkeypatch: pytest.MonkeyPatch) -> None:
         """load_config applies the process environment's overrides."""
         path = tmp_path / "se3.toml"
-        path.write_text(CONTRACT_EXAMPLE, encoding="utf-8")
+        path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
         monkeypatch.setenv(ENV_MQTT_USERNAME, "debug")
 
         assert load_config(path).mqtt.username == "debug"
@@ -479,7 +479,7 @@ class TestLoadConfig:
     def test_reads_a_file(self, tmp_path: Path) -> None:
         """load_config reads and validates a TOML file."""
         path = tmp_path / "se3.toml"
-        path.write_text(CONTRACT_EXAMPLE, encoding="utf-8")
+        path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
 
         assert isinstance(load_config(path), Config)
         assert isinstance(load_config(str(path)), Config)
@@ -550,7 +550,7 @@ class TestCheckCommand:
         """`se3-bridge check` on a valid file exits 0 and says so on stdout."""
         secret = tmp_path / "bridge.pass"
         secret.write_text("pw\n", encoding="utf-8")
-        text = CONTRACT_EXAMPLE.replace("var/mqtt/bridge.pass", str(secret))
+        text = EXAMPLE_CONFIG.replace("var/mqtt/bridge.pass", str(secret))
 
         code = main(["--config", write(tmp_path, text), "check"])
 

@@ -4,7 +4,7 @@ Payload version v2 (the document's V2R1C01 release) has its own golden body belo
 
 The expected report is the `返回信息` block of `device-status-report.zh.md`,
 transcribed verbatim (less the stray space after `gateway_ip`), and the
-expected bytes are written out by hand in the key order of CONTRACT section 1.
+expected bytes are written out by hand in the key order of the report's tables (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ SPEC_PAYLOAD: dict[str, Any] = {
     "gateway_ip": "192.168.1.251",  # the spec has '192.168.1.251 ': the contract strips it
 }
 
-# CONTRACT section 1, the three tables, in order.
+# The report's three tables (docs/protocol.md), in order.
 TOP_KEYS = [
     "gateway_ip", "gateway_name", "gateway_status", "gateway_sn", "dev_sno",
     "gateway_ext_data", "sub_devices",

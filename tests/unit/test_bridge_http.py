@@ -283,7 +283,7 @@ class TestHttpSender:
 
     def test_retry_after_on_any_failure_is_honoured(self, platform: Platform,
                                                    sender: HttpSender) -> None:
-        """A Retry-After on a 500 is honoured too (CONTRACT: "honouring a Retry-After")."""
+        """A Retry-After on a 500 is honoured too (docs/protocol.md: "honouring a Retry-After")."""
         with pytest.raises(RetryAfter) as info:
             sender.post(f"{platform.base}/retry-after-on-500", b"{}", "id")
 

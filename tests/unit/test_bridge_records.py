@@ -1,4 +1,4 @@
-"""Tests for bridge.records: what the bridge admits from MQTT, and what it refuses (CONTRACT §9)."""
+"""Tests for bridge.records: what the bridge admits from MQTT, what it refuses (docs/topics.md)."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ class TestAccepted:
 
 
 class TestRefused:
-    """Every bad input of CONTRACT section 9 is a RecordError naming the field."""
+    """Every kind of bad input (docs/reliability.md) is a RecordError naming the field."""
 
     @pytest.mark.parametrize("payload", [b"nope", b"{", b"{'a': 1}", b"", b"\xff\xfe", b"{}x"])
     def test_non_json(self, payload: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Tests for bridge.schedule: when reports are due (CONTRACT section 3)."""
+"""Tests for bridge.schedule: when reports are due (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for bridge.topics: the topic layout of CONTRACT section 2, built and parsed."""
+"""Tests for bridge.topics: the topic layout of docs/topics.md, built and parsed."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class TestRoundTrip:
         assert parse(topic, prefix) == TopicRef(SN, kind, key)
 
     def test_the_layout_is_the_contracts(self) -> None:
-        """The built topics are spelled as CONTRACT section 2 spells them."""
+        """The built topics are spelled as docs/topics.md spells them."""
         topics = Topics("se3", SN)
 
         assert topics.gateway_info == f"se3/{SN}/gateway/info"

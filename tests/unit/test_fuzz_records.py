@@ -1,9 +1,9 @@
-"""Property-based tests: what the bridge admits from MQTT, whatever arrives (CONTRACT §9).
+"""Property-based tests: what the bridge admits from MQTT, whatever arrives (docs/reliability.md).
 
 Two units, each against an independent statement of the contract:
 - `bridge.records.parse_record`, for every topic kind: arbitrary bytes and
   arbitrary JSON never raise anything but `RecordError`, and a record is
-  admitted exactly when `conforms()` (written here from CONTRACT §2, not from
+  admitted exactly when `conforms()` (written here from docs/topics.md, not from
   the parser) says it is a conforming record;
 - `bridge.state.GatewayState.apply` fed arbitrary topics and payloads: only
   `RecordError`, a refused message changes nothing, the device cap holds, and a
@@ -90,7 +90,7 @@ def _fresh(doc: dict[str, Any]) -> bool:
 
 
 def conforms(kind: Kind, doc: object, key: str = "") -> bool:
-    """Whether `doc` (a decoded JSON value) is a record CONTRACT §2 admits on topic `kind`."""
+    """Whether `doc` (a decoded JSON value) is a record docs/topics.md admits on topic `kind`."""
     if kind not in MODELS or not isinstance(doc, dict):
         return False
     if not _optional(doc, "source", lambda v: _text(v, 1, 128)):

@@ -1,4 +1,4 @@
-"""Tests of receiver.conformance: each rule of CONTRACT section 1, one class per group."""
+"""Tests of receiver.conformance: each rule of the status report (docs/protocol.md), by group."""
 
 from __future__ import annotations
 
