@@ -195,8 +195,6 @@ class TestEndToEnd:
             assert target["url"] == new
             assert target["last_ok_at"] is not None
 
-    @pytest.mark.skip(reason="needs the gateway collector to republish gateway/info on "
-                             "config/dev_sno (issue 10's shared interface): not on main yet")
     def test_dev_sno_set_by_the_api_is_reported(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer
     ) -> None:
