@@ -136,11 +136,22 @@ _watching = threading.local()  # the _Watch of the request on this thread, if an
 
 
 class _WatchedConnectionMixin:
+    """Tells the request's _Watch which connection it uses: at `connect` (a new https
+    connection shakes hands before its request is sent) and at `request`."""
+
+    def connect(self) -> None:
+        _watched(self)
+        super().connect()  # type: ignore[misc]
+
     def request(self, *args: Any, **kwargs: Any) -> None:
-        watch = getattr(_watching, "watch", None)
-        if watch is not None:
-            watch.conn = self
+        _watched(self)
         super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _watched(conn: Any) -> None:
+    watch = getattr(_watching, "watch", None)
+    if watch is not None:
+        watch.conn = conn
 
 
 class _HTTPConnection(_WatchedConnectionMixin, HTTPConnection):

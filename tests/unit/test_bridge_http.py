@@ -438,6 +438,32 @@ class TestHostilePlatform:
             server.close()
         assert took < 2.0
 
+    def test_trickling_tls_handshake_is_cut_off_too(self) -> None:
+        """An https platform trickling its TLS handshake is cut off at the deadline as well
+        (Python bounds a handshake in all too; the deadline watches the connection from its
+        connect on, so neither alone is relied on)."""
+        stop = threading.Event()
+
+        def trickle(conn: socket.socket) -> None:
+            # A TLS record header announcing 1 KiB, then its bytes one at a time.
+            for byte in b"\x16\x03\x03\x04\x00" + b"\x02" * 1024:
+                conn.sendall(bytes([byte]))
+                if stop.wait(0.05):
+                    return
+
+        server = _RawServer(trickle)
+        sender = HttpSender(timeout=0.5)
+        started = time.monotonic()
+        try:
+            with pytest.raises(DeliveryError):
+                sender.post(server.url.replace("http:", "https:") + "/r", b"{}", "id")
+            took = time.monotonic() - started
+        finally:
+            stop.set()
+            sender.close()
+            server.close()
+        assert took < 2.0
+
     def test_huge_answer_body_is_not_read_whole(self) -> None:
         """Of a 64 MB error answer only the first bytes are read, then the connection dropped."""
         sent = [0]
