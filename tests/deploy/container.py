@@ -10,6 +10,7 @@ outlives the container, so a reboot keeps the addresses.
 `Container.run()` runs a command inside with `nsenter` (the host has no
 machined: `--register=no`). A reboot inside makes systemd-nspawn exit with
 133; `reboot()` starts it again on the same root, as systemd-nspawn@.service does.
+`power_cut()` kills the container's PID 1, and with it everything inside.
 """
 
 from __future__ import annotations
@@ -155,6 +156,14 @@ class Container:
             raise ContainerError(f"systemd-nspawn exited {code} at reboot, not {REBOOT_EXIT}")
         self.boot(timeout)
         return time.monotonic() - started
+
+    def power_cut(self, timeout: float = 90.0) -> float:
+        """Kill everything inside at once (SIGKILL to its PID 1), then boot again."""
+        assert self.proc is not None
+        os.kill(self.leader, signal.SIGKILL)
+        self.proc.wait(30)
+        self.leader = 0
+        return self.boot(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Power it off (SIGTERM to systemd-nspawn is a clean shutdown); kill it if stuck."""

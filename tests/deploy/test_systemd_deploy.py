@@ -10,7 +10,7 @@ index (a wheelhouse built on the host from this venv, bind-mounted read-only
 and named in /etc/pip.conf, as the README's "Offline install" tells).
 
 The tests run in order on one container: install, report, journal, kill -9,
-stop, reboot, security. Each leaves the services running for the next.
+stop, reboot, power cut, security. Each leaves the services running for the next.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ WHEELHOUSE = "/srv/wheelhouse"
 SN = "SZCCKQRAIJBAH0002"
 UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3-bridge")
 CAMERAS = {"127.0.0.11": "online", "127.0.0.12": "online", "127.0.0.13": "offline"}
-ONE_SHOT = "10.9.9.9"  # a device record only the broker's retained store keeps
+# Device records only the broker's retained store keeps (nothing republishes them).
+ONE_SHOT, KEPT, LOST = "10.9.9.9", "10.9.9.10", "10.9.9.11"
+BROKER_DB = "/var/lib/se3/mqtt/mosquitto.db"
+AUTOSAVE = 30  # the broker's autosave_interval as installed (deploy/README.md)
 
 CAMERA_UNIT = """[Unit]
 Description=Pretend cameras of config/demo.toml (deployment test)
@@ -71,6 +74,14 @@ def statuses(report: Report) -> dict[str, str]:
 def gateway_status(report: Report) -> str:
     assert isinstance(report.payload, dict)
     return str(report.payload["gateway_status"])
+
+
+def publish_device(ip: str, name: str) -> str:
+    """A shell line publishing a retained device record as the broker's `app` role."""
+    record = json.dumps({"ep_status": "online", "ep_type": "2", "ep_name": name,
+                         "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"})
+    return ('mosquitto_pub -h 127.0.0.1 -p 1883 -u app -P "$(cat /var/lib/se3/mqtt/app.pass)"'
+            f" -q 1 -r -t se3/{SN}/devices/{ip}/state -m '{record}'")
 
 
 def install_steps(readme: str) -> list[str]:
@@ -268,12 +279,8 @@ class TestDeployment:
 
     def test_reboot_keeps_retained_state_under_a_new_boot(self, box: Box) -> None:
         """A one-shot retained record survives a reboot; reported again under a new boot id."""
-        record = json.dumps({"ep_status": "online", "ep_type": "2", "ep_name": "one-shot",
-                             "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"})
         t0 = time.time()
-        box.container.sh(
-            'mosquitto_pub -h 127.0.0.1 -p 1883 -u app -P "$(cat /var/lib/se3/mqtt/app.pass)"'
-            f" -q 1 -r -t se3/{SN}/devices/{ONE_SHOT}/state -m '{record}'")
+        box.container.sh(publish_device(ONE_SHOT, "one-shot"))
         before = box.report(lambda r: ONE_SHOT in statuses(r), after=t0, timeout=15)
         rebooted = time.time()
         TIMINGS["reboot to multi-user"] = box.container.reboot()
@@ -284,6 +291,26 @@ class TestDeployment:
         # The clean shutdown before the reboot said goodbye.
         assert any(gateway_status(r) == "offline" and rebooted < r.received_at < after.received_at
                    for r in box.platform.state.store.reports())
+
+    def test_power_cut_loses_only_the_autosave_window(self, box: Box) -> None:
+        """Killed at once: what the broker saved is back, a record newer than its last save not."""
+        box.container.sh(publish_device(KEPT, "kept"))
+        published = float(box.container.run("date", "+%s.%N").stdout)
+        # The broker saves every autosave_interval (30 s): wait for the save after KEPT.
+        deadline = time.monotonic() + AUTOSAVE + 10
+        while float(box.container.run("stat", "-c", "%.9Y", BROKER_DB).stdout) <= published:
+            assert time.monotonic() < deadline, "no autosave of the broker's database"
+            time.sleep(0.5)
+        t0 = time.time()
+        box.container.sh(publish_device(LOST, "lost"))
+        before = box.report(lambda r: LOST in statuses(r), after=t0, timeout=15)
+        cut = time.time()
+        TIMINGS["power cut to multi-user"] = box.container.power_cut()
+        after = box.report(lambda r: gateway_status(r) == "online"
+                           and statuses(r).get(KEPT) == "online", after=cut, timeout=40)
+        assert boot_of(after) != boot_of(before)
+        assert LOST not in statuses(after)
+        assert statuses(after).get(ONE_SHOT) == "online"
 
     def test_security_exposure_is_what_the_readme_records(self, box: Box) -> None:
         """`systemd-analyze security` of each unit is no worse than the README's table."""
