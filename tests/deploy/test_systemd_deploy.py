@@ -97,16 +97,19 @@ def recorded_exposure(readme: str) -> dict[str, float]:
     return {unit: float(level) for unit, level in rows}
 
 
-def gateway_config(demo_toml: str, report_url: str) -> str:
-    """What the user's edit makes of config/demo.toml on the box."""
+def gateway_config(demo_toml: str, installed: str, report_url: str) -> str:
+    """What the user's edit makes of the installed config: the demo's gateway and devices.
+
+    The broker user for commands run by hand stays as install.sh wrote it.
+    """
     edits = {
         "sw_version_file": '"/etc/se3/buildinfo"',
         "login_url": '""',
         "report_url": json.dumps(report_url),
-        "username": '"debug"',
-        "password_file": '"/var/lib/se3/mqtt/debug.pass"',
         "interval": "10",
     }
+    for key in ("username", "password_file"):
+        edits[key] = re.findall(rf"^{key} = (.*)$", installed, re.M)[0]
     for key, value in edits.items():
         demo_toml = re.sub(rf"^{key} = .*$", f"{key} = {value}", demo_toml, count=1, flags=re.M)
     return demo_toml
@@ -216,8 +219,9 @@ class TestDeployment:
             edited = re.fullmatch(r"sudoedit (\S+)", step)
             if edited:
                 box.container.sh(f"cp {SRC}/config/demo-buildinfo.txt /etc/se3/buildinfo")
+                installed = box.container.run("cat", edited.group(1)).stdout
                 box.container.run("tee", edited.group(1), input_text=gateway_config(
-                    demo, f"{box.platform.url}/DeviceStatus"))
+                    demo, installed, f"{box.platform.url}/DeviceStatus"))
                 continue
             t0 = time.monotonic()
             box.container.sh(step, cwd=SRC, timeout=300)
