@@ -23,7 +23,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from demo.broker import find_mosquitto, free_port, port_in_use, setup
+from demo.broker import Broker, find_mosquitto, free_port, port_in_use, setup
+from tests.integration.stack import SN, publish_spec_example
 
 # Binds the port argv[1], says so, and ignores SIGTERM: only SIGKILL ends it.
 _STUBBORN = """\
@@ -44,7 +45,24 @@ time.sleep(600)
 """
 
 
-def _procfile(path: Path, tmp: Path, hard: bool) -> tuple[Path, list[int]]:
+def _bridge_line(tmp: Path, mqtt_port: int, web_port: int) -> tuple[str, int]:
+    """A Procfile line running the bridge as its role against this stack; its metrics port."""
+    metrics = free_port()
+    config = tmp / "bridge.toml"
+    config.write_text("\n".join([
+        "[gateway]", f'sn = "{SN}"',
+        "[mqtt]", 'host = "127.0.0.1"', f"port = {mqtt_port}",
+        "[platform]", f'report_url = "http://127.0.0.1:{web_port}/DeviceStatus"',
+        "interval = 30", "min_interval = 0.2", "timeout = 2",
+        "[bridge]", f'metrics_listen = "127.0.0.1:{metrics}"',
+    ]) + "\n", encoding="utf-8")
+    user, password = Broker(tmp / "mqtt", mqtt_port).credentials("bridge")
+    return (f"bridge: SE3_MQTT_USERNAME={user} SE3_MQTT_PASSWORD_FILE={password} "
+            f"{sys.executable} -m bridge --config {config} run"), metrics
+
+
+def _procfile(path: Path, tmp: Path, hard: bool,
+              bridge: bool = False) -> tuple[Path, list[int]]:
     try:
         mosquitto = find_mosquitto()
     except Exception as exc:  # MosquittoError: not installed here
@@ -56,6 +74,10 @@ def _procfile(path: Path, tmp: Path, hard: bool) -> tuple[Path, list[int]]:
         f"receiver: {sys.executable} -m receiver.cli --host 127.0.0.1 --port {web_port}",
     ]
     ports = [mqtt_port, web_port]
+    if bridge:
+        line, metrics = _bridge_line(tmp, mqtt_port, web_port)
+        lines.append(line)
+        ports.append(metrics)
     if hard:
         (tmp / "stubborn.py").write_text(_STUBBORN, encoding="utf-8")
         (tmp / "parent.py").write_text(_PARENT, encoding="utf-8")
@@ -108,6 +130,22 @@ def _read_until_ready(proc: subprocess.Popen[bytes], ports: list[int],
     os.set_blocking(fd, True)
     pids = [int(pid) for pid in re.findall(r"\| started \S+ \(pid (\d+)\)", text.decode())]
     return pids, text.decode().splitlines()
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: str,
+                timeout: float = 20.0) -> tuple[bool, list[str]]:
+    """Read the runner's output until a line holds `marker`; (found, the lines read)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if marker in line:
+            return True, lines
+    raise AssertionError(f"no {marker!r} in the output:\n" + "\n".join(lines))
 
 
 def _gone(pid: int) -> bool:
@@ -163,16 +201,26 @@ class TestStop:
     def test_signal_stops_in_reverse_order_and_exits_0(
         self, tmp_path: Path, run_stack: list[subprocess.Popen[bytes]], signum: int
     ) -> None:
-        """A clean stop: the broker (first line) stops last, the last line says so, exit 0."""
-        procfile, ports = _procfile(tmp_path / "Procfile", tmp_path, hard=False)
+        """A clean stop: the bridge stops first and its last report reaches the receiver,
+        nothing reads like a failure, the broker (first line) stops last, the last line
+        says so, exit 0."""
+        procfile, ports = _procfile(tmp_path / "Procfile", tmp_path, hard=False, bridge=True)
         proc = _start(run_stack, procfile, grace=5.0)
         _, lines = _read_until_ready(proc, ports)
+        publish_spec_example(Broker(tmp_path / "mqtt", ports[0]))  # something to report
+        _, more = _read_until(proc, f"report {SN}-")
+        lines += more
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=30)
         lines += out.decode().splitlines()
-        assert proc.returncode == 0, "\n".join(lines)
+        text = "\n".join(lines)
+        assert proc.returncode == 0, text
         mine = [line.split("| ", 1)[1] for line in lines if re.match(r"\S+ demo +\|", line)]
-        assert mine[-3:] == ["receiver stopped", "broker stopped", "all stopped"]
+        assert mine[-4:] == ["bridge stopped", "receiver stopped", "broker stopped",
+                             "all stopped"]
+        assert re.search(rf"receiver +\| .*report {SN}-\S+ from gateway {SN} \(offline\)", text)
+        assert "Unspecified error" not in text
+        assert "Traceback" not in text
         assert not [port for port in ports if port_in_use(port)]
 
     def test_a_child_that_dies_stops_the_rest(
