@@ -98,7 +98,7 @@ clean:
 # The container's root is cached in var/deploy (debootstrap, once). See tests/deploy/.
 DEPLOY_PKGS := systemd-container debootstrap iptables iproute2 util-linux
 .PHONY: test-deploy
-test-deploy: deps venv
+test-deploy: deps dev-venv
 	@missing=""; for p in $(DEPLOY_PKGS); do \
   dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 if [ -n "$$missing" ]; then \
