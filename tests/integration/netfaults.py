@@ -169,6 +169,16 @@ def blackhole(ip: str, port: int) -> Iterator[None]:
         subprocess.run(["iptables", "-w", "5", "-D", *rule], check=True, capture_output=True)
 
 
+def _sweep(prefix: str) -> None:
+    """Delete namespaces PREFIX<pid> left by test processes that are gone (killed runs)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listed.stdout.splitlines():
+        name = line.split(" ", 1)[0]
+        pid = name.removeprefix(prefix)
+        if name.startswith(prefix) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
 class Namespace:
     """Network namespace `name` joined to the host by a veth pair host_ip <-> ns_ip (/30)."""
 
@@ -182,7 +192,8 @@ class Namespace:
         subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
     def __enter__(self) -> Namespace:
-        self.close()  # what a run cut short left behind
+        self.close()
+        _sweep(self.name.rstrip("0123456789"))
         try:
             self._ip("netns", "add", self.name)
             self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", "eth0",
