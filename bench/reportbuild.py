@@ -2,13 +2,14 @@
 
 In this process, no I/O. A `GatewayState` is fed the gateway's records and N
 device records; then, timed:
-- build: `GatewayState.report` (device order already known, as between two
-  changes of membership) giving the report as a dict;
+- build + serialise: `GatewayState.report_body`, what the service sends
+  (device order known, each device's serialised entry kept from the report
+  before: the state between two changes);
 - first build: the same just after a membership change, which sorts the
-  devices by IP again (taken once per size, not repeated);
-- serialise: `bridge.report.dumps` of that dict;
-- baseline: `orjson.dumps` of the finished dict alone, the least that turning
-  this state into a body can cost.
+  devices by IP again and serialises the new device's entry (taken once per
+  size, not repeated);
+- baseline: `orjson.dumps` of the finished report dict alone, the least that
+  turning this state into a body can cost.
 Each is the best of several repeats of a loop long enough to time.
 """
 
@@ -31,6 +32,7 @@ from bridge.topics import parse
 
 NAME = "report build"
 SIZES = (10, 1_000, 10_000)
+TARGET = 3.0  # x orjson.dumps, for 10,000 devices
 
 
 def _feed(state: GatewayState, topic: str, payload: bytes) -> None:
@@ -65,22 +67,25 @@ def run(_workdir: Path, sizes: tuple[int, ...] = SIZES) -> tuple[list[Row], dict
         _feed(state, f"devices/{device_ip(0)}/state", b"")
         _feed(state, f"devices/{device_ip(0)}/state", device_payload(0, ts=time.time(), ttl=86400))
         t0 = time.perf_counter()
-        first = state.report(clock)
+        first = state.report_body(clock)
         first_build = time.perf_counter() - t0
         report = state.report(clock)
         assert report is not None
         assert first is not None
         assert len(report["sub_devices"]) == n
-        build = _best(functools.partial(state.report, clock))
-        serialise = _best(functools.partial(dumps, report))
+        build = _best(functools.partial(state.report_body, clock))
         baseline = _best(functools.partial(orjson.dumps, report))
-        body = dumps(report)
-        assert orjson.loads(body) == report
+        body = state.report_body(clock)
+        assert body is not None
+        assert body[0] == dumps(report)
         size = f"{n:,} devices"
-        rows.append(Row(NAME, f"build + serialise, {size}", (build + serialise) * 1e6, "µs",
-                        "orjson.dumps alone", baseline * 1e6))
+        target = n == max(sizes)
+        rows.append(Row(NAME, f"build + serialise, {size}", build * 1e6, "µs",
+                        "orjson.dumps alone", baseline * 1e6,
+                        f"≤ {TARGET:g}x" if target else "",
+                        build <= TARGET * baseline if target else None))
         rows.append(Row(NAME, f"first build after a change, {size}", first_build * 1e6, "µs",
                         "orjson.dumps alone", baseline * 1e6))
-        details[str(n)] = {"build_s": build, "serialise_s": serialise, "orjson_s": baseline,
-                           "first_build_s": first_build, "body_bytes": len(body)}
+        details[str(n)] = {"build_s": build, "orjson_s": baseline,
+                           "first_build_s": first_build, "body_bytes": len(body[0])}
     return rows, details

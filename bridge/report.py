@@ -112,6 +112,23 @@ def device_json(dev_sno: str, view: DeviceView, fmt: Format = "v1") -> Json:
     return out
 
 
+def device_body(dev_sno: str, view: DeviceView, fmt: Format = "v1") -> bytes:
+    """One entry of `sub_devices`, serialised as `dumps` would within the report."""
+    return orjson.dumps(device_json(dev_sno, view, fmt))
+
+
+def splice(head: Json, bodies: list[bytes]) -> bytes:
+    """`dumps` of `head` with the serialised entries in its (empty) `sub_devices`.
+
+    Byte for byte what `dumps` gives for the whole report: compact JSON, and
+    `sub_devices` is the last key, so `head` ends in `[]}`.
+    """
+    start = orjson.dumps(head)
+    if not start.endswith(b'"sub_devices":[]}'):
+        raise ValueError("sub_devices must be the report's last key, and empty")
+    return b"".join((start[:-2], b",".join(bodies), b"]}"))
+
+
 def dumps(report: Json) -> bytes:
     """The POST body: compact UTF-8 JSON, non-ASCII left as it is."""
     return orjson.dumps(report)

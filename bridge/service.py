@@ -39,7 +39,7 @@ from bridge.login import LoginFailed, LoginResult, LoginWorker
 from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
 from bridge.reach import wait_connected
-from bridge.report import Json, dumps
+from bridge.report import Json
 from bridge.rim import Rim
 from bridge.schedule import Schedule
 from bridge.settings import CONFIG_KINDS, Settings
@@ -302,13 +302,12 @@ class Bridge:
 
     def _build(self) -> tuple[bytes, int] | None:
         """The report for now as (body, device count); None while the gateway is unknown."""
-        report = self.state.report(self.clock)
-        if report is None:
+        built = self.state.report_body(self.clock)
+        if built is None:
             return None
-        devices = report["sub_devices"]
-        online = sum(1 for d in devices if d["ep_status"] == "online")
-        self.stats.devices(online, len(devices) - online)
-        return dumps(report), len(devices)
+        body, online, count = built
+        self.stats.devices(online, count - online)
+        return body, count
 
     # -- settings and targets (bridge.settings, bridge.targets) -------------
 
@@ -448,13 +447,13 @@ class Bridge:
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.config.platform.shutdown_timeout
-        report = self.state.report(self.clock, "offline") if self.schedule.ready else None
+        last = self.state.report_body(self.clock, "offline") if self.schedule.ready else None
         targets = self._targets.all()
-        if report is not None and targets:
-            body = dumps(report)
+        if last is not None and targets:
+            body, _, count = last
             logger.info("sending the last report (gateway offline) to %d targets", len(targets))
             for target in targets:
-                target.finish(body, len(report["sub_devices"]), deadline)
+                target.finish(body, count, deadline)
             for target in targets:
                 target.join(deadline - time.monotonic())
         else:

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from bridge.errors import RecordError
 from bridge.freshness import Clock, deadline
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
-from bridge.report import DeviceView, Format, Json, build, ip_sort_key
+from bridge.report import (
+    DeviceView,
+    Format,
+    Json,
+    build,
+    device_body,
+    ip_sort_key,
+    splice,
+)
 from bridge.topics import Kind, TopicRef
 
 _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
@@ -39,6 +47,10 @@ class _Slot:
     record: DeviceState
     deadline: float | None
     lapsed: bool = False  # the deadline has passed and was taken into account
+    # The device's serialised entry of `sub_devices`, and the status it shows: kept
+    # until the record or the status changes (a new slot starts without one).
+    body: bytes | None = None
+    body_status: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,7 @@ class GatewayState:
         self.offline_sources: set[str] = set()
         self._expiries: list[tuple[float, str]] = []
         self._waiting: dict[str, bytes] = {}  # see _MAX_WAITING
+        self._bodies_for: tuple[str, Format] | None = None  # (dev_sno, fmt) of the kept bodies
 
     # -- feeding -------------------------------------------------------------
 
@@ -118,7 +131,7 @@ class GatewayState:
             # again (a retained replay after a reconnect) with a wall clock stepped
             # since would cut the record short or stretch it. Without a `ts`, only
             # a live publish renews the record; a replay of what we hold does not.
-            slot = _Slot(payload, record, old.deadline, old.lapsed)
+            slot = _Slot(payload, record, old.deadline, old.lapsed, old.body, old.body_status)
             self.devices[ip] = slot
         else:
             due = deadline(record.ts, record.ttl, clock)
@@ -294,6 +307,39 @@ class GatewayState:
         views = self.device_views(clock)
         metrics = self.current_metrics(clock)
         return build(self.sn, self.info, metrics, views, gateway_status, self.fmt)
+
+    def report_body(
+        self, clock: Clock, gateway_status: str = "online"
+    ) -> tuple[bytes, int, int] | None:
+        """The report for now serialised, with its (online, all) device counts; None while
+        the gateway's identity is unknown. The same bytes as `dumps(report(...))`, made
+        from each device's kept entry, so a report costs about one serialisation."""
+        info = self.info
+        if info is None:
+            return None
+        if self._order is None:
+            self._order = sorted(self.devices, key=ip_sort_key)
+        basis = (info.dev_sno, self.fmt)
+        if basis != self._bodies_for:
+            for slot in self.devices.values():
+                slot.body = None
+            self._bodies_for = basis
+        now = clock.monotonic()
+        devices, status_of = self.devices, self._status
+        bodies: list[bytes] = []
+        online = 0
+        for ip in self._order:
+            slot = devices[ip]
+            status = status_of(slot, now)
+            if status == "online":
+                online += 1
+            body = slot.body
+            if body is None or slot.body_status != status:
+                body = device_body(info.dev_sno, DeviceView(ip, slot.record, status), self.fmt)
+                slot.body, slot.body_status = body, status
+            bodies.append(body)
+        head = build(self.sn, info, self.current_metrics(clock), (), gateway_status, self.fmt)
+        return splice(head, bodies), online, len(bodies)
 
     def counts(self, clock: Clock) -> tuple[int, int]:
         """(online, offline) devices now."""

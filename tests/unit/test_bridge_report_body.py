@@ -1,0 +1,115 @@
+"""Tests for GatewayState.report_body: the report serialised from each device's kept entry.
+
+The body must be byte for byte `dumps(report(...))` whatever happened since the
+last one: a record changed, a status flipped by expiry or by its publisher's
+will, a device came or went, the gateway's dev_sno or the payload version
+changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from bridge.report import Format, dumps
+from bridge.state import GatewayState
+from bridge.topics import Topics, parse
+from tests.fakes import FakeClock
+
+PREFIX, SN = "se3", "SZCCKQRAIJBAH0002"
+TOPICS = Topics(PREFIX, SN)
+LOCATION = "95274d2c-0941-4d96-b032-ab200f81362c"
+
+
+def info(dev_sno: str = "ZKZCPI000120190807142601") -> bytes:
+    return orjson.dumps({"gateway_ip": "192.168.1.251", "gateway_name": "gw", "dev_sno": dev_sno,
+                         "sw_version": "V2R1C01"})
+
+
+def device(**changes: Any) -> bytes:
+    record = {"ep_status": "online", "ep_type": "2", "ep_location": LOCATION,
+              "ep_url": "rtsp://x/ch2", "source": "devices", **changes}
+    return orjson.dumps(record)
+
+
+class Rig:
+    def __init__(self, fmt: Format = "v1") -> None:
+        self.clock = FakeClock()
+        self.state = GatewayState(SN, fmt=fmt)
+        self.send(TOPICS.gateway_info, info())
+        for i in range(1, 6):
+            self.send(TOPICS.device_state(f"10.0.0.{i}"), device(ep_name=f"cam{i}"))
+        self.send(TOPICS.device_state("10.0.0.6"), device(ttl=5.0))
+
+    def send(self, topic: str, payload: bytes) -> None:
+        self.state.apply(parse(topic, PREFIX), payload, self.clock)
+
+    def check(self, gateway_status: str = "online") -> bytes:
+        """The body equals dumps() of the report, and the counts match it."""
+        built = self.state.report_body(self.clock, gateway_status)
+        report = self.state.report(self.clock, gateway_status)
+        assert built is not None
+        assert report is not None
+        body, online, count = built
+        assert body == dumps(report)
+        devices = report["sub_devices"]
+        assert count == len(devices)
+        assert online == sum(d["ep_status"] == "online" for d in devices)
+        return body
+
+
+@pytest.mark.parametrize("fmt", ["v1", "v2"])
+class TestReportBody:
+    def test_same_bytes_as_the_whole_report_serialised(self, fmt: Format) -> None:
+        rig = Rig(fmt)
+        assert rig.check() == rig.check()
+        rig.check("offline")
+
+    def test_a_changed_record_shows_in_the_next_body(self, fmt: Format) -> None:
+        rig = Rig(fmt)
+        rig.check()
+        rig.send(TOPICS.device_state("10.0.0.2"), device(ep_name="renamed"))
+        assert b'"renamed"' in rig.check()
+
+    def test_status_flips_by_expiry_and_by_the_publisher_show(self, fmt: Format) -> None:
+        rig = Rig(fmt)
+        rig.check()
+        rig.clock.advance(10)  # 10.0.0.6's ttl passes
+        rig.state.expire(rig.clock)
+        rig.check()
+        rig.send(TOPICS.collector_status("devices"), b"offline")
+        assert b'"online"' not in rig.check().split(b"sub_devices")[1]
+        rig.send(TOPICS.collector_status("devices"), b"online")
+        rig.check()
+
+    def test_devices_come_and_go(self, fmt: Format) -> None:
+        rig = Rig(fmt)
+        rig.check()
+        rig.send(TOPICS.device_state("10.0.0.3"), b"")
+        rig.send(TOPICS.device_state("10.0.0.10"), device())
+        rig.send(TOPICS.device_state("9.0.0.1"), device())
+        rig.check()
+
+    def test_a_new_dev_sno_renews_every_entry(self, fmt: Format) -> None:
+        rig = Rig(fmt)
+        rig.check()
+        rig.send(TOPICS.gateway_info, info(dev_sno="OTHER0001"))
+        assert b"ZKZCPI" not in rig.check()
+
+    def test_an_unchanged_replay_keeps_the_entry(self, fmt: Format) -> None:
+        """The same bytes again (a replay) keep the serialised entry: nothing is redone."""
+        rig = Rig(fmt)
+        rig.check()
+        slot = rig.state.devices["10.0.0.1"]
+        rig.state.apply(parse(TOPICS.device_state("10.0.0.1"), PREFIX), slot.raw, rig.clock, True)
+        assert rig.state.devices["10.0.0.1"].body is slot.body is not None
+        rig.check()
+
+
+def test_the_payload_version_changing_renews_every_entry() -> None:
+    rig = Rig("v1")
+    rig.check()
+    rig.state.fmt = "v2"
+    assert b"ep_ext_data" in rig.check()
