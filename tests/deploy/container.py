@@ -16,6 +16,7 @@ machined: `--register=no`). A reboot inside makes systemd-nspawn exit with
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -30,6 +31,33 @@ REBOOT_EXIT = 133
 
 class ContainerError(RuntimeError):
     pass
+
+
+def nspawn_problem(scratch: Path) -> str:
+    """'' when systemd-nspawn can start a container here, else why not.
+
+    Tried on a stub tree that borrows the host's /usr (read-only), so a machine
+    where containers cannot run at all says so before any debootstrap.
+    """
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "usr").mkdir(parents=True)
+    (scratch / "etc").mkdir()
+    shutil.copy("/etc/os-release", scratch / "etc" / "os-release")
+    binds = ["--bind-ro=/usr"]
+    for top in ("bin", "sbin", "lib", "lib64"):
+        host = Path("/") / top
+        if host.is_symlink():
+            (scratch / top).symlink_to(os.readlink(host))
+        elif host.is_dir():
+            binds.append(f"--bind-ro={host}")
+    try:
+        probe = subprocess.run(
+            ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "--private-network",
+             "-D", str(scratch), *binds, "/usr/bin/true"],
+            capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return "" if probe.returncode == 0 else (probe.stderr.strip() or f"exit {probe.returncode}")
 
 
 def _ip(*args: str) -> None:

@@ -32,7 +32,7 @@ from receiver.app import create_app
 from receiver.server import ReceiverServer
 from receiver.store import Report
 from tests.deploy.conftest import TIMINGS
-from tests.deploy.container import GUEST_IP, HOST_IP, Container, PrivateLink
+from tests.deploy.container import GUEST_IP, HOST_IP, Container, PrivateLink, nspawn_problem
 from tests.deploy.rootfs import cached_root, writable_view
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,14 +145,6 @@ def copy_checkout(dest: Path) -> None:
             shutil.copy2(source, target)
 
 
-def nspawn_can_run(root: Path) -> str:
-    """'' when systemd-nspawn can start a container here, else why not."""
-    probe = subprocess.run(
-        ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "--private-network",
-         "-D", str(root), "/bin/true"], capture_output=True, text=True, timeout=60, check=False)
-    return "" if probe.returncode == 0 else (probe.stderr.strip() or f"exit {probe.returncode}")
-
-
 @dataclass
 class Box:
     container: Container
@@ -178,6 +170,9 @@ def box() -> Iterator[Box]:
     missing = [t for t in ("systemd-nspawn", "debootstrap", "nsenter", "ip") if not shutil.which(t)]
     if missing:
         pytest.skip(f"deployment test: {missing} not installed (make test-deploy installs them)")
+    why = nspawn_problem(VAR / "probe")
+    if why:
+        pytest.skip(f"deployment test: systemd-nspawn cannot run a container here: {why}")
     started = time.monotonic()
     cache = cached_root(VAR)
     TIMINGS["root (debootstrap, or the cache)"] = time.monotonic() - started
@@ -185,9 +180,6 @@ def box() -> Iterator[Box]:
     house = wheelhouse()
     TIMINGS["wheelhouse (pip wheel, or the cache)"] = time.monotonic() - started
     with writable_view(cache, VAR / "run") as root:
-        why = nspawn_can_run(root)
-        if why:
-            pytest.skip(f"deployment test: systemd-nspawn cannot run a container here: {why}")
         copy_checkout(root / SRC.lstrip("/"))
         (root / "etc/pip.conf").write_text(
             f"[global]\nno-index = true\nfind-links = {WHEELHOUSE}\n")
