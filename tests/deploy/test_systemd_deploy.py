@@ -7,7 +7,11 @@ of the README's "Install" block run inside, one by one, as written; the only
 stand-ins are the checkout (a copy of this working tree in /root/se3-bridge
 instead of `git clone`), the editor (the test writes the config) and pip's
 index (a wheelhouse built on the host from this venv, bind-mounted read-only
-and named in /etc/pip.conf, as the README's "Offline install" tells).
+and named in /etc/pip.conf, as the README's "A box without access to a package
+index" tells).
+
+The link's addresses (10.214.14.1 host, .2 container) and the namespace name
+are fixed: one `make test-deploy` per machine at a time.
 
 The tests run in order on one container: install, report, journal, kill -9,
 stop, reboot, power cut, security. Each leaves the services running for the next.
@@ -41,6 +45,8 @@ SRC = "/root/se3-bridge"
 WHEELHOUSE = "/srv/wheelhouse"
 SN = "SZCCKQRAIJBAH0002"
 UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3-bridge")
+# demo.camera answers for the RTSP devices of config/demo.toml; the turnstile has no
+# stand-in (as in `make run`), so it is reported offline.
 CAMERAS = {"127.0.0.11": "online", "127.0.0.12": "online", "127.0.0.13": "offline"}
 # Device records only the broker's retained store keeps (nothing republishes them).
 ONE_SHOT, KEPT, LOST = "10.9.9.9", "10.9.9.10", "10.9.9.11"

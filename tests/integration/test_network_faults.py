@@ -6,7 +6,9 @@ packets are delayed (a delaying proxy: this kernel has no netem), dropped
 or lost behind a link that went down (a network namespace with a veth pair).
 Everything is made by the test and removed afterwards, failure or not. They
 need root; where iptables or `ip netns` is missing or not permitted, the test
-is skipped and says why. About 20 s in all, so they run in `make test`.
+is skipped and says why. About 25 s in all, so they run in `make test`;
+`make test-deploy` runs them again after installing iptables, which a fresh
+machine's `make test` may not have.
 """
 
 from __future__ import annotations
