@@ -37,6 +37,7 @@ from receiver.server import ReceiverServer
 from receiver.store import Report
 from tests.deploy.conftest import TIMINGS
 from tests.deploy.container import GUEST_IP, HOST_IP, Container, PrivateLink, nspawn_problem
+from tests.deploy.readme import install_steps, recorded_exposure
 from tests.deploy.rootfs import cached_root, writable_view
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,19 +89,6 @@ def publish_device(ip: str, name: str) -> str:
                          "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"})
     return ('mosquitto_pub -h 127.0.0.1 -p 1883 -u app -P "$(cat /var/lib/se3/mqtt/app.pass)"'
             f" -q 1 -r -t se3/{SN}/devices/{ip}/state -m '{record}'")
-
-
-def install_steps(readme: str) -> list[str]:
-    """The command lines of the first ```sh block of the README's '## Install' section."""
-    section = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    return [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
-
-
-def recorded_exposure(readme: str) -> dict[str, float]:
-    """{unit: exposure} from the README's table of `systemd-analyze security` results."""
-    rows = re.findall(r"^\| `(se3-[a-z-]+\.service)` \| (\d+\.\d) ", readme, re.M)
-    return {unit: float(level) for unit, level in rows}
 
 
 def gateway_config(demo_toml: str, installed: str, report_url: str) -> str:
