@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ import psutil
 
 from bridge.config import Config
 from bridge.errors import ConfigError, NotReadyError, RecordError
-from bridge.mqttclient import Connection
+from bridge.mqttclient import Connection, ReplayFence
 from bridge.records import parse_record
 from bridge.settings import dev_sno_value
 from bridge.topics import Kind, Topics
@@ -168,11 +169,14 @@ class GatewayCollector:
     def _on_message(self, _client: mqtt.Client, _userdata: object,
                     msg: mqtt.MQTTMessage) -> None:
         # paho's network thread: keep the payload and wake the loop, nothing more.
+        if msg.topic != self._topics.dev_sno:
+            return
         self._dev_sno_pending = bytes(msg.payload)
         self.ticker.poke()
 
-    def _take_dev_sno(self, conn: Connection) -> None:
-        """Apply a new config/dev_sno and republish gateway/info with it at once."""
+    def _take_dev_sno(self, conn: Connection | None) -> None:
+        """Apply a new config/dev_sno and republish gateway/info with it at once (with `conn`).
+        """
         payload, self._dev_sno_pending = self._dev_sno_pending, None
         if payload is None:
             return
@@ -186,7 +190,8 @@ class GatewayCollector:
             self._dev_sno_topic = value
             logger.info("dev_sno %s", f"set by config/dev_sno to {value}" if value
                         else "back to gateway.dev_sno (config/dev_sno cleared)")
-            self._cycle(conn, fresh=False, metrics=False)
+            if conn is not None:
+                self._cycle(conn, fresh=False, metrics=False)
 
     def stop(self) -> None:
         self.ticker.stop()
@@ -198,9 +203,24 @@ class GatewayCollector:
         no `offline`: see `collectors.session`.
         """
         self._reader.cpu_percent()  # starts the CPU interval: a one-shot has no earlier one
-        info, metrics = self.info_payload(), self.metrics_payload()
-        conn = connect_once(self._config.mqtt, NAME, timeout)
+        replayed = threading.Event()
+        fence = ReplayFence(self._topics.dev_sno, f"{self._topics.base}/collectors/{NAME}/fence",
+                            replayed.set)
+
+        def before_start(conn: Connection) -> None:
+            conn.client.on_message = self._on_message
+            conn.client.on_subscribe = fence.on_subscribe
+            conn.on_connected(fence.subscribe)
+
+        conn = connect_once(self._config.mqtt, NAME, timeout, before_start=before_start)
         try:
+            # The retained config/dev_sno first, so that a one-shot run does not put
+            # the file's code back over the operator's.
+            if not replayed.wait(timeout):
+                logger.warning("config/dev_sno not read within %g s: gateway.dev_sno used",
+                               timeout)
+            self._take_dev_sno(None)
+            info, metrics = self.info_payload(), self.metrics_payload()
             sent = [
                 conn.publish(self._topics.collector_status(NAME), b"online", retain=True),
                 conn.publish(self._topics.gateway_info, info, retain=True),

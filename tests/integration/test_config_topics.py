@@ -26,7 +26,7 @@ from tests.integration.stack import (
     wait_report,
     write_config,
 )
-from tests.integration.test_collectors import Daemon
+from tests.integration.test_collectors import Daemon, retained, run_once
 from tests.integration.test_collectors import write_config as collector_config
 
 SETTINGS = f"{BASE}/bridge/settings"
@@ -211,3 +211,12 @@ class TestGatewayCollector:
         finally:
             daemon.stop()
             publish(broker, "operator", {"config/dev_sno": b""})
+
+    def test_one_shot_run_keeps_the_topics_dev_sno(self, tmp_path: Path, broker: Broker) -> None:
+        """`gateway --once` reads the retained config/dev_sno first: it does not put the
+        file's code back over the operator's."""
+        config = collector_config(tmp_path / "se3.toml", broker)
+        publish(broker, "operator", {"config/dev_sno": b"ONCE7"})
+        run_once(broker, config, "gateway", "--once")
+        held = retained(broker, f"{BASE}/gateway/#", f"{BASE}/collectors/gateway/status")
+        assert json.loads(held[f"{BASE}/gateway/info"])["dev_sno"] == "ONCE7"
