@@ -150,8 +150,10 @@ class TestFreshness:
     ) -> None:
         """A device record not refreshed within its ttl is reported offline."""
         publish_spec_example(broker)
-        publish(broker, "app", {"devices/10.0.0.7/state": device("online", **fresh(1.0))})
         with running_bridge(config, broker, tmp_path / "bridge.log"):
+            wait_report(platform, lambda r: True)
+            # Published once the bridge runs, so a slow start cannot use up the ttl.
+            publish(broker, "app", {"devices/10.0.0.7/state": device("online", **fresh(1.0))})
             wait_report(platform, lambda r: statuses(r).get("10.0.0.7") == "online")
             wait_report(platform, lambda r: statuses(r).get("10.0.0.7") == "offline", timeout=5)
 
