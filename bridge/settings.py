@@ -69,7 +69,8 @@ class Settings:
             value = _parse(kind, payload)
         except RecordError as exc:
             shown = payload.decode("utf-8", "replace").strip()
-            shown = redact(shown) if kind in (Kind.REPORT_URL, Kind.LOGIN_URL) else shown
+            if kind in (Kind.REPORT_URL, Kind.LOGIN_URL):
+                shown = ", ".join(redact(url) for url in split_urls(shown))
             self.refuse(_SETTING[kind], printable(shown, 200), str(exc))
             raise
         if value == self._topic.get(kind):

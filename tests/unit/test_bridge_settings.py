@@ -187,6 +187,15 @@ class TestRefusals:
         assert b"s3cret" not in orjson.dumps(s.document())
         assert b"pw" not in orjson.dumps(s.document())
 
+    def test_each_url_of_a_refused_list_is_redacted(self) -> None:
+        """In a refused list, the second URL's credentials and query are hidden too."""
+        s = settings()
+        with pytest.raises(RecordError):
+            s.apply(Kind.REPORT_URL, b"http://127.0.0.1/r, ftp://u:pw2@127.0.0.2/x?token=s3")
+
+        shown = s.document()["refused"][-1]["value"]  # type: ignore[index]
+        assert shown == "http://127.0.0.1/r, ftp://127.0.0.2/x"
+
     def test_login_refusals_are_remembered(self) -> None:
         """Addresses and periods the login answer gave but the bridge refused are listed."""
         s = settings(login_url=LOGIN)
