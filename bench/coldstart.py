@@ -15,6 +15,12 @@ between CPUs costs more than sharing one. The CPU seconds of the bridge (by
 its first report) and of the paho subscriber (whole run), and the phases of
 each run (from the bridge's log lines and the subscriber's own clock), are
 kept in the details.
+
+The Node-RED peer (`bench.nodered`: mqtt in -> function -> http request)
+runs the same rounds on the same broker and platform, timed the same way; the
+bridge must be 2.5 times as fast (0.4x its time) and use at most 0.4x its
+memory (RSS right after the first full report). Without npm it is skipped,
+and the details say why.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 
 import psutil
 
+from bench import nodered
 from bench.stack import (
     FILTER,
     BridgeProcess,
@@ -51,12 +58,14 @@ from demo.broker import Broker, find_tool
 
 NAME = "cold start"
 TARGET = 1.5
+NODERED_TARGET = 0.4  # the bridge's time and memory, as a fraction of Node-RED's
 
 
 @dataclass
 class _BridgeRun:
     seconds: float
     cpu_seconds: float
+    rss_mb: float
     first_report_complete: bool
     phases: dict[str, float]
 
@@ -78,6 +87,7 @@ def _bridge_once(broker: Broker, platform: Platform, config: Path, log: Path,
         process = psutil.Process(bridge.pid)
         report = platform.wait(lambda r: len(sub_devices(r)) == devices, 60.0, after)
         cpu = cpu_seconds(process)
+        rss = process.memory_info().rss / 2**20
         arrived = platform.arrivals.time_of(report.report_id)
     seconds = arrived - bridge.started
     text = log.read_text(encoding="utf-8", errors="replace")
@@ -88,7 +98,7 @@ def _bridge_once(broker: Broker, platform: Platform, config: Path, log: Path,
         "retained replay: connect, take in every record": replayed - started,
         "first report: build, serialise, POST": seconds - (replayed - after),
     }
-    return _BridgeRun(seconds, cpu, (report.report_id or "").endswith("-1"), phases)
+    return _BridgeRun(seconds, cpu, rss, (report.report_id or "").endswith("-1"), phases)
 
 
 def _children_cpu() -> float:
@@ -144,16 +154,24 @@ def run(workdir: Path, devices: int = 10_000, rounds: int = 5) -> tuple[list[Row
             raise RuntimeError(f"only {retained} retained messages; expected {devices + 2}+")
         _pahosub_once(broker, retained)
 
+        skipped = nodered.install(workdir / "npm.log")
+        flow = None
+        if skipped is None:
+            flow = nodered.write_flow(workdir / "nodered", broker, platform, devices)
+            nodered.run_once(flow, platform, devices, workdir / "nodered.log")  # warm-up
+
         pinned = one_cpu()
         times: dict[str, list[float]] = {"bridge": [], "paho": [], "mosquitto_sub": [],
-                                         "bridge_pinned": []}
-        cpu: dict[str, list[float]] = {"bridge": [], "paho": []}
+                                         "bridge_pinned": [], "nodered": []}
+        cpu: dict[str, list[float]] = {"bridge": [], "paho": [], "nodered": []}
+        rss: dict[str, list[float]] = {"bridge": [], "nodered": []}
         phases: dict[str, dict[str, list[float]]] = {"bridge": {}, "paho": {}}
         firsts: list[bool] = []
         for _ in range(rounds):
             bridge_run = _bridge_once(broker, platform, config, log, devices)
             times["bridge"].append(bridge_run.seconds)
             cpu["bridge"].append(bridge_run.cpu_seconds)
+            rss["bridge"].append(bridge_run.rss_mb)
             firsts.append(bridge_run.first_report_complete)
             for phase, seconds in bridge_run.phases.items():
                 phases["bridge"].setdefault(phase, []).append(seconds)
@@ -167,6 +185,11 @@ def run(workdir: Path, devices: int = 10_000, rounds: int = 5) -> tuple[list[Row
             if pinned:
                 times["bridge_pinned"].append(
                     _bridge_once(broker, platform, config, log, devices, pinned).seconds)
+            if flow is not None:
+                peer_run = nodered.run_once(flow, platform, devices, workdir / "nodered.log")
+                times["nodered"].append(peer_run.seconds)
+                cpu["nodered"].append(peer_run.cpu_seconds)
+                rss["nodered"].append(peer_run.rss_mb)
     finally:
         platform.stop()
         broker.stop()
@@ -178,12 +201,25 @@ def run(workdir: Path, devices: int = 10_000, rounds: int = 5) -> tuple[list[Row
     if times["mosquitto_sub"]:
         rows.append(Row(NAME, measure, bridge, "s", "mosquitto_sub -C", median(
             times["mosquitto_sub"])))
+    if times["nodered"]:
+        peer = median(times["nodered"])
+        rows.append(Row(NAME, measure, bridge, "s", "Node-RED flow", peer,
+                        f"≤ {NODERED_TARGET}x", bridge <= NODERED_TARGET * peer))
+    rows.append(Row(NAME, f"{measure}, CPU user+sys", median(cpu["bridge"]), "s",
+                    "bare paho subscriber", median(cpu["paho"])))
+    if cpu["nodered"]:
+        rows.append(Row(NAME, f"{measure}, CPU user+sys", median(cpu["bridge"]), "s",
+                        "Node-RED flow", median(cpu["nodered"])))
+        rows.append(Row(NAME, "RSS after the first full report", median(rss["bridge"]), "MB",
+                        "Node-RED flow", median(rss["nodered"]), f"≤ {NODERED_TARGET}x",
+                        median(rss["bridge"]) <= NODERED_TARGET * median(rss["nodered"])))
     if times["bridge_pinned"]:
         rows.append(Row(NAME, f"{measure}, bridge pinned to 1 CPU",
                         median(times["bridge_pinned"]), "s", "bare paho subscriber", paho))
     details = {
         "devices": devices, "retained_messages": retained, "rounds": rounds,
-        "publish_seconds": publish_s, "seconds": times, "cpu_seconds": cpu,
+        "publish_seconds": publish_s, "seconds": times, "cpu_seconds": cpu, "rss_mb": rss,
+        "nodered": skipped or f"node-red {nodered.version()}",
         "median_phases": {who: {phase: median(v) for phase, v in got.items()}
                           for who, got in phases.items()},
         "first_report_was_complete": firsts,

@@ -122,13 +122,13 @@ class Bridge:
             self.topics.everything, self.topics.fence,
             lambda: self._guarded(self._replay_done),
         )
-        self.conn.client.on_message = self._on_message
+        self.rim.set_on_message(self._on_message)
         self.conn.client.on_subscribe = self._fence.on_subscribe
         self.conn.on_connected(lambda client: self._guarded(self._subscribe, client))
 
     # -- paho callbacks: on the main loop, inside `Rim.run_once` -------------
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         try:
             self._apply(msg.topic, bytes(msg.payload), msg.retain)
         except Exception:

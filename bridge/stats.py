@@ -28,8 +28,9 @@ class Stats:
         self._data = Snapshot()
 
     def accepted(self, n: int = 1) -> None:
-        with self._lock:
-            self._data.accepted += n
+        # Once per message, from the main loop only (the one writer of this
+        # count): no lock; `snapshot` copies it under the lock as it stands.
+        self._data.accepted += n
 
     def rejected(self, code: str) -> None:
         with self._lock:
