@@ -113,3 +113,22 @@ def test_the_payload_version_changing_renews_every_entry() -> None:
     rig.check()
     rig.state.fmt = "v2"
     assert b"ep_ext_data" in rig.check()
+
+
+
+def test_a_kept_entry_takes_its_own_size() -> None:
+    """orjson's result keeps its 4 KiB write buffer; a kept entry must not (10,000 devices:
+    40 MB against 2.5 MB)."""
+    import tracemalloc
+
+    from bridge.records import DeviceState, parse_as
+    from bridge.report import DeviceView, device_body
+
+    view = DeviceView("10.0.0.1", parse_as(DeviceState, device()), "online")
+    tracemalloc.start()
+    try:
+        kept = [device_body("ZKZCPI0001", view) for _ in range(100)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 100 * (len(kept[0]) + 256)
