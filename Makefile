@@ -63,7 +63,7 @@ browser-deps:
 fi
 
 broker-setup: deps venv
-	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT)
+	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT) --config config/demo.toml
 
 run: deps venv broker-setup
 	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528 --port 9530 --port 5555
@@ -73,7 +73,7 @@ run: deps venv broker-setup
 	@echo "  The box's console and API:          http://127.0.0.1:5555/  (user admin)"
 	@echo "    its password:  cat var/console/admin.pass"
 	@echo "  Everything on the broker:"
-	@echo "    mosquitto_sub -h 127.0.0.1 -p $(MQTT_PORT) -u debug -P \"\$$(cat $(MQTT_DIR)/debug.pass)\" -t 'se3/#' -v"
+	@echo "    XDG_CONFIG_HOME=$(MQTT_DIR)/clients/debug mosquitto_sub -t 'se3/#' -v"
 	@echo "  Ctrl-C stops everything."
 	@echo
 	PATH="$(RUN_PATH)" PYTHONUNBUFFERED=1 exec $(PY) -m demo.run --procfile Procfile

@@ -102,7 +102,7 @@ class _Refresher:
 
 
 def _collector(config: Path, broker: Broker, command: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **broker.env("collector")}
+    env = {**os.environ, **broker.env(f"collector-{command}")}
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "collectors", "--config", str(config), command],

@@ -8,6 +8,14 @@ so they all behave alike towards the broker:
   trying instead of dying, with a bounded reconnect backoff;
 - `on_connect` callbacks registered with `on_connected` run after every
   (re)connect, which is where subscriptions belong;
+- MQTT 5, so a broker that says why it closed a session is heard: ours makes
+  each client's id its user name, and a second connection of the same user
+  takes the session over. A lost connection is a WARNING (mosquitto 2.0.11
+  closes a taken-over session without a reason code, so the message says what
+  a repeated loss means);
+- the last will fires at once (no MQTT 5 will delay): the broker is on
+  loopback, where a lost connection means a dead or hung process, not a
+  network blip, and its devices must turn offline within seconds;
 - `ReplayFence` is the one way to learn that a subscription's retained
   replay is complete.
 """
@@ -29,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 ConnectHook = Callable[[mqtt.Client], None]
 
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 reason code of a DISCONNECT from the broker
+
 
 class Connection:
     """A paho client running its own network thread, with an 'online' last will.
@@ -43,7 +53,7 @@ class Connection:
         client_id: str,
         status_topic: str | None = None,
         clean_start: bool = True,
-        mqtt5: bool = False,
+        mqtt5: bool = True,
     ) -> None:
         self.settings = settings
         self.status_topic = status_topic
@@ -53,8 +63,12 @@ class Connection:
         self._mqtt5 = mqtt5
         self._hooks: list[ConnectHook] = []
         self._refusals = Damper(burst=3, window=300.0)  # paho retries every few seconds
-        # MQTT 5 (for one-shot publishers): only it carries a PUBACK reason code, so
-        # only it tells a publish the broker's ACL dropped from one it took.
+        self._drops = Damper(burst=3, window=300.0)
+        self._closing = False
+        # MQTT 5 by default: only it carries a PUBACK reason code (a publish the ACL
+        # dropped is told from one the broker took), and a DISCONNECT's reason.
+        # The broker replaces the client id with the user name
+        # (use_username_as_clientid); the id still names the process elsewhere.
         client = (
             mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
             if mqtt5 else
@@ -99,6 +113,7 @@ class Connection:
 
     def close(self, timeout: float = 2.0) -> None:
         """Say `offline` (when connected), disconnect and stop the network thread."""
+        self._closing = True
         if self.status_topic and self.connected.is_set():
             info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
             try:
@@ -136,8 +151,28 @@ class Connection:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if was:
-            logger.info("disconnected from broker: %s", reason)
+        if self._closing or not was:
+            if was:
+                logger.info("disconnected from broker: %s", reason)
+            return
+        allowed, suppressed = self._drops.allow("lost")
+        if not allowed:
+            return
+        more = f" ({suppressed} more)" if suppressed else ""
+        if reason == SESSION_TAKEN_OVER:
+            logger.warning(
+                "the broker closed our session: another connection of broker user %r took "
+                "it over (two processes share one user?); reconnecting%s",
+                self.settings.username, more,
+            )
+        else:
+            # mosquitto 2.0.11 closes a taken-over session without saying why.
+            logger.warning(
+                "disconnected from broker unexpectedly (%s); reconnecting%s. If this repeats "
+                "every few seconds, another process connects as broker user %r and takes the "
+                "session over: give each process its own user",
+                reason, more, self.settings.username,
+            )
 
 
 class ReplayFence:

@@ -1,10 +1,17 @@
 """The project's own mosquitto: render its config, make its passwords, run it.
 
-`python -m demo.broker setup --dir var/mqtt` writes into DIR, all mode 0600:
-`mosquitto.conf` and `acl` (from the templates in `mosquitto/`, re-rendered on
-every run), one `<role>.pass` per role with a random password (made once, kept
-afterwards) and `passwd`, the hashed form made with `mosquitto_passwd`.
+`python -m demo.broker setup --dir var/mqtt --config config/demo.toml` writes
+into DIR, all mode 0600: `mosquitto.conf` and `acl` (from the templates in
+`mosquitto/`, re-rendered on every run, for the gateway serial and limits of the
+config), one `<user>.pass` per broker user with a random password (made once,
+kept afterwards), `passwd`, the hashed form made with `mosquitto_passwd`, and
+`clients/<user>/mosquitto_sub` (and `_pub`): option files that let people run
+`XDG_CONFIG_HOME=DIR/clients/debug mosquitto_sub -t 'se3/#'` without a password
+on the command line, where any local user could read it in /proc.
 `check-port` tells `make run` whether the broker's port is free.
+
+The broker binds client ids to users (`use_username_as_clientid`), so each
+program that stays connected has a user of its own (`USERS`).
 
 `Broker` runs that mosquitto as a child process for the tests and benchmarks:
 start, stop (clean, saves the database), kill (crash) and start again on the
@@ -17,27 +24,60 @@ import argparse
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import string
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from bridge.config import ENV_MQTT_PASSWORD_FILE, ENV_MQTT_USERNAME
+from pydantic import ValidationError
+
+from bridge.config import (
+    ENV_MQTT_PASSWORD_FILE,
+    ENV_MQTT_USERNAME,
+    BridgeSection,
+    GatewaySection,
+    MqttSection,
+)
+from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("bridge", "collector", "app", "operator", "debug")
+# One broker user per process; the broker makes each user's name its client id.
+USERS: dict[str, str] = {
+    "bridge": "the bridge daemon (se3-bridge run)",
+    "monitor": "read-only tools: se3-bridge status / snapshot",
+    "collector-gateway": "the gateway collector daemon",
+    "collector-devices": "the devices collector daemon",
+    "collector": "one-shot collector runs and scripts standing in for a collector",
+    "app": "local apps: device records and their own status (write-only)",
+    "operator": "the config topics, by hand or script; reads everything",
+    "console": "the console: operator rights",
+    "debug": "read-only, for people with mosquitto_sub",
+}
+ROLES = tuple(USERS)
+# Users people run mosquitto_sub / mosquitto_pub as: they get option files.
+CLIENT_USERS = ("debug", "monitor", "operator", "app", "collector")
 HOST = "127.0.0.1"
 TEMPLATES = Path(__file__).resolve().parent.parent / "mosquitto"
+_SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")  # as the config takes it
+DEFAULT_SN = "SZCCKQRAIJBAH0002"  # the demo's and the tests' gateway
+# Topic and MQTT headers on top of the largest record the bridge takes.
+PACKET_SLACK = 4096
+# The broker's heap cap: 20,000 devices of a typical 0.5 KiB record, replayed to a
+# few subscribers, use well under 64 MiB.
+MEMORY_LIMIT = 128 * 1024 * 1024
 
 
 class MosquittoError(RuntimeError):
@@ -138,32 +178,150 @@ def _current_user() -> str:
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
-        # Only a root mosquitto changes user, and root always has a name.
-        return "mosquitto"
+        return "nobody"
 
 
-def render(directory: Path, port: int, prefix: str = "se3", autosave_interval: int = 30) -> Path:
-    """Render DIR/mosquitto.conf and DIR/acl from the templates; return the conf path."""
+def _reachable_by(directory: Path, uid: int, gid: int) -> bool:
+    """Whether every directory above `directory` lets `uid` pass (x for it)."""
+    for parent in directory.parents:
+        mode = parent.stat()
+        if mode.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif mode.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not mode.st_mode & bit:
+            return False
+    return True
+
+
+def broker_user(directory: Path) -> str:
+    """The user mosquitto becomes when started as root.
+
+    Not root when avoidable: `mosquitto` (the Debian package's user). When that
+    user cannot reach DIR (a checkout under /root, 0700) the broker stays root
+    and says why: its files would be out of its reach. When we are not root,
+    our own user (mosquitto ignores the setting then).
+    """
+    if os.geteuid() != 0:
+        return _current_user()
+    try:
+        entry = pwd.getpwnam("mosquitto")
+    except KeyError:
+        logger.warning("no user `mosquitto` on this box: the broker runs as root")
+        return "root"
+    if not _reachable_by(directory, entry.pw_uid, entry.pw_gid):
+        logger.warning(
+            "the broker runs as root: user mosquitto cannot reach %s (a directory above "
+            "it is closed to others); set the broker up elsewhere to run it unprivileged",
+            directory,
+        )
+        return "root"
+    return "mosquitto"
+
+
+def _hand_over(directory: Path, user: str) -> None:
+    """Make DIR and everything in it `user`'s (root only): a root mosquitto drops to
+    that user before it opens its files, and a root-owned database goes unwritten."""
+    if os.geteuid() != 0 or user == "root":
+        return
+    entry = pwd.getpwnam(user)
+    for path in [directory, *directory.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def render(
+    directory: Path,
+    port: int,
+    prefix: str = "se3",
+    autosave_interval: int = 30,
+    *,
+    sn: str = DEFAULT_SN,
+    max_payload: int = 16_384,
+    memory_limit: int = MEMORY_LIMIT,
+    user: str | None = None,
+) -> Path:
+    """Render DIR/mosquitto.conf and DIR/acl from the templates; return the conf path.
+
+    `user`: whom a root mosquitto becomes; by default `broker_user(DIR)`, and
+    DIR is handed over to it.
+    """
     directory = _make_dir(directory)
+    if not _SERIAL.fullmatch(sn):
+        raise MosquittoError(f"gateway serial {sn!r} cannot be a topic level of the ACL")
+    chosen = user if user is not None else broker_user(directory)
     values = {
         "dir": str(directory),
         "port": str(port),
         "prefix": prefix,
-        "user": _current_user(),
+        "sn": sn,
+        "user": chosen,
         "autosave_interval": str(autosave_interval),
+        "max_payload": str(max_payload),
+        "max_packet_size": str(max_payload + PACKET_SLACK),
+        "memory_limit": str(memory_limit),
     }
     for template, name in (("mosquitto.conf.in", "mosquitto.conf"), ("acl.in", "acl")):
         text = (TEMPLATES / template).read_text(encoding="utf-8")
         _write_private(directory / name, string.Template(text).substitute(values))
+    if user is None:
+        _hand_over(directory, chosen)
     return directory / "mosquitto.conf"
 
 
+def write_client_options(directory: Path, port: int, users: Iterable[str] = CLIENT_USERS) -> None:
+    """DIR/clients/<user>/mosquitto_sub and _pub: host, port, user and password.
+
+    mosquitto_sub and mosquitto_pub read `$XDG_CONFIG_HOME/mosquitto_sub` (`_pub`)
+    for default options, so a password in there never appears on a command line.
+    """
+    base = _make_dir(directory / "clients")
+    for user in users:
+        password = (directory / f"{user}.pass").read_text(encoding="utf-8").strip()
+        folder = _make_dir(base / user)
+        text = f"-h {HOST}\n-p {port}\n-u {user}\n-P {password}\n"
+        for tool in ("mosquitto_sub", "mosquitto_pub"):
+            _write_private(folder / tool, text)
+
+
+def broker_settings(path: Path) -> tuple[str, str, int]:
+    """(topic prefix, gateway serial, max_payload) from the config file at `path`.
+
+    Only the sections the broker needs are validated: a mistake elsewhere in the
+    file stops the program it concerns, not the broker everyone talks through.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        gateway = GatewaySection.model_validate(data.get("gateway", {}))
+        mqtt = MqttSection.model_validate(data.get("mqtt", {}))
+        limits = BridgeSection.model_validate(data.get("bridge", {}))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    sn = gateway.serial()
+    if not sn:
+        raise ConfigError(f"{path}: no gateway serial (gateway.sn or gateway.sn_file)")
+    return mqtt.topic_prefix, sn, limits.max_payload
+
+
 def setup(
-    directory: Path, port: int = 1883, prefix: str = "se3", autosave_interval: int = 30
+    directory: Path,
+    port: int = 1883,
+    prefix: str = "se3",
+    autosave_interval: int = 30,
+    *,
+    sn: str = DEFAULT_SN,
+    max_payload: int = 16_384,
+    memory_limit: int = MEMORY_LIMIT,
+    user: str | None = None,
 ) -> Path:
     """Everything a broker needs in DIR; passwords are made once. Returns the conf path."""
     write_passwd(directory, ensure_passwords(directory))
-    return render(directory, port, prefix, autosave_interval)
+    write_client_options(Path(directory).resolve(), port)
+    return render(
+        directory, port, prefix, autosave_interval,
+        sn=sn, max_payload=max_payload, memory_limit=memory_limit, user=user,
+    )
 
 
 class Broker:
@@ -180,8 +338,12 @@ class Broker:
         port: int | None = None,
         prefix: str = "se3",
         autosave_interval: int = 30,
+        sn: str = DEFAULT_SN,
+        memory_limit: int = MEMORY_LIMIT,
     ) -> None:
         self.host = HOST
+        self.sn = sn
+        self.memory_limit = memory_limit
         self.dir = Path(directory).resolve()
         self.port = port if port is not None else free_port()
         self.prefix = prefix
@@ -208,16 +370,19 @@ class Broker:
         return self._proc is not None and self._proc.poll() is None
 
     def credentials(self, role: str) -> tuple[str, Path]:
-        """(username, password file) of `role`."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        """(username, password file) of `role` (a broker user, see USERS)."""
+        if role not in USERS:
+            raise ValueError(f"unknown role {role!r}; roles are {', '.join(USERS)}")
         return role, self.dir / f"{role}.pass"
 
     def password(self, role: str) -> str:
         return self.credentials(role)[1].read_text(encoding="utf-8").strip()
 
     def env(self, role: str) -> dict[str, str]:
-        """The SE3_MQTT_* variables that make a program connect as `role`."""
+        """The SE3_MQTT_* variables that make a program connect as `role`.
+
+        Two programs given the same role push each other off the broker.
+        """
         user, path = self.credentials(role)
         return {ENV_MQTT_USERNAME: user, ENV_MQTT_PASSWORD_FILE: str(path)}
 
@@ -231,7 +396,10 @@ class Broker:
         """Start mosquitto and wait until it accepts connections on its port."""
         if self.running:
             raise MosquittoError("broker already running")
-        setup(self.dir, self.port, self.prefix, self.autosave_interval)
+        # A child of the tests and benchmarks runs as whoever runs them: their
+        # temporary directories are closed to other users.
+        setup(self.dir, self.port, self.prefix, self.autosave_interval, sn=self.sn,
+              memory_limit=self.memory_limit, user=_current_user())
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log_fd, "ab") as log:
@@ -286,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--port", type=int, default=1883)
     make.add_argument("--prefix", default="se3")
     make.add_argument("--autosave-interval", type=int, default=30)
+    make.add_argument("--config", type=Path, default=None,
+                      help="take the gateway serial, topic prefix and max_payload from it")
+    make.add_argument("--sn", default=None, help="the gateway serial (default: the config's)")
+    make.add_argument("--memory-limit", type=int, default=MEMORY_LIMIT, metavar="BYTES")
     check = sub.add_parser("check-port", help="exit 1 with a message when a port is taken")
     check.add_argument("--port", type=int, action="append", required=True)
     args = parser.parse_args(argv)
@@ -302,11 +474,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1 if taken else 0
     try:
-        conf = setup(args.dir, args.port, args.prefix, args.autosave_interval)
-    except (MosquittoError, OSError) as exc:
+        prefix, sn, max_payload = args.prefix, args.sn or DEFAULT_SN, 16_384
+        if args.config is not None:
+            prefix, sn, max_payload = broker_settings(args.config)
+            sn = args.sn or sn
+        conf = setup(args.dir, args.port, prefix, args.autosave_interval, sn=sn,
+                     max_payload=max_payload, memory_limit=args.memory_limit)
+    except (MosquittoError, ConfigError, OSError) as exc:
         logger.error("broker setup failed: %s", exc)
         return 1
-    logger.info("broker config in %s (listener %s:%s)", conf, HOST, args.port)
+    logger.info("broker config in %s (listener %s:%s, gateway %s)", conf, HOST, args.port, sn)
     return 0
 
 

@@ -151,12 +151,13 @@ run mkdir -p "$ETC"
 if [ -e "$ETC/config.toml" ]; then
     say "$ETC/config.toml exists: kept"
 else
-    # The services get their own broker role from their units; commands run by hand
-    # (se3-bridge status, snapshot) use the read-only debug role.
+    # The services get their own broker user from their units; commands run by hand
+    # (se3-bridge status, snapshot) use the read-only monitor user (never a
+    # daemon's: the broker makes the user name the client id).
     run cp "$SRC/config/example.toml" "$ETC/config.toml.new"
     run sed -i \
-        -e 's|^username = "bridge"|username = "debug"|' \
-        -e "s|^password_file = \"var/mqtt/bridge.pass\"|password_file = \"$STATE/debug.pass\"|" \
+        -e 's|^username = "bridge"|username = "monitor"|' \
+        -e "s|^password_file = \"var/mqtt/bridge.pass\"|password_file = \"$STATE/monitor.pass\"|" \
         "$ETC/config.toml.new"
     run chmod 0644 "$ETC/config.toml.new"
     run mv "$ETC/config.toml.new" "$ETC/config.toml"
@@ -181,15 +182,16 @@ fi
 # Run from $APP: `python -m demo.broker` finds the templates in $APP/mosquitto.
 # se3-mosquitto.service renders the same again before every start.
 if staged; then
-    run env -C "$APP" "$PY" -m demo.broker setup --dir "$BROKER_DIR" --port "$PORT"
+    run env -C "$APP" "$PY" -m demo.broker setup --dir "$BROKER_DIR" --port "$PORT" \
+        --config "$ETC/config.toml"
 else
     run env -C "$APP" runuser -u "$BROKER_USER" -- \
-        "$PY" -m demo.broker setup --dir "$BROKER_DIR" --port "$PORT"
+        "$PY" -m demo.broker setup --dir "$BROKER_DIR" --port "$PORT" --config "$ETC/config.toml"
 fi
 
 # A config that does not validate is worth hearing about now, not at the first start.
 if [ "$DRY" -eq 0 ]; then
-    if ! SE3_MQTT_PASSWORD_FILE="$BROKER_DIR/debug.pass" \
+    if ! SE3_MQTT_PASSWORD_FILE="$BROKER_DIR/monitor.pass" \
             env -C "$APP" "$PY" -m bridge --config "$ETC/config.toml" check; then
         say "WARNING: $ETC/config.toml does not validate (see above); the services will not start"
     fi

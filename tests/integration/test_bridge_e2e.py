@@ -228,7 +228,7 @@ class TestSnapshot:
 
         done = subprocess.run(
             [sys.executable, "-m", "bridge", "snapshot", "--config", str(config)],
-            env={**os.environ, **broker.env("bridge")}, capture_output=True, text=True,
+            env={**os.environ, **broker.env("monitor")}, capture_output=True, text=True,
             timeout=30, check=False,
         )
 
@@ -247,7 +247,7 @@ class TestSnapshot:
         done = subprocess.run(
             [sys.executable, "-m", "bridge", "--config", str(config), "snapshot",
              "--timeout", "30"],
-            env={**os.environ, **broker.env("bridge")}, capture_output=True, text=True,
+            env={**os.environ, **broker.env("monitor")}, capture_output=True, text=True,
             timeout=30, check=False,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,15 +26,22 @@ SN = "SZCCKQRAIJBAH0002"
 WRITABLE = {
     "bridge": ["bridge/report", "bridge/status"],
     "collector": [
+        "collectors/app/status",
         "collectors/devices/status",
+        "collectors/gateway/status",
         "devices/127.0.0.11/state",
         "gateway/info",
         "gateway/metrics",
     ],
-    "app": ["devices/127.0.0.11/state"],
+    "collector-gateway": ["collectors/gateway/status", "gateway/info", "gateway/metrics"],
+    "collector-devices": ["collectors/devices/status", "devices/127.0.0.11/state"],
+    "app": ["collectors/app/status", "devices/127.0.0.11/state"],
     "operator": ["config/report_url"],
+    "console": ["config/report_url"],
+    "monitor": [],
     "debug": [],
 }
+WRITERS = [role for role, subs in WRITABLE.items() if subs]
 EVERY_TOPIC = sorted({sub for subs in WRITABLE.values() for sub in subs})
 
 
@@ -42,7 +50,11 @@ def _topic(sub: str) -> str:
 
 
 class TestAcl:
-    @pytest.mark.parametrize("role", ["bridge", "collector", "app", "operator"])
+    def test_every_user_is_in_the_table(self) -> None:
+        """The table above covers every broker user."""
+        assert set(WRITABLE) == set(ROLES)
+
+    @pytest.mark.parametrize("role", WRITERS)
     def test_role_writes_only_its_topics(self, broker: Broker, role: str) -> None:
         """A role's messages on its own topics arrive and are retained; all others vanish."""
         allowed = WRITABLE[role]
@@ -72,7 +84,7 @@ class TestAcl:
 
     def test_debug_cannot_write_at_all(self, broker: Broker) -> None:
         """Nothing the debug user publishes reaches anyone."""
-        with collect(broker, "se3/#") as seen:
+        with collect(broker, "se3/#", role="monitor") as seen:
             with mqtt_client(broker, "debug") as debug:
                 for sub in EVERY_TOPIC:
                     publish_and_wait(debug, _topic(sub), "from debug", retain=True)
@@ -84,7 +96,8 @@ class TestAcl:
 
     def test_no_role_but_collector_writes_collector_status(self, broker: Broker) -> None:
         """Not even with a chosen client id may app or debug set a collector's status."""
-        with collect(broker, "se3/#") as seen:
+        # (The app has a status of its own, collectors/app/status.)
+        with collect(broker, "se3/#", role="monitor") as seen:
             for role in ("app", "debug"):
                 with mqtt_client(broker, role, client_id="devices") as client:
                     publish_and_wait(client, _topic("collectors/devices/status"), "offline",
@@ -94,14 +107,39 @@ class TestAcl:
             seen.wait_for_topic(_topic("collectors/marker/status"))
         assert seen.topics() == {_topic("collectors/marker/status")}
 
-    def test_app_reads_only_device_records(self, broker: Broker) -> None:
-        """A subscription to everything gives an app only the topics it may read."""
-        with collect(broker, "se3/#", role="app") as seen:
-            with mqtt_client(broker, "collector") as collector:
-                publish_and_wait(collector, _topic("gateway/info"), "{}")
-                publish_and_wait(collector, _topic("devices/127.0.0.11/state"), "marker")
-            seen.wait_for_topic(_topic("devices/127.0.0.11/state"))
-        assert seen.topics() == {_topic("devices/127.0.0.11/state")}
+    def test_app_reads_nothing(self, broker: Broker) -> None:
+        """An app is write-only: retained device records (ep_url may hold camera passwords)
+        and the rest never reach its subscription."""
+        with mqtt_client(broker, "collector") as collector:
+            publish_and_wait(collector, _topic("gateway/info"), "{}", retain=True)
+            publish_and_wait(collector, _topic("devices/127.0.0.11/state"),
+                             '{"ep_url":"rtsp://u:p@cam/"}', retain=True)
+        got: list[str] = []
+        acked: list[int] = []
+        with mqtt_client(broker, "app") as app:
+            app.on_message = lambda _c, _u, msg: got.append(msg.topic)
+            app.on_subscribe = lambda _c, _u, mid, _codes, _p: acked.append(mid)
+            app.subscribe("se3/#", qos=0)
+            # The broker sends a filter's retained messages before the SUBACK of a
+            # later subscription on the same connection.
+            _, fence = app.subscribe(_topic("bridge/fence"), qos=0)
+            wait_until(lambda: fence in acked, what="the second SUBACK")
+        assert got == []
+
+    @pytest.mark.parametrize("role", WRITERS)
+    def test_nobody_writes_under_another_serial(self, broker: Broker, role: str) -> None:
+        """The ACL names the box's serial: records of made-up gateways are never stored."""
+        mine = _topic(WRITABLE[role][-1])
+        other = mine.replace(SN, "JUNK0001")
+        with collect(broker, "#") as seen, mqtt_client(broker, role) as client:
+            publish_and_wait(client, other, "x" * 1000, retain=True)
+            publish_and_wait(client, mine, "marker", retain=True)
+            seen.wait_for_topic(mine)
+        assert other not in seen.topics()
+        broker.stop()  # writes the database: what it holds is in there
+        database = broker.db_path.read_bytes()
+        assert mine.encode() in database
+        assert b"JUNK0001" not in database
 
 
 class TestAuthentication:
@@ -145,9 +183,9 @@ class TestFiles:
         names = {p.name for p in broker.dir.iterdir()}
         assert {"passwd", "acl", "mosquitto.conf", "mosquitto.db"} <= names
         assert {f"{role}.pass" for role in ROLES} <= names
-        for path in broker.dir.iterdir():
-            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-        assert stat.S_IMODE(broker.dir.stat().st_mode) == 0o700
+        for path in [broker.dir, *broker.dir.rglob("*")]:
+            mode = 0o700 if path.is_dir() else 0o600
+            assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
     def test_setup_again_keeps_passwords_and_rerenders(self, broker: Broker) -> None:
         """A second setup keeps every password and the passwd file; conf and acl follow args."""
@@ -157,7 +195,7 @@ class TestFiles:
         assert {role: broker.password(role) for role in ROLES} == passwords
         assert (broker.dir / "passwd").read_text() == passwd
         assert f"listener {broker.port + 1} 127.0.0.1" in broker.conf_path.read_text()
-        assert "topic read other/#" in (broker.dir / "acl").read_text()
+        assert f"topic read other/{SN}/#" in (broker.dir / "acl").read_text()
 
     def test_passwords_are_hashed(self, broker: Broker) -> None:
         """The passwd file holds PBKDF2 hashes, never the passwords."""
@@ -218,3 +256,43 @@ class TestPersistence:
             got = seen.wait_for(lambda msgs: len(msgs) >= count, timeout=60)
         assert {m.topic for m in got} == set(topics)
         assert all(m.retain and m.qos == 1 for m in got)
+
+
+class TestLimits:
+    def _publish_until_dropped(self, broker: Broker, payloads: list[bytes]) -> int:
+        """Publish retained records as the collector until the broker drops the connection;
+        how many were acknowledged."""
+        dropped = threading.Event()
+        acked = 0
+        with mqtt_client(broker, "collector") as client:
+            client.on_disconnect = lambda *_args: dropped.set()
+            client.reconnect_delay_set(60, 60)  # stay down once dropped
+            for n, payload in enumerate(payloads):
+                info = client.publish(_topic(f"devices/10.9.{n // 250}.{n % 250 + 1}/state"),
+                                      payload, qos=1, retain=True)
+                while not info.is_published() and not dropped.is_set():
+                    dropped.wait(0.01)
+                if dropped.is_set():
+                    break
+                acked += 1
+        return acked
+
+    def test_a_packet_far_over_the_largest_record_is_refused(self, broker: Broker) -> None:
+        """100 kB (the bridge takes 16 KiB records) is refused at the door: the publisher
+        is disconnected and nothing of it is stored."""
+        assert self._publish_until_dropped(broker, [b"OVERSIZE" + b"z" * 100_000]) == 0
+        broker.stop()
+        assert b"OVERSIZE" not in broker.db_path.read_bytes()
+
+    def test_a_record_the_bridge_refuses_for_size_still_arrives(self, broker: Broker) -> None:
+        """Just over the bridge's 16 KiB the broker still passes it on, so the bridge's
+        refusal (code size) is what the publisher hears about."""
+        assert self._publish_until_dropped(broker, [b"x" * 17_000]) == 1
+
+    def test_memory_limit_stops_a_retained_flood(self, tmp_path: Path) -> None:
+        """With memory_limit set, retained records past it are refused (publisher dropped),
+        long before the flood is in."""
+        with Broker(tmp_path / "small", memory_limit=4 * 1024 * 1024) as broker:
+            assert "memory_limit 4194304" in broker.conf_path.read_text()
+            acked = self._publish_until_dropped(broker, [b"m" * 16_000] * 1000)
+        assert 0 < acked < 400  # 1000 x 16 kB = 16 MB offered, 4 MiB allowed

@@ -110,7 +110,7 @@ class Daemon:
         self.log = log
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                command(config, name), env={**os.environ, **broker.env("collector")},
+                command(config, name), env={**os.environ, **broker.env(f"collector-{name}")},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             )
 

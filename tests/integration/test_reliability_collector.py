@@ -57,7 +57,7 @@ class TestCollectorDeath:
         with open(tmp_path / "collector.log", "wb") as log:
             collector = subprocess.Popen(
                 [sys.executable, "-m", "collectors", "--config", str(config), "devices"],
-                env={**os.environ, **broker.env("collector")},
+                env={**os.environ, **broker.env("collector-devices")},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         try:

@@ -28,8 +28,8 @@ STATE = "/var/lib/se3/mqtt"
 EXPECTED = {
     "se3-mosquitto.service": None,
     "se3-bridge.service": "bridge",
-    "se3-collector-gateway.service": "collector",
-    "se3-collector-devices.service": "collector",
+    "se3-collector-gateway.service": "collector-gateway",
+    "se3-collector-devices.service": "collector-devices",
     "se3-receiver.service": None,
 }
 Unit = dict[str, dict[str, list[str]]]
@@ -192,16 +192,17 @@ class TestInstall:
             assert "SE3_CONFIG:=/etc/se3/config.toml" in wrapper.read_text()
 
     def test_config_from_example_validates(self, staged: Path) -> None:
-        """The installed config is the example, for the debug role, and passes `check`."""
+        """The installed config is the example, for the read-only monitor user, and passes
+        `check`."""
         config = staged / "etc" / "se3" / "config.toml"
         text = config.read_text()
-        assert 'username = "debug"' in text
-        assert f'password_file = "{STATE}/debug.pass"' in text
+        assert 'username = "monitor"' in text
+        assert f'password_file = "{STATE}/monitor.pass"' in text
         done = subprocess.run(
             [sys.executable, "-m", "bridge", "--config", str(config), "check"],
             capture_output=True, text=True, timeout=30, check=False,
             env={**os.environ,
-                 "SE3_MQTT_PASSWORD_FILE": str(staged / STATE.lstrip("/") / "debug.pass")},
+                 "SE3_MQTT_PASSWORD_FILE": str(staged / STATE.lstrip("/") / "monitor.pass")},
         )
         assert done.returncode == 0, done.stderr
 
