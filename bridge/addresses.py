@@ -6,6 +6,11 @@ runs for every message. A dotted quad without leading zeros is already what
 of building an address object, which costs more than the rest of taking in a
 message. Anything else goes through `ipaddress`, errors included, so the
 results are exactly its results.
+
+One exception: `ipaddress` takes a scoped IPv6 address with any scope text
+(`fe80::1%<anything but />`). A scope is kept only when it is a short
+interface name (`SCOPE`), enough for a link-local camera behind `eth0`; any
+other is refused, so an address never carries markup or a megabyte of text.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ import socket
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,16}")
+# The longest address text taken: 8 groups of 4 hex digits, '%' and a scope.
+MAX_ADDRESS_TEXT = 39 + 1 + 16
 
 
 def canonical_ip(text: str) -> str:
-    """`text` as `str(ipaddress.ip_address(text))`; ValueError when it is no IP address."""
+    """`text` as `str(ipaddress.ip_address(text))`; ValueError when it is no IP address,
+    or an IPv6 address whose scope (after `%`) is not 1-16 of `[A-Za-z0-9_.-]`."""
     if _CANONICAL_IPV4.fullmatch(text):
         return text
+    if len(text) > MAX_ADDRESS_TEXT:
+        raise ValueError(f"longer than an IP address can be ({len(text)} characters)")
+    _, percent, scope = text.partition("%")
+    if percent and not SCOPE.fullmatch(scope):
+        raise ValueError("an IPv6 scope (after %) must be 1-16 letters, digits, '_', '.' or '-'")
     return str(ipaddress.ip_address(text))
 
 

@@ -219,15 +219,13 @@ class Bridge:
 
     def _apply(self, topic: str, payload: bytes, replayed: bool) -> None:
         ref = self._refs.get(topic)
+        cached = ref is not None
         if ref is None:
             try:
                 ref = parse(topic, self.prefix)
             except TopicError as exc:
                 self._reject(topic, RecordError(str(exc), code="topic"))
                 return
-            if len(self._refs) >= self._refs_max:
-                self._refs.clear()
-            self._refs[topic] = ref
         if ref.sn != self.sn or ref.kind in _OWN_KINDS:
             return
         if ref.kind is Kind.REPORT_NOW:
@@ -247,6 +245,12 @@ class Bridge:
             self._reject(topic, exc)
             return
         self.stats.accepted()
+        if not cached and payload:
+            # Only topics that hold a record are kept: deletes (of devices we may
+            # never have seen) and refused records would otherwise fill the cache.
+            if len(self._refs) >= self._refs_max:
+                self._refs.clear()
+            self._refs[topic] = ref
         if ref.kind is Kind.GATEWAY_INFO and self.state.info is not None:
             if self.settings.gateway_dev_sno != self.state.info.dev_sno:
                 self.settings.gateway_dev_sno = self.state.info.dev_sno

@@ -9,6 +9,10 @@
     {prefix}/{sn}/config/report_now      (a command, not retained: send a report now)
 
 Parsing is pure and cheap: it runs for every message the bridge receives.
+A device address must be spelled as the bridge would spell it (canonical
+form): `2001:DB8::1` and `2001:db8::1` would otherwise be two devices with one
+address. Levels longer than an address or a name can be are refused before
+anything else looks at them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from bridge.addresses import canonical_ip
+from bridge.addresses import MAX_ADDRESS_TEXT, canonical_ip
+
+# A collector's name is a `source` (at most 128 characters).
+MAX_NAME = 128
 
 
 class Kind(enum.Enum):
@@ -82,14 +89,26 @@ def parse(topic: str, prefix: str) -> TopicRef:
             raise TopicError("unknown topic shape")
         return TopicRef(sn, kind)
     if len(rest) == 4 and rest[1] == "devices" and rest[3] == "state":
-        try:
-            ip = canonical_ip(rest[2])
-        except ValueError:
-            raise TopicError(f"bad device IP in topic: {rest[2][:64]!r}") from None
-        return TopicRef(sn, Kind.DEVICE_STATE, ip)
+        return TopicRef(sn, Kind.DEVICE_STATE, _device_ip(rest[2]))
     if len(rest) == 4 and rest[1] == "collectors" and rest[3] == "status" and rest[2]:
+        if len(rest[2]) > MAX_NAME:
+            raise TopicError(f"collector name longer than {MAX_NAME} characters")
         return TopicRef(sn, Kind.COLLECTOR_STATUS, rest[2])
     raise TopicError("unknown topic shape")
+
+
+def _device_ip(text: str) -> str:
+    if len(text) > MAX_ADDRESS_TEXT:
+        raise TopicError(
+            f"device topic level of {len(text)} characters is longer than an IP address can be")
+    try:
+        ip = canonical_ip(text)
+    except ValueError as exc:
+        raise TopicError(f"bad device IP in topic: {text!r}: {exc}") from None
+    if ip != text:
+        raise TopicError(f"device IP {text!r} in topic is not in canonical form: publish it as "
+                         f"{ip!r}")
+    return ip
 
 
 class Topics:

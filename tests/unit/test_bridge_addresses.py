@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,10 @@ PROPERTY = settings(max_examples=500, deadline=None, database=None)
 
 
 def reference(text: str) -> str | None:
+    """ipaddress's answer, with our one exception: a scope must be a short name."""
+    _, percent, scope = text.partition("%")
+    if percent and not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", scope):
+        return None
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -45,6 +50,19 @@ class TestCanonicalIp:
     def test_known_cases_agree_with_ipaddress(self, text: str) -> None:
         """Canonical, non-canonical, invalid and IPv6 inputs all give ipaddress's answer."""
         assert ours(text) == reference(text)
+
+    @pytest.mark.parametrize("text", [
+        "fe80::1%<img src=x onerror=alert(1)>", "fe80::1%", "fe80::1%a b", "fe80::1%" + "x" * 17,
+        "fe80::1%a\u202e", "fe80::1%\x00", "fe80::1%" + "a" * 100_000,
+    ])
+    def test_scope_must_be_a_short_interface_name(self, text: str) -> None:
+        """ipaddress takes any scope text; we refuse all but 1-16 of [A-Za-z0-9_.-]."""
+        with pytest.raises(ValueError, match=r"scope|longer"):
+            canonical_ip(text)
+
+    def test_short_scope_is_kept(self) -> None:
+        """A link-local camera behind an interface keeps its scope."""
+        assert canonical_ip("FE80::1%eth0.12") == "fe80::1%eth0.12"
 
     @PROPERTY
     @given(text=QUADS)

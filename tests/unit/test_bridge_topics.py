@@ -119,14 +119,48 @@ class TestDeviceTopic:
             ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
             ("2001:0db8::0001", "2001:db8::1"),
             ("FE80::A", "fe80::a"),
-            ("::1", "::1"),
+            ("::ffff:0102:0304", "::ffff:102:304"),
         ],
     )
-    def test_ipv6_is_canonicalised(self, given: str, canonical: str) -> None:
-        """An IPv6 device topic gives the address in its canonical (compressed, lower) form."""
-        ref = parse(f"se3/{SN}/devices/{given}/state", "se3")
+    def test_non_canonical_ipv6_is_refused_naming_the_canonical_form(
+        self, given: str, canonical: str
+    ) -> None:
+        """Two spellings of one address never become two devices: a spelling other than the
+        canonical one is refused, and the reason says how to spell it."""
+        with pytest.raises(TopicError, match=f"publish it as '{canonical}'"):
+            parse(f"se3/{SN}/devices/{given}/state", "se3")
 
-        assert ref == TopicRef(SN, Kind.DEVICE_STATE, canonical)
+    @pytest.mark.parametrize("ip", ["::1", "2001:db8::1", "fe80::1%eth0", "fe80::1%wlan0.2"])
+    def test_canonical_ipv6_is_the_key(self, ip: str) -> None:
+        """A canonical IPv6 address (with a short interface scope) is the key as it is."""
+        assert parse(f"se3/{SN}/devices/{ip}/state", "se3") == TopicRef(SN, Kind.DEVICE_STATE, ip)
+
+    @pytest.mark.parametrize(
+        "scope", ["<img src=x onerror=alert(1)>", "", "a b", "x" * 17, "é", "a\nb"]
+    )
+    def test_scope_other_than_a_short_interface_name_is_refused(self, scope: str) -> None:
+        """`fe80::1%<anything>` is an address to ipaddress; only a short name is to us."""
+        with pytest.raises(TopicError, match="scope"):
+            parse(f"se3/{SN}/devices/fe80::1%{scope}/state", "se3")
+
+    def test_level_longer_than_an_address_is_refused_unparsed(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A device level longer than any address is refused before it is parsed."""
+        import bridge.topics
+
+        def never(text: str) -> str:
+            raise AssertionError("parsed")
+
+        monkeypatch.setattr(bridge.topics, "canonical_ip", never)
+        with pytest.raises(TopicError, match="longer than an IP address"):
+            parse(f"se3/{SN}/devices/fe80::1%{'x' * 60}/state", "se3")
+
+    def test_long_collector_name_is_refused(self) -> None:
+        """A collector name is a `source`: at most 128 characters."""
+        assert parse(f"se3/{SN}/collectors/{'n' * 128}/status", "se3").key == "n" * 128
+        with pytest.raises(TopicError, match="longer than 128"):
+            parse(f"se3/{SN}/collectors/{'n' * 129}/status", "se3")
 
     def test_ipv4_key_is_the_address(self) -> None:
         """An IPv4 device topic gives the dotted address as key."""
