@@ -161,6 +161,8 @@ class PlatformSection(_Section):
 class BridgeSection(_Section):
     max_devices: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = 20_000
     max_payload: Annotated[int, Field(strict=True, ge=256, le=1_048_576)] = 16_384
+    # A platform refuses a body past its limit whole: better some devices refused.
+    max_report_bytes: Annotated[int, Field(strict=True, ge=65_536, le=1 << 30)] = 16 << 20
     metrics_listen: str = ""
 
     @field_validator("metrics_listen")

@@ -87,8 +87,10 @@ class Bridge:
         self.prefix = config.mqtt.topic_prefix
         self.topics = Topics(self.prefix, self.sn)
         self.boot = boot_id()
+        limits = config.bridge
         self.state = GatewayState(
-            self.sn, config.bridge.max_devices, config.bridge.max_payload, config.platform.format
+            self.sn, limits.max_devices, limits.max_payload, config.platform.format,
+            limits.max_report_bytes,
         )
         self.settings = Settings(config.platform, self.clock.wall)
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)

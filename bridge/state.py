@@ -39,6 +39,9 @@ _MAX_OFFLINE_SOURCES = 1024
 # New devices refused at max_devices, kept (latest valid record each) to be taken
 # in when a device is deleted: a static retained record is never published again.
 _MAX_WAITING = 256  # at most 256 x max_payload (4 MiB at the default) kept
+# What a device adds to the report beyond its record's bytes (ep_id, quotes, commas):
+# the report's size is estimated from the records, without building it.
+_ENTRY_OVERHEAD = 96
 
 
 @dataclass(slots=True)
@@ -68,12 +71,21 @@ class GatewayState:
     """Everything known about one gateway (by serial `sn`)."""
 
     def __init__(
-        self, sn: str, max_devices: int = 20_000, max_payload: int = 16_384, fmt: Format = "v1"
+        self,
+        sn: str,
+        max_devices: int = 20_000,
+        max_payload: int = 16_384,
+        fmt: Format = "v1",
+        max_report_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.sn = sn
         self.fmt = fmt  # the payload version of the reports
         self.max_devices = max_devices
         self.max_payload = max_payload
+        # A report past a platform's body limit delivers nothing at all: devices that
+        # would take it past this size are refused instead, each one visibly.
+        self.max_report_bytes = max_report_bytes
+        self._device_bytes = 0  # sum of _weight() over self.devices
         self.info: GatewayInfo | None = None
         self._info_raw = b""
         self.metrics: GatewayMetrics | None = None
@@ -111,7 +123,7 @@ class GatewayState:
             self._waiting.pop(ip, None)
             if old is None:
                 return UNCHANGED
-            del self.devices[ip]
+            self._forget(ip)
             self._order = None
             self._admit_waiting(clock)
             return CHANGED
@@ -125,6 +137,13 @@ class GatewayState:
             raise RecordError(
                 f"device limit of {self.max_devices} reached; new device refused", code="limit"
             )
+        grown = self._device_bytes + _weight(payload) - (_weight(old.raw) if old else 0)
+        if grown > self.max_report_bytes:
+            raise RecordError(
+                f"the report would pass its {self.max_report_bytes}-byte cap "
+                f"([bridge] max_report_bytes); record refused", code="report_size",
+            )
+        self._device_bytes = grown
         now = clock.monotonic()
         if old is not None and old.raw == payload and (record.ts is not None or replayed):
             # Same bytes, same `ts`: the age was judged at first arrival. Judging it
@@ -206,7 +225,7 @@ class GatewayState:
         keys = {(ref.kind, ref.key) for ref in seen}
         gone = [ip for ip in self.devices if (Kind.DEVICE_STATE, ip) not in keys]
         for ip in gone:
-            del self.devices[ip]
+            self._forget(ip)
         self._waiting = {ip: raw for ip, raw in self._waiting.items()
                          if (Kind.DEVICE_STATE, ip) in keys}
         changed = bool(gone)
@@ -235,6 +254,9 @@ class GatewayState:
                 continue
             admitted = True
         return admitted
+
+    def _forget(self, ip: str) -> None:
+        self._device_bytes -= _weight(self.devices.pop(ip).raw)
 
     # -- time ----------------------------------------------------------------
 
@@ -346,6 +368,11 @@ class GatewayState:
         now = clock.monotonic()
         online = sum(1 for s in self.devices.values() if self._status(s, now) == "online")
         return online, len(self.devices) - online
+
+
+def _weight(raw: bytes) -> int:
+    """A device's estimated share of the report body, in bytes."""
+    return len(raw) + _ENTRY_OVERHEAD
 
 
 def _visible(info: GatewayInfo | None) -> dict[str, object] | None:

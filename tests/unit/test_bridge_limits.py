@@ -1,0 +1,122 @@
+"""Bounds against a hostile publisher: the report body cap and the topic-parse cache."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import pytest
+
+from bridge.config import parse_config
+from bridge.errors import RecordError
+from bridge.report import dumps
+from bridge.service import Bridge
+from bridge.state import GatewayState
+from bridge.topics import Topics, parse
+from tests.fakes import FakeClock
+
+SN = "SZCCKQRAIJBAH0002"
+TOPICS = Topics("se3", SN)
+INFO = orjson.dumps({"gateway_ip": "192.168.1.251", "gateway_name": "gw",
+                     "dev_sno": "ZKZCPI000120190807142601", "sw_version": "V2R1C01\n"})
+
+
+def device(name: str = "", **changes: Any) -> bytes:
+    record: dict[str, Any] = {"ep_status": "online", "ep_type": "2", "ep_name": name,
+                              "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"}
+    record.update(changes)
+    return orjson.dumps(record)
+
+
+class TestReportCap:
+    def make(self, cap: int) -> tuple[GatewayState, FakeClock]:
+        state, clock = GatewayState(SN, max_report_bytes=cap), FakeClock()
+        state.apply(parse(TOPICS.gateway_info, "se3"), INFO, clock)
+        return state, clock
+
+    def send(self, state: GatewayState, clock: FakeClock, ip: str, payload: bytes) -> None:
+        state.apply(parse(TOPICS.device_state(ip), "se3"), payload, clock)
+
+    def test_devices_past_the_cap_are_refused_and_the_report_stays_under_it(self) -> None:
+        """Big records fill the report up to the cap; the next device is refused with code
+        report_size, and the report body is never larger than the cap."""
+        cap = 65_536
+        state, clock = self.make(cap)
+        refused = []
+        for n in range(1, 60):
+            try:
+                self.send(state, clock, f"10.0.0.{n}", device("x" * 250, ep_url="u" * 2000))
+            except RecordError as exc:
+                refused.append((n, exc.code))
+        assert refused
+        assert {code for _, code in refused} == {"report_size"}
+        report = state.report(clock)
+        assert report is not None
+        assert len(dumps(report)) <= cap
+        assert len(report["sub_devices"]) == 59 - len(refused)
+
+    def test_room_freed_by_a_delete_is_used_again(self) -> None:
+        """The cap counts what is held: after a delete a refused device fits."""
+        state, clock = self.make(65_536)
+        big = device(ep_url="u" * 2000)
+        n = 1
+        while True:
+            try:
+                self.send(state, clock, f"10.0.1.{n}", big)
+            except RecordError:
+                break
+            n += 1
+        self.send(state, clock, "10.0.1.1", b"")
+        self.send(state, clock, f"10.0.1.{n}", big)  # no error now
+
+    def test_a_growing_update_past_the_cap_keeps_the_old_record(self) -> None:
+        """An update that would pass the cap is refused and the last valid record stays."""
+        state, clock = self.make(65_536)
+        self.send(state, clock, "10.0.2.1", device("small"))
+        for n in range(2, 100):
+            try:
+                self.send(state, clock, f"10.0.2.{n}", device(ep_url="u" * 2000))
+            except RecordError:
+                break
+        with pytest.raises(RecordError, match="byte cap"):
+            self.send(state, clock, "10.0.2.1", device("s" * 256, ep_url="u" * 2048))
+        assert state.devices["10.0.2.1"].record.ep_name == "small"
+
+
+def bridge() -> Bridge:
+    config = parse_config({"gateway": {"sn": SN}, "bridge": {"max_devices": 100}})
+    return Bridge(config, clock=FakeClock(), announce=False)
+
+
+class TestParseCache:
+    def test_deletes_of_unknown_devices_are_not_cached(self) -> None:
+        """2,000 empty deletes of devices never seen leave the topic cache empty."""
+        service = bridge()
+        for n in range(2000):
+            service._inbox.put((TOPICS.device_state(f"10.{n // 250}.{n % 250}.1"), b"", False))
+        while not service._inbox.empty():
+            service.step(0)
+        assert service._refs == {}
+
+    def test_refused_topics_are_not_cached(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Scoped addresses with junk scopes and over-long levels are refused, logged and
+        never cached."""
+        caplog.set_level(logging.WARNING)
+        service = bridge()
+        for topic in (TOPICS.device_state("fe80::1%<img src=x onerror=alert(1)>"),
+                      TOPICS.device_state("fe80::1%" + "a" * 5000)):
+            service._inbox.put((topic, device(), False))
+        while not service._inbox.empty():
+            service.step(0)
+        assert service._refs == {}
+        assert service.state.devices == {}
+        assert service.stats.snapshot().rejected["topic"] == 2
+
+    def test_held_records_are_cached(self) -> None:
+        """A topic that holds a record is parsed once."""
+        service = bridge()
+        service._inbox.put((TOPICS.device_state("10.0.0.1"), device(), False))
+        while not service._inbox.empty():
+            service.step(0)
+        assert list(service._refs) == [TOPICS.device_state("10.0.0.1")]
