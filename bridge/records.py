@@ -8,6 +8,11 @@ never raises anything else (pinned down by a property-based test).
 Types are strict: `"ep_type": 2` is refused, not coerced, because an app that
 sends numbers where the platform wants strings is a bug worth hearing about.
 Keys the contract does not name are ignored, so newer publishers keep working.
+
+No string may hold control characters (C0, DEL, C1) or the invisible bidi and
+line-separator marks: a NUL makes a platform on PostgreSQL refuse every report,
+and bidi marks make a name display as something else. Only `sw_version` keeps
+its line breaks.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -44,6 +50,12 @@ Status = Literal["online", "offline"]
 EpType = Literal["0", "1", "2", "3", "4"]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Short = Annotated[str, Field(max_length=256)]
+_MARKS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_MARKS}]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(f"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f{_MARKS}]")
+_MULTILINE = frozenset({"sw_version"})
+# Checked against a strict format by their own validators (surrounding blanks allowed).
+_FORMATTED = frozenset({"gateway_ip", "ep_ip", "gateway_mac"})
 
 
 def _blank_is_unknown(value: object) -> object:
@@ -58,6 +70,16 @@ class _Record(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
     source: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and info.field_name not in _FORMATTED:
+            multiline = info.field_name in _MULTILINE
+            found = (_CONTROL_BUT_LINE_BREAKS if multiline else _CONTROL).search(value)
+            if found:
+                raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
+        return value
 
 
 class _Fresh(_Record):

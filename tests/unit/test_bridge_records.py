@@ -533,7 +533,9 @@ class TestProperties:
     @given(
         status=st.sampled_from(["online", "offline"]),
         ep_type=st.sampled_from(["0", "1", "2", "3", "4"]),
-        location=st.text(min_size=1, max_size=256).filter(str.strip),
+        # no control characters (Cc), bidi marks (Cf) or line separators (Zl, Zp)
+        location=st.text(st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp")),
+                         min_size=1, max_size=256).filter(str.strip),
         extra=st.dictionaries(st.text(max_size=8).filter(lambda k: k not in FIELDS),
                               JSON_SCALARS, max_size=3),
     )

@@ -60,16 +60,36 @@ def _in(value: object, low: float, high: float) -> bool:
     return _number(value) and low <= value <= high  # type: ignore[operator]
 
 
-def _text(value: object, low: int, high: int) -> bool:
-    return isinstance(value, str) and low <= len(value) <= high
+_BREAKS = "\n\r"
+_MARKS = "\u061c\u200e\u200f\u2028\u2029" + "".join(map(chr, [*range(0x202A, 0x202F),
+                                                                *range(0x2066, 0x206A)]))
+
+
+def _controls(value: str, lines: bool) -> bool:
+    """Whether `value` holds a control character (C0, DEL, C1, bidi and separator marks)."""
+    return any((ord(c) < 0x20 and not (lines and c in _BREAKS)) or 0x7F <= ord(c) <= 0x9F
+               or c in _MARKS for c in value)
+
+
+def _text(value: object, low: int, high: int, lines: bool = False) -> bool:
+    return (isinstance(value, str) and low <= len(value) <= high
+            and not _controls(value, lines))
+
+
+def _address_text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 256
 
 
 def _ip(value: object) -> str | None:
     """The canonical IP that `value` spells, or None."""
-    if not _text(value, 0, 256):
+    if not _address_text(value):
         return None
+    text = str(value).strip()
+    _, percent, scope = text.partition("%")
+    if percent and not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", scope):
+        return None  # a scope is a short interface name
     try:
-        return str(ipaddress.ip_address(str(value).strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
@@ -100,9 +120,9 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
             "gateway_ip" in doc and _ip(doc["gateway_ip"]) is not None
             and _text(doc.get("gateway_name"), 1, 256) and bool(doc["gateway_name"].strip())
             and _text(doc.get("dev_sno"), 1, 128) and bool(doc["dev_sno"].strip())
-            and _text(doc.get("sw_version"), 0, 4096)
+            and _text(doc.get("sw_version"), 0, 4096, lines=True)
             and _optional_text(doc, "sdk_version", lambda v: _text(v, 0, 256))
-            and _optional_text(doc, "gateway_mac", lambda v: _text(v, 0, 256) and _MAC.fullmatch(
+            and _optional_text(doc, "gateway_mac", lambda v: _address_text(v) and _MAC.fullmatch(
                 v.strip().lower().replace("-", ":")) is not None)
         )
     if kind is Kind.GATEWAY_METRICS:
@@ -131,6 +151,9 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
 
 
 # -- strategies ------------------------------------------------------------
+
+# Text without control characters (Cc), format marks (Cf: bidi) or separators (Zl, Zp).
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp"))
 
 SCALARS = (
     st.none() | st.booleans()
@@ -236,10 +259,10 @@ class TestParseRecord:
     @given(
         status=st.sampled_from(["online", "offline"]),
         ep_type=st.sampled_from(["0", "1", "2", "3", "4"]),
-        location=st.text(min_size=1, max_size=256).filter(str.strip),
+        location=st.text(PRINTABLE, min_size=1, max_size=256).filter(str.strip),
         ts=st.floats(min_value=1e-3, max_value=1e12),
         ttl=st.floats(min_value=1e-3, max_value=MONTH),
-        source=st.text(min_size=1, max_size=128),
+        source=st.text(PRINTABLE, min_size=1, max_size=128),
     )
     def test_every_conforming_device_is_admitted_as_sent(
         self, status: str, ep_type: str, location: str, ts: float, ttl: float, source: str
