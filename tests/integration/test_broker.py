@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 import threading
 from pathlib import Path
 
@@ -296,3 +297,25 @@ class TestLimits:
             assert "memory_limit 4194304" in broker.conf_path.read_text()
             acked = self._publish_until_dropped(broker, [b"m" * 16_000] * 1000)
         assert 0 < acked < 400  # 1000 x 16 kB = 16 MB offered, 4 MiB allowed
+
+
+class TestClientOptionFiles:
+    def test_mosquitto_sub_and_pub_log_in_without_a_password_on_the_command_line(
+        self, broker: Broker
+    ) -> None:
+        """XDG_CONFIG_HOME=DIR/clients/<user> gives mosquitto_pub and mosquitto_sub host, port,
+        user and password from a 0600 file: the command line (and /proc) holds none."""
+        pub_env = {**os.environ, "XDG_CONFIG_HOME": str(broker.dir / "clients" / "app")}
+        sub_env = {**os.environ, "XDG_CONFIG_HOME": str(broker.dir / "clients" / "debug")}
+        topic = _topic("devices/127.0.0.31/state")
+        pub = ["mosquitto_pub", "-q", "1", "-r", "-t", topic, "-m", "from the option file"]
+        subprocess.run(pub, env=pub_env, check=True, timeout=10)
+        sub = ["mosquitto_sub", "-t", topic, "-C", "1", "-W", "5"]
+        done = subprocess.run(sub, env=sub_env, capture_output=True, text=True, timeout=10,
+                              check=True)
+        assert done.stdout.strip() == "from the option file"
+        for argv in (pub, sub):
+            assert not any(broker.password(role) in arg for role in ROLES for arg in argv)
+        options = broker.dir / "clients" / "debug" / "mosquitto_sub"
+        assert stat.S_IMODE(options.stat().st_mode) == 0o600
+        assert f"-P {broker.password('debug')}" in options.read_text()
