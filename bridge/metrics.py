@@ -2,18 +2,29 @@
 
 A custom collector reads one consistent `Stats` snapshot per scrape, so the
 numbers never disagree with each other and nothing is counted twice.
+
+The listener serves each connection on a thread of its own, so it bounds them:
+a connection that sends nothing for CONNECTION_TIMEOUT seconds is closed, and
+past MAX_CONNECTIONS open at once a new one is closed at once (logged, damped).
+Idle or trickling clients then cost at most that many threads, never the
+bridge's memory.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterator
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from bridge.logs import Damper
 from bridge.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -63,11 +74,59 @@ class StatsCollector(Collector):
         )
 
 
+CONNECTION_TIMEOUT = 5.0  # seconds a connection may stay silent (each read)
+MAX_CONNECTIONS = 8  # served at once; a scraper needs one
+
+
+class _Handler(WSGIRequestHandler):
+    def setup(self) -> None:
+        super().setup()
+        # Read at each connection (tests shorten it); bounds every read and write.
+        self.connection.settimeout(CONNECTION_TIMEOUT)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._refusals = Damper(burst=3, window=60.0)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            allowed, suppressed = self._refusals.allow("full")
+            if allowed:
+                logger.warning("metrics listener: %d connections open; closing a new one%s",
+                               MAX_CONNECTIONS, f" ({suppressed} more)" if suppressed else "")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def serve(stats: Stats, connected: Callable[[], bool], listen: str) -> WSGIServer:
     """Start the metrics listener on `HOST:PORT` in a daemon thread."""
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
     registry = CollectorRegistry()
     registry.register(StatsCollector(stats, connected))
-    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+    family = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][0]
+    server_class = type("MetricsServer", (_Server,), {"address_family": family})
+    server: WSGIServer = make_server(host, int(port), make_wsgi_app(registry), server_class,
+                                     _Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     logger.info("metrics on http://%s/metrics", listen)
     return server
