@@ -11,10 +11,13 @@ one it took: mosquitto acknowledges a publish its ACL denies as if it stored it
 under MQTT 3.1.1, and answers 0x87 "Not authorized" in the PUBACK under MQTT 5.
 A refused publish is a `PublishRefused` (exit 1) naming the topic and the user.
 
-`publish remove` first looks for the record (a subscription to its topic: the
-broker replays a retained record before it acknowledges a second, fence
-subscription), so that removing a device that has no record says so
-(`NoRecord`, exit 1) instead of claiming a deletion.
+`publish remove` first looks for the record (a subscription to the device
+records: the broker replays retained records before it acknowledges a second,
+fence subscription), so that removing a device that has no record says so
+(`NoRecord`, exit 1) instead of claiming a deletion. mosquitto grants a
+subscription its ACL will never feed, so a user that may not read device
+records (the write-only `app`) sees none at all; with no record of any device
+in sight, whether this one had a record is unknown, and the command says that.
 """
 
 from __future__ import annotations
@@ -120,11 +123,13 @@ class _Session:
         self._acks: dict[int, ReasonCode] = {}
         self._look_for = look_for
         self.found: bytes | None = None  # the retained payload of `look_for`
+        self.seen_any = False  # any retained message came through the subscription
         self._replayed = threading.Event()
         self._fence: ReplayFence | None = None
         if look_for is not None:
-            fence_topic = Topics(config.mqtt.topic_prefix, config.gateway.serial()).fence
-            self._fence = ReplayFence(look_for, fence_topic, self._replayed.set)
+            topics = Topics(config.mqtt.topic_prefix, config.gateway.serial())
+            self._fence = ReplayFence(topics.device_state("+"), topics.fence,
+                                      self._replayed.set)
         self.conn = connect_once(config.mqtt, "publish", timeout, mqtt5=True,
                                  before_start=self._install)
 
@@ -141,8 +146,10 @@ class _Session:
         self._acks[mid] = reason
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == self._look_for and msg.retain:
-            self.found = bytes(msg.payload) or None
+        if msg.retain:
+            self.seen_any = True
+            if msg.topic == self._look_for:
+                self.found = bytes(msg.payload) or None
 
     def replayed(self) -> bool:
         """Wait for the retained replay of `look_for`; False if the broker refused to show it."""
@@ -202,9 +209,9 @@ def remove_device(config: Config, ip: str, timeout: float) -> None:
         session.publish(topic, b"")
     finally:
         session.close()
-    if not visible:
+    if not visible or not session.seen_any:
         logger.info("device %s: delete published (whether it had a record is unknown: "
-                    "this user may not read %s)", ip, topic)
+                    "broker user %r sees no device records)", ip, config.mqtt.username)
     elif session.found is None:
         raise NoRecord(f"device {ip} has no record on the broker for gateway "
                        f"{config.gateway.serial()}: nothing to remove (check --ip)")

@@ -63,12 +63,31 @@ class TestRemove:
     def test_remove_of_a_device_without_record_says_so(
         self, broker: Broker, tmp_path: Path
     ) -> None:
-        """A device that never existed: exit 1, 'has no record', never 'record deleted'."""
+        """A device that never existed: exit 1, 'has no record', never 'record deleted'
+        (as a user that may read device records and sees some)."""
         config = write_config(tmp_path / "se3.toml", broker)
-        done = publish(broker, config, "remove", "--ip", "127.0.0.99", role="app")
+        assert publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
+                       "--type", "4", "--location", "loc-12",
+                       role="collector").returncode == 0
+        done = publish(broker, config, "remove", "--ip", "127.0.0.99", role="collector")
         assert done.returncode == 1, done.stderr
         assert "device 127.0.0.99 has no record on the broker" in done.stderr
         assert "record deleted" not in done.stderr
+
+    def test_remove_by_a_write_only_user_does_not_guess(
+        self, broker: Broker, tmp_path: Path
+    ) -> None:
+        """The app may not read device records: its remove deletes, exits 0, and says that
+        whether there was a record is unknown (not 'has no record')."""
+        config = write_config(tmp_path / "se3.toml", broker)
+        assert publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
+                       "--type", "4", "--location", "loc-12",
+                       role="app").returncode == 0
+        with collect(broker, state_topic(SPARE_IP)) as seen:
+            done = publish(broker, config, "remove", "--ip", SPARE_IP, role="app")
+            assert done.returncode == 0, done.stderr
+            assert "whether it had a record is unknown" in done.stderr
+            seen.wait_for(lambda msgs: bool(msgs) and msgs[-1].payload == b"")
 
     def test_remove_of_an_existing_device_deletes_it(
         self, broker: Broker, tmp_path: Path
@@ -79,7 +98,7 @@ class TestRemove:
                        "--type", "4", "--location", "loc-12",
                        role="app").returncode == 0
         with collect(broker, state_topic(SPARE_IP)) as seen:
-            done = publish(broker, config, "remove", "--ip", SPARE_IP, role="app")
+            done = publish(broker, config, "remove", "--ip", SPARE_IP, role="collector")
             assert done.returncode == 0, done.stderr
             assert f"device {SPARE_IP} record deleted" in done.stderr
             seen.wait_for(lambda msgs: bool(msgs) and msgs[-1].payload == b"")
