@@ -64,7 +64,7 @@ class Connection:
         self._hooks: list[ConnectHook] = []
         self._refusals = Damper(burst=3, window=300.0)  # paho retries every few seconds
         self._drops = Damper(burst=3, window=300.0)
-        self._closing = False
+        self.closing = False  # set before a disconnect of our own: not a loss to warn about
         # MQTT 5 by default: only it carries a PUBACK reason code (a publish the ACL
         # dropped is told from one the broker took), and a DISCONNECT's reason.
         # The broker replaces the client id with the user name
@@ -113,7 +113,7 @@ class Connection:
 
     def close(self, timeout: float = 2.0) -> None:
         """Say `offline` (when connected), disconnect and stop the network thread."""
-        self._closing = True
+        self.closing = True
         if self.status_topic and self.connected.is_set():
             info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
             try:
@@ -151,7 +151,7 @@ class Connection:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if self._closing or not was:
+        if self.closing or not was:
             if was:
                 logger.info("disconnected from broker: %s", reason)
             return

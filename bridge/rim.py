@@ -188,6 +188,7 @@ class Rim:
         self._running, self._next_attempt = False, None
         end = time.monotonic() + timeout
         conn, client = self.conn, self._client
+        conn.closing = True
         if conn.status_topic and conn.connected.is_set() and self._sock is not None:
             info = client.publish(conn.status_topic, b"offline", qos=1, retain=True)
             while not info.is_published() and self._sock is not None and time.monotonic() < end:

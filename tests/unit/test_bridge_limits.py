@@ -94,9 +94,7 @@ class TestParseCache:
         """2,000 empty deletes of devices never seen leave the topic cache empty."""
         service = bridge()
         for n in range(2000):
-            service._inbox.put((TOPICS.device_state(f"10.{n // 250}.{n % 250}.1"), b"", False))
-        while not service._inbox.empty():
-            service.step(0)
+            service._apply(TOPICS.device_state(f"10.{n // 250}.{n % 250}.1"), b"", False)
         assert service._refs == {}
 
     def test_refused_topics_are_not_cached(self, caplog: pytest.LogCaptureFixture) -> None:
@@ -106,9 +104,7 @@ class TestParseCache:
         service = bridge()
         for topic in (TOPICS.device_state("fe80::1%<img src=x onerror=alert(1)>"),
                       TOPICS.device_state("fe80::1%" + "a" * 5000)):
-            service._inbox.put((topic, device(), False))
-        while not service._inbox.empty():
-            service.step(0)
+            service._apply(topic, device(), False)
         assert service._refs == {}
         assert service.state.devices == {}
         assert service.stats.snapshot().rejected["topic"] == 2
@@ -116,7 +112,5 @@ class TestParseCache:
     def test_held_records_are_cached(self) -> None:
         """A topic that holds a record is parsed once."""
         service = bridge()
-        service._inbox.put((TOPICS.device_state("10.0.0.1"), device(), False))
-        while not service._inbox.empty():
-            service.step(0)
+        service._apply(TOPICS.device_state("10.0.0.1"), device(), False)
         assert list(service._refs) == [TOPICS.device_state("10.0.0.1")]
