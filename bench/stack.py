@@ -171,7 +171,7 @@ def count_retained(broker: Broker, timeout: float = 60.0) -> int:
     done = threading.Event()
     fence: list[int] = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.username_pw_set("debug", broker.password("debug"))
+    client.username_pw_set("monitor", broker.password("monitor"))  # not the baseline's user
 
     def on_connect(c: mqtt.Client, *_a: object) -> None:
         c.subscribe(FILTER, qos=0)
