@@ -261,11 +261,11 @@ class TestEndToEnd:
 
 @contextmanager
 def running_collector(config: Path, broker: Broker, name: str, log: Path) -> Iterator[None]:
-    """`python -m collectors NAME` as the collector role, killed at the end."""
+    """`python -m collectors NAME` as its daemon user, killed at the end."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "collectors", "--config", str(config), name],
-            env={**os.environ, **broker.env("collector")},
+            env={**os.environ, **broker.env(f"collector-{name}")},
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

@@ -176,7 +176,7 @@ class TestCameraLink:
             log = (tmp_path / "devices.log").open("wb")
             collector = subprocess.Popen(
                 [sys.executable, "-m", "collectors", "--config", str(config), "devices"],
-                env={**os.environ, **broker.env("collector")}, stdin=subprocess.DEVNULL,
+                env={**os.environ, **broker.env("collector-devices")}, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT)
             try:
                 wait_until(lambda: _accepts(CAM_IP, CAM_PORT), timeout=10, what="the camera")

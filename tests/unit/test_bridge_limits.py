@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -84,24 +85,28 @@ class TestReportCap:
         assert state.devices["10.0.2.1"].record.ep_name == "small"
 
 
-def bridge() -> Bridge:
+@pytest.fixture
+def service() -> Iterator[Bridge]:
+    """A bridge that is never started (its loop's sockets closed at the end)."""
     config = parse_config({"gateway": {"sn": SN}, "bridge": {"max_devices": 100}})
-    return Bridge(config, clock=FakeClock(), announce=False)
+    made = Bridge(config, clock=FakeClock(), announce=False)
+    yield made
+    made.rim.close(timeout=0)
 
 
 class TestParseCache:
-    def test_deletes_of_unknown_devices_are_not_cached(self) -> None:
+    def test_deletes_of_unknown_devices_are_not_cached(self, service: Bridge) -> None:
         """2,000 empty deletes of devices never seen leave the topic cache empty."""
-        service = bridge()
         for n in range(2000):
             service._apply(TOPICS.device_state(f"10.{n // 250}.{n % 250}.1"), b"", False)
         assert service._refs == {}
 
-    def test_refused_topics_are_not_cached(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_refused_topics_are_not_cached(
+        self, service: Bridge, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """Scoped addresses with junk scopes and over-long levels are refused, logged and
         never cached."""
         caplog.set_level(logging.WARNING)
-        service = bridge()
         for topic in (TOPICS.device_state("fe80::1%<img src=x onerror=alert(1)>"),
                       TOPICS.device_state("fe80::1%" + "a" * 5000)):
             service._apply(topic, device(), False)
@@ -109,8 +114,7 @@ class TestParseCache:
         assert service.state.devices == {}
         assert service.stats.snapshot().rejected["topic"] == 2
 
-    def test_held_records_are_cached(self) -> None:
+    def test_held_records_are_cached(self, service: Bridge) -> None:
         """A topic that holds a record is parsed once."""
-        service = bridge()
         service._apply(TOPICS.device_state("10.0.0.1"), device(), False)
         assert list(service._refs) == [TOPICS.device_state("10.0.0.1")]
