@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import resource
 import subprocess
 import time
@@ -123,11 +124,12 @@ def _pahosub_once(broker: Broker, count: int) -> tuple[float, float, dict[str, f
 
 
 def _mosquitto_sub_once(tool: str, broker: Broker, count: int) -> float:
-    command = [tool, "-h", broker.host, "-p", str(broker.port), "-u", "debug",
-               "-P", broker.password("debug"), "-t", FILTER, "-q", "0", "-C", str(count)]
+    # Host, port, user and password come from the broker's option file, not argv.
+    command = [tool, "-t", FILTER, "-q", "0", "-C", str(count)]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(broker.dir / "clients" / "debug")}
     started = time.monotonic()
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=60, check=False)
+                          timeout=60, check=False, env=env)
     ended = time.monotonic()
     if done.returncode != 0:
         raise RuntimeError(f"mosquitto_sub failed: {done.stderr.decode(errors='replace')}")
