@@ -22,7 +22,8 @@ from tests.integration.test_collectors import BASE, SPARE_IP, retained, state_to
 def publish(broker: Broker, config: Path, *args: str, role: str,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "collectors", "--config", str(config), "publish", *args],
+        [sys.executable, "-m", "collectors", "--config", str(config), "publish", *args,
+         "--timeout", "30"],
         env={**os.environ, **broker.env(role), **(env or {})},
         capture_output=True, text=True, timeout=60, check=False,
     )
@@ -118,7 +119,7 @@ class TestBrokerProblemsAtOnce:
                        role="app")
         assert done.returncode == 1
         assert f"the MQTT broker at 127.0.0.1:{port} refused the connection" in done.stderr
-        assert time.monotonic() - start < 5.0
+        assert time.monotonic() - start < 10.0  # the timeout is 30 s
 
     def test_bad_password_is_named_at_once(self, broker: Broker, tmp_path: Path) -> None:
         """Wrong credentials: the broker's refusal is named, not a timeout."""
@@ -131,4 +132,4 @@ class TestBrokerProblemsAtOnce:
                        role="app", env={"SE3_MQTT_PASSWORD_FILE": str(wrong)})
         assert done.returncode == 1
         assert "refused user 'app': not authorised (a wrong password" in done.stderr
-        assert time.monotonic() - start < 5.0
+        assert time.monotonic() - start < 10.0  # the timeout is 30 s
