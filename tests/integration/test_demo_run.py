@@ -93,9 +93,19 @@ def run_stack(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:  # a failed test leaves nothing behind either
+        left: list[psutil.Process] = []
         if proc.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                left = psutil.Process(proc.pid).children(recursive=True)
             proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for child in left:  # whatever the runner could not stop
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         if proc.stdout is not None:
             proc.stdout.close()
 
