@@ -41,7 +41,7 @@ class RunningConsole:
 
 
 @contextmanager
-def running_console(config_path: Path, broker: Broker, role: str = "operator",
+def running_console(config_path: Path, broker: Broker, role: str = "console",
                     wait_connected: bool = True) -> Iterator[RunningConsole]:
     """The console for the bridge config at `config_path`, as broker role `role`."""
     raw = tomllib.loads(config_path.read_text(encoding="utf-8"))

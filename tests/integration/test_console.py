@@ -154,7 +154,7 @@ class TestCalls:
             wait_until(lambda: "l" in console.call("GET", LOGIN).json()["data"]["response"])
             answers = [console.call("GET", path).text
                        for path in ("/", "/status", "/api/view", MONITOR, LOGIN, DEV_SNO)]
-            secrets = [broker.password(role) for role in ("operator", "bridge", "debug")]
+            secrets = [broker.password(role) for role in ("console", "operator", "bridge", "debug")]
             secrets += [console.password, "filepw", "filetoken", "loginpw", "k=v"]
         for text in answers:
             for secret in secrets:
@@ -282,7 +282,7 @@ class TestCommand:
         password_file = tmp_path / "secret" / "admin.pass"
         with config.open("a", encoding="utf-8") as fh:
             fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\npassword_file = "{password_file}"\n')
-        env = {**os.environ, **broker.env("operator")}
+        env = {**os.environ, **broker.env("console")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "console", "--config", str(config)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
