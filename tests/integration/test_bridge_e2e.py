@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from receiver.server import ReceiverServer
 from tests.conftest import collect
 from tests.integration.stack import (
     BASE,
+    SPEC_DEVICE,
     SPEC_PAYLOAD,
     device,
     faults,
@@ -31,6 +34,7 @@ from tests.integration.stack import (
     wait_report,
     write_config,
 )
+from tests.unit.test_bridge_golden import EXPECTED_BYTES_V2
 
 
 @pytest.fixture
@@ -78,6 +82,45 @@ class TestFormatV2:
         assert [d["ep_ext_data"] for d in report.payload["sub_devices"]] == [
             {"sw_version": "V1.0.3", "group_name": "访客"}, {}]
         assert all("ep_url" not in d for d in report.payload["sub_devices"])
+
+    def test_v2_body_is_the_golden_body_byte_for_byte(
+        self, tmp_path: Path, broker: Broker
+    ) -> None:
+        """The golden v2 state, published over MQTT, is POSTed as the golden v2 bytes."""
+        platform = ReceiverServer(create_app(strict=True, fmt="v2")).start()
+        bodies = tapped_bodies(platform)
+        try:
+            config = write_config(tmp_path / "bridge.toml", broker,
+                                  f"{platform.url}/DeviceStatus", format="v2")
+            publish_spec_example(broker)
+            publish(broker, "app", {
+                "devices/192.168.1.102/state": device(
+                    "offline", ep_name="门口", ep_type="1"),
+                "devices/192.168.1.101/state": {**SPEC_DEVICE, "ep_ext_data": {
+                    "sw_version": "V2R1C01", "group_name": "默认分组"}},
+            })
+            with running_bridge(config, broker, tmp_path / "bridge.log"):
+                report = wait_report(platform, lambda r: len(statuses(r)) == 2
+                                     and "sw_version" in str(r.payload))
+        finally:
+            platform.stop()
+        assert (report.violations, report.formats) == ((), ("v2",))
+        assert EXPECTED_BYTES_V2 in bodies
+
+
+def tapped_bodies(platform: ReceiverServer) -> list[bytes]:
+    """The raw body of every POST the platform receives, as it came."""
+    bodies: list[bytes] = []
+    inner = platform.app.wsgi_app
+
+    def tap(environ: Any, start_response: Any) -> Any:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        bodies.append(body)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return inner(environ, start_response)
+
+    platform.app.wsgi_app = tap  # type: ignore[method-assign]
+    return bodies
 
 
 class TestChanges:
