@@ -10,7 +10,8 @@ POST answered with 3xx has not been delivered.
 A platform is not trusted to be quick or brief: every request has a total
 deadline (a server trickling a byte at a time is cut off when it passes, not
 only one that stops), and at most a few KiB of its answer are read, never the
-whole body. Its answer is escaped before it reaches a log line.
+whole body. Its answer is escaped before it reaches a log line, and the values of
+the request's query (the login's token) are hidden in it.
 """
 
 from __future__ import annotations
@@ -70,6 +71,26 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
     query = urlencode([*kept, *params.items()])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def without_query_values(text: str, url: str) -> str:
+    """`text` (a platform's answer) with each value of `url`'s query, as sent or as
+    decoded, shown as `...`: a platform may echo the request, and the login's token is
+    in its query. Values shorter than 8 characters (`site=7`) are no secret and stay; a
+    value cut off at the end of `text` goes too."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return text
+    sent = {pair.partition("=")[2] for pair in query.split("&")}
+    decoded = {value for _, value in parse_qsl(query)}
+    for value in sorted((v for v in sent | decoded if len(v) >= 8), key=len, reverse=True):
+        text = text.replace(value, "...")
+        for cut in range(len(value) - 1, 3, -1):
+            if text.endswith(value[:cut]):
+                text = text[:-cut] + "..."
+                break
+    return text
 
 
 def printable(text: str, limit: int = BODY_LIMIT) -> str:
@@ -265,7 +286,8 @@ class HttpSender:
         if refuse_longer and not complete:
             raise DeliveryError(f"answer longer than {max_body} bytes", response.status_code)
         text = raw[:max_body].decode(response.encoding or "utf-8", errors="replace")
-        return response.status_code, text, response.headers
+        return response.status_code, without_query_values(text, response.url or url), \
+            response.headers
 
     def close(self) -> None:
         self._session.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import logging
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from bridge.http import (
     redact,
     retry_after,
     with_query,
+    without_query_values,
 )
 
 NOW = 1_700_000_000.0
@@ -142,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(500, b"", {"Retry-After": "3"})
         elif path == "/big-answer":
             self._answer(500, b"x" * 10_000)
+        elif path.startswith("/echo"):  # a platform whose answer repeats the request
+            status = int(path.rpartition("/")[2])
+            self._answer(status, f"no report accepted at {self.path}".encode())
         elif path == "/created":
             self._answer(201, b"")
         else:
@@ -299,6 +304,22 @@ class TestHttpSender:
         assert info.value.status == 302
         assert [r.path for r in platform.received[before:]] == ["/redirect"]
 
+    def test_query_echoed_in_the_answer_is_not_kept(
+        self, platform: Platform, sender: HttpSender, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A platform that repeats the request URL in its answer (an error page, a debug
+        echo) gets the query's values (the login's token) hidden in what is kept and logged."""
+        token = "6165c0dd049a1313feccc5e9804234c9"
+        url = f"{platform.base}/echo/401?site=7&token={token}&dev_sno=D"
+        with pytest.raises(DeliveryError) as info:
+            sender.post(url, b"{}", "id")
+        assert token not in info.value.body
+        assert info.value.body.startswith("no report accepted at /echo/401?site=7&token=...")
+        with caplog.at_level(logging.DEBUG, logger="bridge.http"):
+            sender.post(url.replace("/401", "/200"), b"{}", "id")
+        assert "platform answered 200" in caplog.text
+        assert token not in caplog.text
+
     def test_connection_refused(self, sender: HttpSender) -> None:
         """Nobody listening raises DeliveryError with no status."""
         with pytest.raises(DeliveryError) as info:
@@ -378,6 +399,13 @@ class TestWithQuery:
 
 
 class TestPrintable:
+    def test_query_values_are_hidden_in_an_answer_also_encoded_or_cut(self) -> None:
+        url = "http://p/r?site=7&token=a%2Bb%2Fsecret%3D&dev_sno=ZK01"
+        assert without_query_values("t=a+b/secret= site=7", url) == "t=... site=7"
+        assert without_query_values("echo a%2Bb%2Fsecret%3D", url) == "echo ..."
+        assert without_query_values("cut at a+b/sec", url) == "cut at ..."
+        assert without_query_values("site=7 dev_sno=ZK01", url) == "site=7 dev_sno=ZK01"
+
     def test_line_breaks_and_escapes_are_escaped(self) -> None:
         """A platform's answer cannot start a log line of its own nor colour the terminal."""
         shown = printable("ok\n2026-11-28 ERROR forged\r\x1b[31m")
