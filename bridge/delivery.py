@@ -151,6 +151,10 @@ class Target:
         )
         self._final.start()
 
+    def retry_now(self) -> None:
+        """Cut a backoff short: the next attempt goes at once (its parameters changed)."""
+        self._slot.wake()
+
     def stop(self) -> None:
         """Stop the worker; a report not yet delivered is dropped."""
         self._slot.stop()

@@ -24,6 +24,7 @@ class LatestSlot(Generic[T]):
         self._item: tuple[int, T] | None = None
         self._done: int | None = None
         self._stopping = False
+        self._woken = False  # `wake` since the last `take`: a pause ends at once
 
     @property
     def stopped(self) -> bool:
@@ -41,6 +42,7 @@ class LatestSlot(Generic[T]):
         with self._cond:
             while not self._stopping:
                 if self._item is not None and self._item[0] != self._done:
+                    self._woken = False
                     return self._item
                 self._cond.wait()
             return None
@@ -57,12 +59,19 @@ class LatestSlot(Generic[T]):
             self._item = None
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """End the worker's pause now, or the next one before its next `take`: what made
+        it wait has changed (a new token for a refused report)."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
     def pause(self, delay: float, newer_than: int | None = None) -> None:
-        """Wait `delay` s, ended early by a stop, or by a piece with a key other than
-        `newer_than` when one is given."""
+        """Wait `delay` s, ended early by a stop, a `wake`, or by a piece with a key other
+        than `newer_than` when one is given."""
         end = time.monotonic() + delay
         with self._cond:
-            while not self._stopping and not self._newer(newer_than):
+            while not self._stopping and not self._newer(newer_than) and not self._woken:
                 left = end - time.monotonic()
                 if left <= 0:
                     return

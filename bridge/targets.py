@@ -30,8 +30,17 @@ class TargetSet:
         self.login_names: frozenset[str] = frozenset()  # names of the login's targets
 
     def set_auth(self, params: Mapping[str, str]) -> None:
-        """The query parameters of the login's targets from their next POST on."""
+        """The query parameters of the login's targets from their next POST on.
+
+        New ones (a new login's token) end the backoff of the login's targets: a
+        report refused for an old token goes again at once, not a minute later."""
+        if dict(params) == self._auth:
+            return
         self._auth = dict(params)  # replaced whole: read by the targets' threads
+        if params:
+            for (_, issued), target in self._targets.items():
+                if issued:
+                    target.retry_now()
 
     def _params(self) -> Mapping[str, str]:
         return self._auth

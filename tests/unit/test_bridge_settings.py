@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -9,7 +10,7 @@ import pytest
 
 from bridge.config import PlatformSection
 from bridge.delivery import Backoff, Target
-from bridge.errors import RecordError
+from bridge.errors import DeliveryError, RecordError
 from bridge.login import LoginFailed, LoginResult
 from bridge.settings import Settings
 from bridge.targets import TargetSet
@@ -295,3 +296,34 @@ class TestTargetSet:
         finally:
             for target in targets.all():
                 target.stop()
+
+    def test_a_new_token_cuts_the_backoff_of_a_refused_login_target_short(self) -> None:
+        """A login target refused (401: backoff at its cap) retries at once with a new token,
+        not after the rest of a long backoff."""
+        posted: queue.Queue[str] = queue.Queue()
+
+        class Refusing:
+            def post(self, url: str, body: bytes, report_id: str,
+                     timeout: float | None = None) -> int:
+                posted.put(url)
+                if "token=one" in url:
+                    raise DeliveryError("HTTP 401", 401)
+                return 200
+
+            def close(self) -> None:
+                pass
+
+        def make(url: str, params: Callable[[], Mapping[str, str]] | None) -> Target:
+            return Target(url, "SN-b", Refusing, Backoff(30, 30), lambda a: None, params=params)
+
+        targets = TargetSet(make)
+        targets.set_auth({"token": "one", "dev_sno": "D"})
+        try:
+            (target,) = targets.update(["http://127.0.0.2/r"], issued_by_login=True)
+            target.offer(b"{}", 0)
+            assert "token=one" in posted.get(timeout=5)
+            targets.set_auth({"token": "two", "dev_sno": "D"})
+            assert "token=two" in posted.get(timeout=5)
+        finally:
+            for each in targets.all():
+                each.stop()

@@ -128,3 +128,19 @@ class TestPause:
         slot.pause(0.1)
 
         assert time.monotonic() - start >= 0.1
+
+    def test_wake_ends_a_pause_and_one_just_about_to_start(self) -> None:
+        slot: LatestSlot[str] = LatestSlot()
+        slot.put(1, "a")
+        assert slot.take() == (1, "a")
+        ended = pause_in_thread(slot, 30)
+        slot.wake()
+        assert ended.wait(5)
+        slot.wake()  # before the worker pauses: that pause is cut short too
+        started = time.monotonic()
+        slot.pause(30)
+        assert time.monotonic() - started < 5
+        assert slot.take() == (1, "a")  # a take forgets the wake
+        started = time.monotonic()
+        slot.pause(0.2)
+        assert time.monotonic() - started >= 0.15
