@@ -312,13 +312,18 @@ class TestInForce:
             "report_period": {"value": 15, "source": "login"},
             "login_url": {"value": "http://127.0.0.1:9/login", "source": "topic"},
             "dev_sno": {"value": "TOPICSNO", "source": "topic"},
-            "login": {"state": "ok", "at": 1, "error": None}, "refused": []}))
+            "login": {"state": "ok", "at": 1, "error": None},
+            "refused": [{"setting": "report_period", "value": "0", "at": 2,
+                         "reason": "report_period must be a whole number of seconds"}]}))
         answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
         assert answer.json == {"data": {
             "monitor_server_url": "http://127.0.0.1:3/login-issued", "reported_peroid": 15}}
         assert answer.headers["X-SE3-Settings"] == "bridge"
         assert client.get("/SophonMQ/api/LoginUrl", headers=BEARER).json == {
             "data": {"response": "http://127.0.0.1:9/login"}}
+        page = client.get("/status", headers=BEARER).get_data(as_text=True)
+        assert "report_period = 0: report_period must be a whole number of seconds" in page
+        assert "settings-note" not in page  # the bridge said so: no fallback note
 
 
 class TestPage:
