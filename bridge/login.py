@@ -9,8 +9,9 @@ Anything else is a failed login, retried with backoff by `LoginWorker`.
 
 A relative address is joined to the login URL's scheme and host (never its
 user:password); `//host/path` takes the login's scheme; an address that is
-still no usable URL (`http://` alone) is refused with a warning, and so is a
-period outside 1-86400 s: the next source is used instead.
+still no usable URL (`http://` alone, `http://[::1`) is refused with a warning,
+and so is a period (a number, or a number as text) outside 1-86400 s: the next
+source is used instead.
 
 The answer's `token` is, in the vendor's login document (sophonai/bm1682,
 V2R1C01), the parameter every call to the platform must carry: reports to the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -76,7 +78,10 @@ def absolute(login_url: str, address: str) -> str:
     The scheme is recognised in any case (`HTTPS://` is absolute); the login
     URL's user:password is never copied into a joined address.
     """
-    parts = urlsplit(address)
+    try:
+        parts = urlsplit(address)
+    except ValueError:  # e.g. `http://[::1`: as given, for the check to refuse
+        return address
     if parts.scheme:
         return urlunsplit(parts)  # the scheme in lower case, the rest as given
     base = urlsplit(login_url)
@@ -111,16 +116,31 @@ def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
 
 
 def _period(doc: dict[str, object]) -> tuple[float | None, Refused | None]:
+    """The first usable period of the two names (a number, or a number as text), else
+    None and the refusal of the first one given (absent, null or blank: not given)."""
+    refused = None
     for key in _PERIOD_KEYS:
         value = doc.get(key)
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if PERIOD_MIN <= value <= PERIOD_MAX:
-                return float(value), None
-            reason = f"{key} must be from {PERIOD_MIN} to {PERIOD_MAX} seconds"
-            return None, Refused(printable(str(value), 32), reason, "report_period")
-    return None, None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        seconds = _seconds(value)
+        if seconds is not None and PERIOD_MIN <= seconds <= PERIOD_MAX:
+            return seconds, None
+        if refused is None:
+            reason = f"{key} must be a number of seconds from {PERIOD_MIN} to {PERIOD_MAX}"
+            refused = Refused(printable(str(value), 32), reason, "report_period")
+    return None, refused
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 class Fetcher(Protocol):

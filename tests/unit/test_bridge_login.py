@@ -167,6 +167,42 @@ class TestAnswer:
         assert [r.setting for r in result.refused] == ["report_period"]
 
 
+    @pytest.mark.parametrize(("period", "seconds"), [("30.5", 30.5), (" 90 ", 90.0)])
+    def test_period_as_text_with_a_fraction(self, period: str, seconds: float) -> None:
+        text = answer(deviceMonitorAddr="/r", deviceMonitorPeriod=period)
+
+        assert parse_answer(LOGIN, 200, text).period == seconds
+
+    @pytest.mark.parametrize("period", ["1e9", "soon", "nan", "0.5"])
+    def test_period_text_that_is_not_usable_is_refused_visibly(self, period: str) -> None:
+        """A period given as text is read as a number; one not usable is refused (named in
+        `refused`, so it shows in bridge/settings), never dropped silently."""
+        text = answer(deviceMonitorAddr="/r", deviceMonitorPeriod=period)
+
+        result = parse_answer(LOGIN, 200, text)
+
+        assert result.period is None
+        assert [r.setting for r in result.refused] == ["report_period"]
+
+    def test_an_unusable_spec_period_does_not_hide_the_later_name(self) -> None:
+        """As for the address: both names, the first not usable, the second counts."""
+        text = answer(deviceMonitorAddr="/r", deviceMonitorPeriod=0,
+                      device_monitor_report_period=30)
+
+        assert parse_answer(LOGIN, 200, text).period == 30.0
+
+    def test_malformed_address_is_refused_and_the_others_used(self) -> None:
+        """An address urllib cannot even split (`http://[::1`) is refused like any bad one;
+        the login still succeeds with the other addresses."""
+        text = answer(deviceMonitorAddr="http://[::1/r, //[::1:9/x, /ok")
+
+        result = parse_answer(LOGIN, 200, text)
+
+        assert result.urls == ("http://127.0.0.1:9528/ok",)
+        assert len(result.refused) == 2
+        assert all("not an http:// or https:// URL" in r.reason for r in result.refused)
+
+
 class TestAddressing:
     @pytest.mark.parametrize(
         ("mac", "expected"),
