@@ -90,7 +90,7 @@ class Bridge:
         limits = config.bridge
         self.state = GatewayState(
             self.sn, limits.max_devices, limits.max_payload, config.platform.format,
-            limits.max_report_bytes,
+            limits.max_report_bytes, frozenset(device.ip for device in config.devices),
         )
         self.settings = Settings(config.platform, self.clock.wall)
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)

@@ -77,8 +77,13 @@ class GatewayState:
         max_payload: int = 16_384,
         fmt: Format = "v1",
         max_report_bytes: int = 16 * 1024 * 1024,
+        configured: frozenset[str] = frozenset(),
     ) -> None:
         self.sn = sn
+        # The `[[devices]]` of the config: only the devices collector may write their
+        # topics (the broker's ACL denies them to apps), so they are never refused at
+        # the cap, however many devices apps publish first.
+        self.configured = configured
         self.fmt = fmt  # the payload version of the reports
         self.max_devices = max_devices
         self.max_payload = max_payload
@@ -131,7 +136,7 @@ class GatewayState:
             record = old.record
         else:
             record = parse_as(DeviceState, payload, ip, self.max_payload)
-        if old is None and len(self.devices) >= self.max_devices:
+        if old is None and len(self.devices) >= self.max_devices and ip not in self.configured:
             if ip in self._waiting or len(self._waiting) < _MAX_WAITING:
                 self._waiting[ip] = payload
             raise RecordError(

@@ -37,11 +37,13 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from pydantic import ValidationError
 
+from bridge.addresses import canonical_ip
 from bridge.config import (
     ENV_MQTT_PASSWORD_FILE,
     ENV_MQTT_USERNAME,
@@ -241,8 +243,12 @@ def render(
     max_payload: int = 16_384,
     memory_limit: int = MEMORY_LIMIT,
     user: str | None = None,
+    owned: Iterable[str] = (),
 ) -> Path:
     """Render DIR/mosquitto.conf and DIR/acl from the templates; return the conf path.
+
+    `owned`: the device IPs of the config's [[devices]], whose topics only the
+    collector users may write.
 
     `user`: whom a root mosquitto becomes; by default `broker_user(DIR)`, and
     DIR is handed over to it.
@@ -261,6 +267,8 @@ def render(
         "max_payload": str(max_payload),
         "max_packet_size": str(max_payload + PACKET_SLACK),
         "memory_limit": str(memory_limit),
+        "app_denied": "".join(f"topic deny {prefix}/{sn}/devices/{ip}/state\n"
+                              for ip in sorted(set(owned))),
     }
     for template, name in (("mosquitto.conf.in", "mosquitto.conf"), ("acl.in", "acl")):
         text = (TEMPLATES / template).read_text(encoding="utf-8")
@@ -285,10 +293,20 @@ def write_client_options(directory: Path, port: int, users: Iterable[str] = CLIE
             _write_private(folder / tool, text)
 
 
-def broker_settings(path: Path) -> tuple[str, str, int]:
-    """(topic prefix, gateway serial, max_payload) from the config file at `path`.
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """What the broker's files take from the config."""
 
-    Only the sections the broker needs are validated: a mistake elsewhere in the
+    prefix: str
+    sn: str
+    max_payload: int
+    owned: tuple[str, ...]  # the [[devices]] IPs: the devices collector's topics
+
+
+def broker_settings(path: Path) -> BrokerSettings:
+    """The broker's part of the config file at `path`.
+
+    Only the parts the broker needs are validated: a mistake elsewhere in the
     file stops the program it concerns, not the broker everyone talks through.
     """
     try:
@@ -301,7 +319,13 @@ def broker_settings(path: Path) -> tuple[str, str, int]:
     sn = gateway.serial()
     if not sn:
         raise ConfigError(f"{path}: no gateway serial (gateway.sn or gateway.sn_file)")
-    return mqtt.topic_prefix, sn, limits.max_payload
+    owned = []
+    for entry in data.get("devices", []):
+        try:
+            owned.append(canonical_ip(str(entry["ip"]).strip()))
+        except (KeyError, TypeError, ValueError):
+            continue  # the devices collector refuses this entry itself
+    return BrokerSettings(mqtt.topic_prefix, sn, limits.max_payload, tuple(owned))
 
 
 def setup(
@@ -314,13 +338,14 @@ def setup(
     max_payload: int = 16_384,
     memory_limit: int = MEMORY_LIMIT,
     user: str | None = None,
+    owned: Iterable[str] = (),
 ) -> Path:
     """Everything a broker needs in DIR; passwords are made once. Returns the conf path."""
     write_passwd(directory, ensure_passwords(directory))
     write_client_options(Path(directory).resolve(), port)
     return render(
         directory, port, prefix, autosave_interval,
-        sn=sn, max_payload=max_payload, memory_limit=memory_limit, user=user,
+        sn=sn, max_payload=max_payload, memory_limit=memory_limit, user=user, owned=owned,
     )
 
 
@@ -340,8 +365,10 @@ class Broker:
         autosave_interval: int = 30,
         sn: str = DEFAULT_SN,
         memory_limit: int = MEMORY_LIMIT,
+        owned: tuple[str, ...] = (),
     ) -> None:
         self.host = HOST
+        self.owned = owned
         self.sn = sn
         self.memory_limit = memory_limit
         self.dir = Path(directory).resolve()
@@ -399,7 +426,7 @@ class Broker:
         # A child of the tests and benchmarks runs as whoever runs them: their
         # temporary directories are closed to other users.
         setup(self.dir, self.port, self.prefix, self.autosave_interval, sn=self.sn,
-              memory_limit=self.memory_limit, user=_current_user())
+              memory_limit=self.memory_limit, user=_current_user(), owned=self.owned)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log_fd, "ab") as log:
@@ -474,12 +501,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1 if taken else 0
     try:
-        prefix, sn, max_payload = args.prefix, args.sn or DEFAULT_SN, 16_384
+        found = BrokerSettings(args.prefix, DEFAULT_SN, 16_384, ())
         if args.config is not None:
-            prefix, sn, max_payload = broker_settings(args.config)
-            sn = args.sn or sn
-        conf = setup(args.dir, args.port, prefix, args.autosave_interval, sn=sn,
-                     max_payload=max_payload, memory_limit=args.memory_limit)
+            found = broker_settings(args.config)
+        sn = args.sn or found.sn
+        conf = setup(args.dir, args.port, found.prefix, args.autosave_interval, sn=sn,
+                     max_payload=found.max_payload, memory_limit=args.memory_limit,
+                     owned=found.owned)
     except (MosquittoError, ConfigError, OSError) as exc:
         logger.error("broker setup failed: %s", exc)
         return 1

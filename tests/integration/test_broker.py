@@ -319,3 +319,22 @@ class TestClientOptionFiles:
         options = broker.dir / "clients" / "debug" / "mosquitto_sub"
         assert stat.S_IMODE(options.stat().st_mode) == 0o600
         assert f"-P {broker.password('debug')}" in options.read_text()
+
+
+class TestCollectorOwnedDevices:
+    def test_apps_cannot_write_or_delete_a_configured_device(self, tmp_path: Path) -> None:
+        """The config's [[devices]] belong to the devices collector: the ACL denies their
+        topics to the app (a record or a delete), while other addresses stay the app's."""
+        owned, free = _topic("devices/127.0.0.11/state"), _topic("devices/127.0.0.12/state")
+        with Broker(tmp_path / "owned", owned=("127.0.0.11",)) as broker:
+            assert f"topic deny {owned}" in (broker.dir / "acl").read_text()
+            with mqtt_client(broker, "collector-devices") as collector:
+                publish_and_wait(collector, owned, "from the collector", retain=True)
+            with collect(broker, "se3/#") as seen:
+                with mqtt_client(broker, "app") as app:
+                    publish_and_wait(app, owned, "from the app", retain=True)
+                    publish_and_wait(app, owned, "", retain=True)
+                    publish_and_wait(app, free, "marker", retain=True)
+                seen.wait_for_topic(free)
+            assert [m.payload for m in seen.messages if m.topic == owned] == [
+                b"from the collector"]  # the retained one, as the subscription began

@@ -118,3 +118,28 @@ class TestParseCache:
         """A topic that holds a record is parsed once."""
         service._apply(TOPICS.device_state("10.0.0.1"), device(), False)
         assert list(service._refs) == [TOPICS.device_state("10.0.0.1")]
+
+
+class TestConfiguredDevices:
+    def test_apps_filling_the_cap_never_keep_a_configured_device_out(self) -> None:
+        """Devices apps publish up to max_devices do not squat the room of the config's
+        [[devices]] (only the devices collector can write their topics): those come in."""
+        clock = FakeClock()
+        state = GatewayState(SN, max_devices=3, configured=frozenset({"10.9.0.1"}))
+        state.apply(parse(TOPICS.gateway_info, "se3"), INFO, clock)
+        for n in range(1, 4):
+            state.apply(parse(TOPICS.device_state(f"10.0.0.{n}"), "se3"), device(), clock)
+        with pytest.raises(RecordError, match="device limit"):
+            state.apply(parse(TOPICS.device_state("10.0.0.4"), "se3"), device(), clock)
+        state.apply(parse(TOPICS.device_state("10.9.0.1"), "se3"), device("cam"), clock)
+        assert "10.9.0.1" in state.devices
+
+    def test_the_bridge_reserves_the_configs_devices(self) -> None:
+        """The bridge takes the reserved addresses from the same config file."""
+        config = parse_config({"gateway": {"sn": SN},
+                               "devices": [{"ip": "10.9.0.1", "location": "L", "type": "2"}]})
+        made = Bridge(config, clock=FakeClock(), announce=False)
+        try:
+            assert made.state.configured == frozenset({"10.9.0.1"})
+        finally:
+            made.rim.close(timeout=0)
