@@ -66,10 +66,10 @@ def _blank_is_unknown(value: object) -> object:
 Unknown = BeforeValidator(_blank_is_unknown)
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+class _Checked(BaseModel):
+    """Strict, frozen, unknown keys ignored, and no control characters in any string."""
 
-    source: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
     @field_validator("*")
     @classmethod
@@ -80,6 +80,10 @@ class _Record(BaseModel):
             if found:
                 raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
         return value
+
+
+class _Record(_Checked):
+    source: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
 
 class _Fresh(_Record):
@@ -126,10 +130,8 @@ class GatewayMetrics(_Fresh):
     temperature: Annotated[int, Field(ge=TEMPERATURE_MIN, le=TEMPERATURE_MAX)] | None = None
 
 
-class EpExtData(BaseModel):
+class EpExtData(_Checked):
     """A device's `ep_ext_data`: what the V2R1C01 report carries besides the v1 keys."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
     sw_version: Annotated[ExtText | None, Unknown] = None
     group_name: Annotated[ExtText | None, Unknown] = None

@@ -594,8 +594,11 @@ class TestEpExtData:
             ({"sw_version": 1}, "ep_ext_data.sw_version"),
             ({"group_name": 2.5}, "ep_ext_data.group_name"),
             ({"group_name": "g" * 257}, "ep_ext_data.group_name"),
+            ({"group_name": "a\x00b"}, "ep_ext_data.group_name"),
+            ({"sw_version": "V1\u202e2"}, "ep_ext_data.sw_version"),
         ],
     )
     def test_bad_values_are_refused(self, value: object, field: str) -> None:
-        """Not an object, a non-string value or an overlong one is refused, naming the key."""
+        """Not an object, a non-string value, an overlong one or one with a control character
+        (as anywhere in a record) is refused, naming the key."""
         assert refused(Kind.DEVICE_STATE, js(device(ep_ext_data=value))).field == field
