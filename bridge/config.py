@@ -34,7 +34,7 @@ from bridge.fields import ExtText, Location, Name, Url
 from bridge.report import Format
 from bridge.urls import check_http_url, report_urls, split_urls
 
-__all__ = ["Config", "ConfigError", "check_http_url", "load_config", "parse_config", "split_urls"]
+__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
 ENV_CONFIG = "SE3_CONFIG"
 ENV_MQTT_USERNAME = "SE3_MQTT_USERNAME"

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
-from bridge.config import Config, split_urls
+from bridge.config import Config
 from bridge.errors import BrokerError, RecordError
 from bridge.freshness import remaining
 from bridge.http import redact
@@ -42,6 +42,7 @@ from bridge.mqttclient import Connection, ReplayFence
 from bridge.reach import wait_connected
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
 from bridge.topics import Kind, TopicError, Topics, parse
+from bridge.urls import split_urls
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bridge.config import Config, split_urls
+from bridge.config import Config
 from bridge.http import redact
+from bridge.urls import split_urls
 from console.view import Record, Snapshot, TargetLog
 
 TYPES = {"0": "turnstile", "1": "capture camera", "2": "IPC static", "3": "IPC dynamic",
