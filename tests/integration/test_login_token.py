@@ -18,7 +18,7 @@ import pytest
 import requests
 from flask import Flask
 
-from demo.broker import Broker
+from demo.broker import Broker, free_port
 from receiver.app import create_app
 from receiver.login import LoginSettings
 from receiver.server import ReceiverServer
@@ -31,6 +31,7 @@ from tests.integration.stack import (
     running_bridge,
     write_config,
 )
+from tests.integration.test_status_metrics import run_status
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -100,12 +101,16 @@ class TestToken:
     def test_rotated_token_is_refused_then_a_new_login_delivers(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer
     ) -> None:
-        """After another login replaced the token: 401, a new login, reports delivered again."""
+        """After another login replaced the token: 401, a new login, reports delivered again.
+        No token issued is in the bridge's DEBUG log, its topics, `status` or the metrics."""
         config = write_config(tmp_path / "b.toml", broker, retry_max=0.3,
                               login_url=f"{platform.url}/api/gateway/login")
+        port = free_port()
+        with config.open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[bridge]\nmetrics_listen = "127.0.0.1:{port}"\n')
         publish_spec_example(broker)
-        with collect(broker, f"{BASE}/bridge/report") as seen, \
-                running_bridge(config, broker, tmp_path / "bridge.log"):
+        log = tmp_path / "bridge.log"
+        with collect(broker, f"{BASE}/bridge/#") as seen, running_bridge(config, broker, log):
             assert platform.state.store.wait_for(lambda r: True, timeout=10) is not None
             # Someone logs in as this box: the platform issues a new token, the old one dies.
             answer = requests.get(f"{platform.url}/api/gateway/login",
@@ -116,9 +121,15 @@ class TestToken:
             wait_until(lambda: len(platform.state.tokens.issued) >= 3, what="a new login")
             rotated = len(_events(seen))
             seen.wait_for(lambda ms: any(e["ok"] for e in _events(seen)[rotated:]))
+            shown = run_status(config, broker).stdout + requests.get(
+                f"http://127.0.0.1:{port}/metrics", timeout=5).text
         statuses = [e["status"] for e in _events(seen)]
         assert statuses.count(401) >= 3
         assert statuses[-1] == 200
+        assert f"{platform.url}/DeviceStatus" in shown
+        text = shown + log.read_text(encoding="utf-8") + "".join(
+            m.payload.decode() for m in seen.messages)
+        assert [t for t in platform.state.tokens.issued if t in text] == []
 
     def test_send_token_off_sends_no_token(
         self, tmp_path: Path, broker: Broker
