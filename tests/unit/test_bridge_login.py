@@ -222,6 +222,17 @@ class TestAddressing:
     def test_absolute_address_is_kept(self) -> None:
         assert absolute(LOGIN, "http://127.0.0.3/x") == "http://127.0.0.3/x"
 
+    @pytest.mark.parametrize(
+        ("login", "address", "url"),
+        [("http://[::1]:9528/Login", "/r", "http://[::1]:9528/r"),
+         ("https://u:p%40w@[fe80::1%25eth0]:8443/Login", "r", "https://[fe80::1%25eth0]:8443/r"),
+         ("http://[::1]/Login", "//[2001:db8::2]:81/r", "http://[2001:db8::2]:81/r")],
+    )
+    def test_ipv6_hosts_are_joined_whole(self, login: str, address: str, url: str) -> None:
+        """An IPv6 login host (with a port, a scope or user:password) is joined in brackets."""
+        assert absolute(login, address) == url
+        assert parse_answer(login, 200, answer(deviceMonitorAddr=address)).urls == (url,)
+
 
 Step = tuple[int, str] | threading.Event
 
