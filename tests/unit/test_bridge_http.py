@@ -152,6 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(200, b'{"status":0,"message":"SUCCESS"}')
 
+    def do_GET(self) -> None:  # the login
+        self.platform.received.append(Received(self.path, dict(self.headers.items()), b""))
+        if self.path.partition("?")[0] == "/redirect":
+            self._answer(307, b"", {"Location": f"{self.platform.base}/ok"})
+        else:
+            self._answer(200, b'{"deviceMonitorAddr":"/r"}')
+
     def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         for name, value in (headers or {}).items():
@@ -303,6 +310,17 @@ class TestHttpSender:
 
         assert info.value.status == 302
         assert [r.path for r in platform.received[before:]] == ["/redirect"]
+
+    def test_login_redirect_is_not_followed(self, platform: Platform,
+                                            sender: HttpSender) -> None:
+        """A login answered 3xx is answered as it is (a failed login); the Location is not
+        asked, so nothing of ours goes where the platform points."""
+        before = len(platform.received)
+
+        status, _ = sender.get(f"{platform.base}/redirect", {"dev_sno": "D"})
+
+        assert status == 307
+        assert [r.path for r in platform.received[before:]] == ["/redirect?dev_sno=D"]
 
     def test_query_echoed_in_the_answer_is_not_kept(
         self, platform: Platform, sender: HttpSender, caplog: pytest.LogCaptureFixture
