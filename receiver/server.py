@@ -19,11 +19,27 @@ import threading
 from types import TracebackType
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from receiver.app import ReceiverState, create_app, state_of
 
 logger = logging.getLogger(__name__)
+
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler, whose access line names the path without its query: a report's
+    query carries the login's token."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = getattr(self, "path", None)
+        if path is not None:
+            self.path = path.partition("?")[0]
+        self.requestline = self.requestline.partition("?")[0]
+        try:
+            super().log_request(code, size)
+        finally:
+            if path is not None:
+                self.path = path
 
 
 class ReceiverServer:
@@ -77,7 +93,7 @@ class ReceiverServer:
             port = sock.getsockname()[1]
             self._server = make_server(
                 self.host, port, self.app, threaded=True, ssl_context=self._ssl_context,
-                fd=sock.fileno(),
+                fd=sock.fileno(), request_handler=_Handler,
             )
         self._thread = threading.Thread(
             target=self._server.serve_forever,

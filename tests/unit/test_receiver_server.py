@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import urllib.error
@@ -87,3 +88,14 @@ class TestReceiverServer:
         with ReceiverServer(host="::1") as server:
             assert server.url.startswith("http://[::1]:")
             assert http(f"{server.url}/api/stats")["received"] == 0
+
+    def test_access_log_shows_no_query(self, caplog: pytest.LogCaptureFixture) -> None:
+        """werkzeug's access lines (shown at DEBUG) name the path, not the query that holds
+        the login's token (nor the login's dev_sno and MAC)."""
+        token = "6165c0dd049a1313feccc5e9804234c9"
+        body = json.dumps(spec_example()).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-Report-Id": "x"}
+        with caplog.at_level(logging.INFO, logger="werkzeug"), ReceiverServer() as server:
+            http(f"{server.url}/DeviceStatus?token={token}&dev_sno=D", body, headers)
+        assert '"POST /DeviceStatus HTTP/1.1" 200' in caplog.text
+        assert token not in caplog.text
