@@ -41,6 +41,10 @@ class Kind(enum.Enum):
     DEV_SNO = "config/dev_sno"
     REPORT_NOW = "config/report_now"
 
+    # Members are singletons, so identity is their equality: hashing by it is a C
+    # call, where Enum's own hash is a Python one, taken a few times per message.
+    __hash__ = object.__hash__
+
 
 _FIXED = {
     ("gateway", "info"): Kind.GATEWAY_INFO,

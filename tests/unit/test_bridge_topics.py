@@ -206,3 +206,14 @@ class TestUnknownShapes:
     def test_topic_error_is_a_value_error(self) -> None:
         """TopicError is a ValueError, so generic handlers still catch it."""
         assert issubclass(TopicError, ValueError)
+
+
+def test_kinds_hash_by_identity_and_still_work_as_keys() -> None:
+    """The per-message set and dict lookups of a Kind do not call Enum's Python __hash__."""
+    import enum
+
+    from bridge.topics import Kind
+
+    assert Kind.__hash__ is not enum.Enum.__hash__
+    assert hash(Kind.DEVICE_STATE) == hash(Kind("devices/state"))
+    assert {Kind.DEVICE_STATE: 1}[Kind("devices/state")] == 1
