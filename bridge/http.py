@@ -10,8 +10,8 @@ POST answered with 3xx has not been delivered.
 A platform is not trusted to be quick or brief: every request has a total
 deadline (a server trickling a byte at a time is cut off when it passes, not
 only one that stops), and at most a few KiB of its answer are read, never the
-whole body. Its answer is escaped before it reaches a log line, and the values of
-the request's query (the login's token) are hidden in it.
+whole body. A report's answer is escaped before it reaches a log line, and the
+values of the request's query (the login's token) are hidden in it.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class HttpSender:
         status, text, answer_headers = self._request(
             "POST", url, limit, BODY_LIMIT, data=body, headers=headers
         )
-        text = printable(text.strip())
+        text = printable(without_query_values(text, url).strip())
         if 200 <= status < 300:
             logger.debug("platform answered %s: %s", status, text)
             return status
@@ -286,8 +286,7 @@ class HttpSender:
         if refuse_longer and not complete:
             raise DeliveryError(f"answer longer than {max_body} bytes", response.status_code)
         text = raw[:max_body].decode(response.encoding or "utf-8", errors="replace")
-        return response.status_code, without_query_values(text, response.url or url), \
-            response.headers
+        return response.status_code, text, response.headers
 
     def close(self) -> None:
         self._session.close()

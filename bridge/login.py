@@ -35,7 +35,7 @@ import orjson
 
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
-from bridge.http import printable, redact
+from bridge.http import printable, redact, without_query_values
 from bridge.slot import LatestSlot
 from bridge.urls import Refused, screen, split_urls
 
@@ -94,7 +94,8 @@ def absolute(login_url: str, address: str) -> str:
 def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
     """The report URLs and period from a login answer; DeliveryError when it failed."""
     if status != 200:
-        raise DeliveryError(f"login answered HTTP {status}", status, printable(text))
+        shown = printable(without_query_values(text, login_url))  # a key in the login URL
+        raise DeliveryError(f"login answered HTTP {status}", status, shown)
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:

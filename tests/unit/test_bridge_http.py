@@ -156,8 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.platform.received.append(Received(self.path, dict(self.headers.items()), b""))
         if self.path.partition("?")[0] == "/redirect":
             self._answer(307, b"", {"Location": f"{self.platform.base}/ok"})
-        else:
-            self._answer(200, b'{"deviceMonitorAddr":"/r"}')
+        else:  # an address naming the gateway, as a platform may issue
+            self._answer(200, b'{"deviceMonitorAddr":"/r/%s"}' % self.path.encode())
 
     def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -321,6 +321,16 @@ class TestHttpSender:
 
         assert status == 307
         assert [r.path for r in platform.received[before:]] == ["/redirect?dev_sno=D"]
+
+    def test_login_answer_is_read_as_it_is(self, platform: Platform,
+                                           sender: HttpSender) -> None:
+        """A login's answer is parsed, not shown: what it repeats of the request stays."""
+        dev_sno = "ZKZCPI000120190807142601"
+
+        status, text = sender.get(f"{platform.base}/login", {"dev_sno": dev_sno})
+
+        assert status == 200
+        assert text == f'{{"deviceMonitorAddr":"/r//login?dev_sno={dev_sno}"}}'
 
     def test_query_echoed_in_the_answer_is_not_kept(
         self, platform: Platform, sender: HttpSender, caplog: pytest.LogCaptureFixture

@@ -98,6 +98,22 @@ class TestAnswer:
         assert caught.value.body.startswith("unknown device")
         assert len(caught.value.body) == 512
 
+    def test_refusal_echoing_the_login_urls_key_does_not_keep_it(self) -> None:
+        """A refusal repeating the request shows the login URL's query values as `...`."""
+        login = "http://127.0.0.1:9528/Login?key=s3cr3t-k3y"
+        with pytest.raises(DeliveryError) as caught:
+            parse_answer(login, 403, "bad key s3cr3t-k3y for /Login?key=s3cr3t-k3y")
+
+        assert caught.value.body == "bad key ... for /Login?key=..."
+
+    def test_answer_naming_the_request_values_is_read_as_it_is(self) -> None:
+        """A successful answer is parsed untouched: an address may name the dev_sno."""
+        login = "http://127.0.0.1:9528/Login?key=s3cr3t-k3y"
+        text = answer(deviceMonitorAddr="/r/s3cr3t-k3y/ZKZCPI000120190807142601")
+
+        assert parse_answer(login, 200, text).urls == (
+            "http://127.0.0.1:9528/r/s3cr3t-k3y/ZKZCPI000120190807142601",)
+
     def test_token_is_kept_but_never_shown(self) -> None:
         """The token is kept for the reports, and is not in the result's repr (log lines)."""
         text = answer(deviceMonitorAddr="/DeviceStatus", token="t0k3n")
