@@ -602,3 +602,30 @@ class TestEpExtData:
         """Not an object, a non-string value, an overlong one or one with a control character
         (as anywhere in a record) is refused, naming the key."""
         assert refused(Kind.DEVICE_STATE, js(device(ep_ext_data=value))).field == field
+
+
+class TestPlainPayloads:
+    """The per-field control-character check is skipped only where it cannot find one."""
+
+    @pytest.mark.parametrize(("payload", "plain"), [
+        (b'{"ep_name":"cam 1"}', True),
+        (b'{"ep_name":"cam\\u0007"}', False),
+        (b'{"ep_name":"a\\nb"}', False),
+        (b'{"ep_name":"a\x7fb"}', False),
+        ('{"ep_name":"a\u202eb"}'.encode(), False),
+        ('{"ep_name":"摄像头"}'.encode(), False),
+    ])
+    def test_plain_means_ascii_without_escapes_or_del(self, payload: bytes, plain: bool) -> None:
+        from bridge.records import _plain
+
+        assert _plain(payload) is plain
+
+    def test_a_control_character_is_still_refused_and_a_plain_record_taken(self) -> None:
+        from bridge.errors import RecordError
+        from bridge.records import DeviceState, parse_as
+
+        base = b'{"ep_status":"online","ep_type":"2","ep_location":"x","ep_name":"%s"}'
+        assert parse_as(DeviceState, base % b"cam").ep_name == "cam"
+        for bad in (b"\\u0007", b"\x7f", "\u202e".encode()):
+            with pytest.raises(RecordError, match="control character"):
+                parse_as(DeviceState, base % bad)
