@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 
 
-def install_steps(readme: str) -> list[str]:
-    """The command lines of the first ```sh block of the README's '## Install' section."""
-    section = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+def section_steps(readme: str, title: str) -> list[str]:
+    """The command lines of the first ```sh block of the README's '## TITLE' section."""
+    section = readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     return [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
+
+
+def install_steps(readme: str) -> list[str]:
+    """The lines of the Install block."""
+    return section_steps(readme, "Install")
 
 
 def recorded_exposure(readme: str) -> dict[str, float]:

@@ -13,7 +13,7 @@ index" tells).
 The link's addresses (10.214.14.1 host, .2 container) and the namespace name
 are fixed: one `make test-deploy` per machine at a time.
 
-The tests run in order on one container: install, report, journal, kill -9,
+The tests run in order on one container: install, report, journal, checks, kill -9,
 stop, reboot, power cut, security. Each leaves the services running for the next.
 """
 
@@ -37,7 +37,7 @@ from receiver.server import ReceiverServer
 from receiver.store import Report
 from tests.deploy.conftest import TIMINGS
 from tests.deploy.container import GUEST_IP, HOST_IP, Container, PrivateLink, nspawn_problem
-from tests.deploy.readme import install_steps, recorded_exposure
+from tests.deploy.readme import install_steps, recorded_exposure, section_steps
 from tests.deploy.rootfs import cached_root, writable_view
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,10 +84,10 @@ def gateway_status(report: Report) -> str:
 
 
 def publish_device(ip: str, name: str) -> str:
-    """A shell line publishing a retained device record as the broker's `app` role."""
+    """A shell line publishing a retained device record as the `app` user (docs/apps.md)."""
     record = json.dumps({"ep_status": "online", "ep_type": "2", "ep_name": name,
                          "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"})
-    return ('mosquitto_pub -h 127.0.0.1 -p 1883 -u app -P "$(cat /var/lib/se3/mqtt/app.pass)"'
+    return ("env XDG_CONFIG_HOME=/var/lib/se3/mqtt/clients/app mosquitto_pub"
             f" -q 1 -r -t se3/{SN}/devices/{ip}/state -m '{record}'")
 
 
@@ -236,6 +236,21 @@ class TestDeployment:
         assert "se3-bridge starting for gateway" in journal
         assert "connected to broker 127.0.0.1:1883" in journal
         assert "reporting to http://" in journal
+
+    def test_check_it_commands_answer(self, box: Box) -> None:
+        """The README's 'Check it' lines work as written (a follow becomes a tail)."""
+        steps = section_steps((REPO / "deploy" / "README.md").read_text(encoding="utf-8"),
+                              "Check it")
+        outputs = {}
+        for step in steps:
+            command = step.replace(" -f", " --no-pager -n 20").replace(
+                "systemctl status", "systemctl --no-pager status")
+            if "mosquitto_sub" in command:
+                command += " -C 1 -W 10"  # the first (retained) message is enough
+            outputs[step] = box.container.sh(command, timeout=30).stdout
+        assert any(f"se3/{SN}/" in out for step, out in outputs.items() if "mosquitto_sub" in step)
+        snapshot = next(out for step, out in outputs.items() if step.endswith("snapshot"))
+        assert "127.0.0.11" in snapshot
 
     def test_kill_9_is_restarted_and_reports_resume(self, box: Box) -> None:
         """systemd restarts a bridge killed with -9; it reports again under a new boot id."""
