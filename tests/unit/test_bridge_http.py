@@ -425,6 +425,15 @@ class TestWithQuery:
         """Without parameters the URL is returned untouched."""
         assert with_query("http://u:p@h/r?a=%20", {}) == "http://u:p@h/r?a=%20"
 
+    def test_values_needing_encoding_arrive_as_they_are(self) -> None:
+        """A dev_sno or token with `&`, `+`, `=`, spaces or non-ASCII is encoded, so the
+        platform reads back exactly it, and the address's own parameters are kept."""
+        params = {"token": "a+b/c==&d", "dev_sno": "ZK 01&x=é"}
+        url = with_query("http://[::1]:8/r?site=7&x=a%2Bb", params)
+
+        assert parse_qs(urlsplit(url).query) == {
+            "site": ["7"], "x": ["a+b"], "token": ["a+b/c==&d"], "dev_sno": ["ZK 01&x=é"]}
+
 
 class TestPrintable:
     def test_query_values_are_hidden_in_an_answer_also_encoded_or_cut(self) -> None:
