@@ -108,6 +108,7 @@ class Bridge:
         self._login_key: tuple[str, str, str] | None = None
         self._refusals: dict[str, int] = {}
         self._refusals_lock = threading.Lock()
+        self._relogin_at: float | None = None  # monotonic time of the last relogin
         # Made even without a login URL: the config topic may bring one at any time.
         self._login = self._make_login() if announce else None
         self._settings_raw: bytes | None = None  # the bridge/settings last published
@@ -390,8 +391,7 @@ class Bridge:
             count = self._refusals.get(attempt.target, 0) + 1
             self._refusals[attempt.target] = 0 if count >= _RELOGIN_AFTER else count
         if count >= _RELOGIN_AFTER:
-            logger.info("%s refused %d reports in a row: logging in again", attempt.target, count)
-            self.rim.call_soon(self._relogin)
+            self.rim.call_soon(self._relogin, attempt.target, count)
 
     def _publish_event(self, event: dict[str, object]) -> None:
         """Called on worker threads: the main loop publishes."""
@@ -413,8 +413,19 @@ class Bridge:
             on_failure=lambda failure: self.rim.call_soon(self._login_failed, failure),
         )
 
-    def _relogin(self) -> None:
-        """A report target issued by the login keeps refusing us: log in again."""
+    def _relogin(self, target: str, count: int) -> None:
+        """A report target issued by the login keeps refusing us: log in again, at most
+        once per `retry_max`. A new login's token has every refused target of the login
+        try again at once, so a platform that refuses every token, with several targets,
+        would otherwise be asked again and again without a pause."""
+        now = self.clock.monotonic()
+        spacing = self.config.platform.retry_max
+        if self._relogin_at is not None and now - self._relogin_at < spacing:
+            logger.debug("%s refused %d reports in a row; logged in again %.1f s ago",
+                         target, count, now - self._relogin_at)
+            return
+        logger.info("%s refused %d reports in a row: logging in again", target, count)
+        self._relogin_at = now
         self._login_key = None
         self._maybe_login()
 

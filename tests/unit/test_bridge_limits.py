@@ -143,3 +143,37 @@ class TestConfiguredDevices:
             assert made.state.configured == frozenset({"10.9.0.1"})
         finally:
             made.rim.close(timeout=0)
+
+
+class _Logins:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str]] = []
+
+    def request(self, login_url: str, dev_sno: str, mac: str) -> None:
+        self.requests.append((login_url, dev_sno, mac))
+
+
+class TestRelogin:
+    def test_refusals_log_in_again_at_most_once_per_retry_max(self) -> None:
+        """Refused reports ask for a new login; asked again within retry_max (other targets
+        refused the token of a login just made), they do not: no login loop."""
+        config = parse_config({"gateway": {"sn": SN}, "platform": {
+            "login_url": "http://127.0.0.1:9/login", "retry_max": 30.0}})
+        clock = FakeClock()
+        bridge = Bridge(config, clock=clock, announce=False)
+        logins = _Logins()
+        bridge._login = logins  # type: ignore[assignment]
+        try:
+            info = orjson.loads(INFO) | {"gateway_mac": "e0:a5:09:00:0e:6d"}
+            bridge._apply(TOPICS.gateway_info, orjson.dumps(info), False)
+            assert len(logins.requests) == 1
+            bridge._relogin("http://127.0.0.1:9/r", 3)
+            bridge._relogin("http://127.0.0.1:9/r2", 3)
+            clock.advance(29.0)
+            bridge._relogin("http://127.0.0.1:9/r", 3)
+            assert len(logins.requests) == 2
+            clock.advance(1.0)
+            bridge._relogin("http://127.0.0.1:9/r2", 3)
+            assert len(logins.requests) == 3
+        finally:
+            bridge.rim.close()
