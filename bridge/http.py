@@ -48,18 +48,28 @@ LOGIN_BODY_LIMIT = 65536  # bytes of a login answer read; a longer one is refuse
 
 
 def redact(url: str) -> str:
-    """The URL without user info and query string, fit for logs and events."""
+    """The URL without user info and query string, fit for logs and events (a control
+    character shown as its \\x/\\u escape, so no URL can start a forged log line)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError:  # still show where, less credentials and query
         head = re.split(r"[?#]", url, maxsplit=1)[0]
-        return re.sub(r"//[^/@]*@", "//", head, count=1)[:200]
+        return _escape_control(re.sub(r"//[^/@]*@", "//", head, count=1)[:200])
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return _escape_control(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+
+
+# C0, DEL, C1, and the invisible bidi and line-separator marks.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                     "\u2028\u2029]")
+
+
+def _escape_control(text: str) -> str:
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def with_query(url: str, params: Mapping[str, str]) -> str:

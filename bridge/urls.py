@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bridge.http import redact
+from bridge.http import CONTROL, redact
 
 MAX_TARGETS = 8
 
@@ -34,7 +34,15 @@ def split_urls(text: str) -> list[str]:
 
 
 def check_http_url(url: str) -> None:
-    """Raise ValueError unless `url` is a usable http:// or https:// URL."""
+    """Raise ValueError unless `url` is a usable http:// or https:// URL.
+
+    A control character (a NUL, a line break, a bidi mark) makes no address: urllib
+    passes a NUL on and silently drops a newline, so a value that would forge a log
+    line or break a platform's database is refused here, wherever it came from.
+    """
+    if CONTROL.search(url):
+        raise ValueError(f"{redact(url)!r} is not an http:// or https:// URL with a host "
+                         "(it holds a control character)")
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0

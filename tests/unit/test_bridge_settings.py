@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -56,6 +57,21 @@ class TestUrls:
 
         assert "s3cret" not in str(info.value)
         assert "pw" not in str(info.value)
+
+    @pytest.mark.parametrize("url", [
+        "http://h/r\x00<b>", "http://h/r\nINFO forged line", "http://h\t/r", "http://h/\x7f",
+        "http://h/\x85", "http://h/\u202egnp.r", "http://h/r\u2028x",
+    ])
+    def test_control_characters_are_refused(self, url: str) -> None:
+        """A URL with a control character (a NUL, a line break that forges a log line, a bidi
+        mark) is refused wherever it comes from: urllib passes a NUL and drops a newline."""
+        kept, refused = screen([url])
+
+        assert kept == []
+        assert len(refused) == 1
+        assert "is not an http:// or https:// URL" in refused[0].reason
+        for shown in (refused[0].reason, refused[0].shown):
+            assert not re.search("[\x00-\x1f\x7f-\x9f\u202e\u2028]", shown)
 
     def test_config_file_has_the_same_cap(self) -> None:
         """The config file's report_url is checked by the same rule."""

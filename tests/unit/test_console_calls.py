@@ -52,7 +52,8 @@ class TestMonitorServerUrl:
         """A missing field is a 400 that names it."""
         assert refused(calls.monitor_server_url, body) == f"{field}: required"
 
-    @pytest.mark.parametrize("url", ["ftp://a/x", "a/x", "http://", "javascript:alert(1)"])
+    @pytest.mark.parametrize("url", ["ftp://a/x", "a/x", "http://", "javascript:alert(1)",
+                                     "http://a/x\x00<b>", "http://a/\nforged"])
     def test_not_http_url(self, url: str) -> None:
         """Only http:// and https:// URLs with a host are taken."""
         message = refused(calls.monitor_server_url,
