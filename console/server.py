@@ -1,7 +1,10 @@
 """The console served by werkzeug's threaded WSGI server from a background thread.
 
 The socket is bound in `start()` (port 0 picks a free one), so tests read the
-real address from `.url`; `stop()` ends serving and closes the socket.
+real address from `.url`; `stop()` ends serving and closes the socket. It listens
+on the LAN, so it bounds what a client can hold: a connection silent for
+CONNECTION_TIMEOUT seconds is closed, and past MAX_CONNECTIONS open at once a new
+one is closed at once.
 """
 
 from __future__ import annotations
@@ -9,17 +12,30 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
+
+from bridge.logs import Damper
 
 logger = logging.getLogger(__name__)
+
+
+CONNECTION_TIMEOUT = 10.0  # seconds a connection may stay silent (each read and write)
+MAX_CONNECTIONS = 32  # served at once: a few browsers (6 each) and scripts
 
 
 class _Handler(WSGIRequestHandler):
     # The Server header names no software versions to the LAN.
     server_version = "se3-console"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        # Read at each connection (tests shorten it): an idle or trickling client on
+        # the LAN does not hold a thread for good.
+        self.connection.settimeout(CONNECTION_TIMEOUT)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The page polls every two seconds: only refusals and failures are worth a
@@ -34,6 +50,37 @@ def parse_listen(listen: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 hosts in brackets) as (host, port)."""
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+class _Server(ThreadedWSGIServer):
+    """A thread per connection, at most MAX_CONNECTIONS of them: past that, a new
+    connection is closed at once (logged, damped)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._refusals = Damper(burst=3, window=60.0)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            allowed, suppressed = self._refusals.allow("full")
+            if allowed:
+                logger.warning("console: %d connections open; closing a new one from %s%s",
+                               MAX_CONNECTIONS, client_address[0],
+                               f" ({suppressed} more)" if suppressed else "")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class ConsoleServer:
@@ -61,8 +108,8 @@ class ConsoleServer:
         # Bound here: werkzeug's own bind exits the process when the port is taken.
         with socket.create_server((self.host, self._port), family=family) as sock:
             port = sock.getsockname()[1]
-            self._server = make_server(self.host, port, self.app, threaded=True,
-                                       request_handler=_Handler, fd=sock.fileno())
+            self._server = _Server(self.host, port, self.app, handler=_Handler,
+                                   fd=sock.fileno())
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.2},
                                         name=f"console-{port}", daemon=True)
