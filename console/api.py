@@ -70,8 +70,11 @@ def dev_sno() -> Response:
         change = calls.dev_sno(_body())
         _publish([change])
         return jsonify({"data": {"response": change.value}})
+    # The vendor's GET page (table and example) names the field `dev_sno`, its PUT
+    # `response`: both, so a script written for either finds the code.
     settings = _settings()
-    return _told(settings.confirmed, {"data": {"response": settings.dev_sno.value}})
+    code = settings.dev_sno.value
+    return _told(settings.confirmed, {"data": {"response": code, "dev_sno": code}})
 
 
 @bp.route("/api/report-now", methods=["POST"])

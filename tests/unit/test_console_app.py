@@ -286,7 +286,15 @@ class TestInForce:
             "monitor_server_url": "http://127.0.0.1:9528/DeviceStatus", "reported_peroid": 20}}
         assert answer.headers["X-SE3-Settings"].startswith("fallback")
         answer = client.get("/SophonMQ/api/DevSno", headers=BEARER)
-        assert answer.json == {"data": {"response": "FILESNO"}}
+        assert answer.json == {"data": {"response": "FILESNO", "dev_sno": "FILESNO"}}
+
+    def test_dev_sno_get_has_the_vendor_key_too(self, client: FlaskClient) -> None:
+        """The vendor's GET DevSno (table and example) answers `data.dev_sno`, its PUT
+        `data.response`: a script written for either finds the code."""
+        answer = client.get("/SophonMQ/api/DevSno", headers=BEARER).json
+        assert answer is not None
+        data = answer["data"]
+        assert data["dev_sno"] == data["response"] == "FILESNO"
 
     def test_config_topics_before_the_bridge(self, client: FlaskClient, view: View) -> None:
         view.apply(f"{BASE}/config/report_url", b"http://127.0.0.1:1/a,http://127.0.0.1:2/b")
@@ -297,7 +305,7 @@ class TestInForce:
             "monitor_server_url": "http://127.0.0.1:1/a,http://127.0.0.1:2/b",
             "reported_peroid": 7}}
         assert client.get("/SophonMQ/api/DevSno", headers=BEARER).json == {
-            "data": {"response": "GWSNO"}}
+            "data": {"response": "GWSNO", "dev_sno": "GWSNO"}}
         view.apply(f"{BASE}/config/report_period", b"")
         answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
         assert answer.json is not None
