@@ -219,7 +219,8 @@ class TestEndToEnd:
                 timeout=2.0)
             assert report is not None, "the new dev_sno was not reported within 2 s"
             assert report.received_at - answered < 2.0
-            wait_until(lambda: console.call("GET", DEV_SNO).json() == {"data": {"response": new}},
+            wait_until(lambda: console.call("GET", DEV_SNO).json() == {
+                "data": {"response": new, "dev_sno": new}},
                        timeout=5, what="GET DevSno answers the new code")
 
     def test_login_url_set_by_the_api_logs_in(
