@@ -2,7 +2,8 @@
 
 Two ways in, both as the one user `admin` with the password from
 `console.password_file`:
-- the page: a login form that sets a signed session cookie;
+- the page: a login form that sets a signed session cookie (whose id the
+  console keeps, so that logging out ends it: console.sessions);
 - scripts: `Authorization: Basic admin:<password>` or `Bearer <password>` on
   each request (the vendor's calls take only these, never the cookie, so a
   forged cross-site form cannot use a browser's session).
@@ -57,7 +58,7 @@ def require_login() -> BaseResponse | tuple[str, int] | None:
             return None
         _failed(client, "API credentials")
         return _refuse("wrong credentials")
-    if session.get("user") == USER:
+    if session.get("user") == USER and console.sessions.alive(session.get("sid")):
         g.auth = SESSION
         return None
     if request.endpoint in _OPEN:
@@ -81,6 +82,7 @@ def login() -> BaseResponse | tuple[str, int]:
         session.clear()
         session.permanent = True
         session["user"] = USER
+        session["sid"] = console.sessions.start()
         logger.info("console login from %s", client)
         return redirect(url_for("pages.index"), 303)
     _failed(client, "login form")
@@ -89,6 +91,7 @@ def login() -> BaseResponse | tuple[str, int]:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> BaseResponse:
+    _console().sessions.end(session.get("sid"))
     session.clear()
     return redirect(url_for("auth.login"), 303)
 

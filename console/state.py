@@ -1,5 +1,6 @@
 """What one console app holds: its config, the view of the broker, the publisher,
-the admin password and the login throttle. Reached in a request with `state()`."""
+the admin password, the login throttle and the sessions in force. Reached in a
+request with `state()`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bridge.config import Config
 from bridge.topics import Topics
 from console.password import Password
 from console.present import page_model
+from console.sessions import Sessions
 from console.throttle import LoginThrottle
 from console.view import View
 
@@ -35,6 +37,7 @@ class ConsoleState:
     publisher: Publisher
     password: Password
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    sessions: Sessions = field(default_factory=Sessions)
     clock: Callable[[], float] = time.time
 
     @property

@@ -159,6 +159,18 @@ class TestAuthentication:
         assert "SameSite=Strict" in cookie
         assert client.get("/").status_code == 200
 
+    def test_a_session_cookie_is_dead_after_logout(self, client: FlaskClient) -> None:
+        """Logging out ends the session on the server: the cookie, replayed (copied from
+        the browser, sniffed on the LAN), no longer lets anyone in."""
+        log_in(client)
+        cookie = client.get_cookie("se3_console")
+        assert cookie is not None
+        answer = client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+        assert answer.status_code == 303
+        client.set_cookie("se3_console", cookie.value)
+        assert client.get("/api/view").status_code == 401
+        assert client.get("/").status_code == 401
+
     def test_login_without_csrf_403(self, client: FlaskClient) -> None:
         answer = client.post("/login", data={"username": "admin", "password": PASSWORD})
         assert answer.status_code == 403
