@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,11 @@ def read_password(path: Path) -> str:
     """The password in `path` (stripped); PasswordError when unreadable or empty."""
     try:
         text = path.read_text(encoding="utf-8").strip()
+        mode = stat.S_IMODE(path.stat().st_mode)
     except (OSError, UnicodeDecodeError) as exc:
         raise PasswordError(f"cannot read {path}: {exc}") from exc
+    if mode & 0o077:
+        logger.warning("%s is open to other users (mode %04o): chmod 600 it", path, mode)
     if not text:
         raise PasswordError(f"{path} is empty")
     return text

@@ -27,6 +27,23 @@ class TestPasswordFile:
         ensure_password_file(path)
         assert read_password(path) == "chosen by the operator"
 
+    def test_a_file_others_can_read_is_a_warning(
+            self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """A password file written by hand with a loose umask (0644) works, but says
+        that every local user can read the admin password; a private one says nothing."""
+        path = tmp_path / "admin.pass"
+        path.write_text("chosen by the operator\n", encoding="utf-8")
+        path.chmod(0o644)
+        with caplog.at_level("WARNING", logger="console.password"):
+            assert read_password(path) == "chosen by the operator"
+        assert "open to other users" in caplog.text
+        assert "chosen by the operator" not in caplog.text
+        caplog.clear()
+        path.chmod(0o600)
+        with caplog.at_level("WARNING", logger="console.password"):
+            read_password(path)
+        assert caplog.text == ""
+
     def test_empty_file_refused(self, tmp_path: Path) -> None:
         path = tmp_path / "admin.pass"
         path.write_text("\n", encoding="utf-8")
