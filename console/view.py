@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from bridge.addresses import canonical_ip
+
 CONFIG_SETTINGS = ("report_url", "report_period", "login_url", "dev_sno")
 _MAX_DEVICES = 100_000
 _MAX_TARGETS = 64
@@ -118,7 +120,7 @@ class View:
                 record = _record(payload, now)
                 if record is None:
                     devices.pop(ip, None)
-                elif ip in devices or len(devices) < _MAX_DEVICES:
+                elif ip in devices or (len(devices) < _MAX_DEVICES and _address(ip)):
                     devices[ip] = record
             case ["collectors", name, "status"]:
                 collectors = snap.collectors
@@ -152,6 +154,16 @@ class View:
                 retry_at=at + retry_in if isinstance(retry_in, int | float) else None,
             )
         targets[name] = log
+
+
+def _address(level: str) -> bool:
+    """Whether a device topic's level is an address the bridge takes: anything else
+    (junk, or longer than any address) is refused there and kept nowhere here."""
+    try:
+        canonical_ip(level)
+    except ValueError:
+        return False
+    return True
 
 
 def _object(payload: bytes) -> dict[str, Any] | None:

@@ -365,6 +365,17 @@ class TestPage:
         assert "rtsp://127.0.0.11:554/ch2" in page
         assert "IPC static (2)" in page
 
+    def test_topics_no_address_can_have_are_not_kept(self, view: View) -> None:
+        """A device topic whose level is no IP address (too long, a junk scope) is
+        refused by the bridge, so the console keeps nothing of it either: an app
+        sending thousands of them, not even retained, cannot fill its memory."""
+        record = orjson.dumps({"ep_status": "online", "ep_type": "2", "ep_location": "x"})
+        for level in ("fe80::1%<b>x", "fe80::1%" + "a" * 300, "1" * 9000, "not-an-ip"):
+            view.apply(f"{BASE}/devices/{level}/state", record)
+        view.apply(f"{BASE}/devices/fe80::1%eth0/state", record)
+        view.apply(f"{BASE}/devices/127.0.0.9/state", record)
+        assert sorted(view.snapshot().devices) == ["127.0.0.9", "fe80::1%eth0"]
+
     def test_csp_header(self, client: FlaskClient) -> None:
         answer = client.get("/login")
         csp = answer.headers["Content-Security-Policy"]
