@@ -15,7 +15,9 @@
 #      rendered with `python -m demo.broker setup` (config, ACL, role passwords);
 #   4. se3-bridge / se3-collector commands in /usr/local/bin (config /etc/se3/config.toml);
 #   5. the units of deploy/systemd into /etc/systemd/system, daemon-reload, restart the
-#      se3 units already running, and with --enable, enable and start the services.
+#      se3 units already running, and with --enable, enable and start the services
+#      (the console too: its admin password is made at its first start, in
+#      /var/lib/se3-console/admin.pass).
 
 set -euo pipefail
 umask 022
@@ -24,10 +26,12 @@ export PYTHONDONTWRITEBYTECODE=1
 
 PREFIX=/opt/se3-bridge
 STATE=/var/lib/se3/mqtt
+# se3-console.service's StateDirectory: the console's admin password lives there.
+CONSOLE_PASS=/var/lib/se3-console/admin.pass
 BROKER_USER=se3-mqtt
 PORT=1883
 CORE_UNITS=(se3-mosquitto.service se3-collector-gateway.service se3-collector-devices.service
-            se3-bridge.service)
+            se3-bridge.service se3-console.service)
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DESTDIR=${DESTDIR:-}
@@ -42,7 +46,8 @@ usage() {
 Options:
   --dry-run        print the commands, run none of them
   --destdir DIR    install under DIR (also \$DESTDIR); skips users, chown and systemctl
-  --enable         enable and start the broker, collectors and bridge (not the receiver)
+  --enable         enable and start the broker, collectors, bridge and console
+                   (not the receiver)
   --python PATH    the Python (3.11+) that makes the venv (default: python3, or \$PYTHON)
   --no-pip         make the venv but install nothing into it; Python steps then run
                    with --python, which must have the project's dependencies (tests)
@@ -118,7 +123,8 @@ say "installing the project from $SRC into $APP"
 run mkdir -p "$ROOT$PREFIX"
 run rm -rf "$APP.new"
 run mkdir "$APP.new"
-for item in bridge collectors receiver demo mosquitto config deploy pyproject.toml README.md; do
+for item in bridge collectors receiver demo console mosquitto config deploy pyproject.toml \
+        README.md; do
     if [ -e "$SRC/$item" ]; then run cp -R "$SRC/$item" "$APP.new/"; fi
 done
 run find "$APP.new" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
@@ -158,11 +164,25 @@ else
     run sed -i \
         -e 's|^username = "bridge"|username = "monitor"|' \
         -e "s|^password_file = \"var/mqtt/bridge.pass\"|password_file = \"$STATE/monitor.pass\"|" \
+        -e "s|^password_file = \"var/console/admin.pass\"|password_file = \"$CONSOLE_PASS\"|" \
         "$ETC/config.toml.new"
     run chmod 0644 "$ETC/config.toml.new"
     run mv "$ETC/config.toml.new" "$ETC/config.toml"
     say "NOW EDIT $ETC/config.toml: gateway.sn, dev_sno, sw_version_file, the platform's"
     say "report_url (or login_url) and the [[devices]]"
+fi
+# A config from before the console has no [console] section: the console's
+# defaults would put its password under /etc/se3, which it cannot write. Adding the
+# section changes none of the settings the file has.
+if [ -e "$ETC/config.toml" ] && ! grep -q '^\[console\]' "$ETC/config.toml"; then
+    say "$ETC/config.toml has no [console] section: appending one (console on 127.0.0.1:5555)"
+    if [ "$DRY" -eq 0 ]; then
+        printf '\n[console]\n# The box'"'"'s configuration API and web console (se3-console).\n%s\n%s\n' \
+            'listen = "127.0.0.1:5555"' "password_file = \"$CONSOLE_PASS\"" >>"$ETC/config.toml"
+    fi
+elif [ -e "$ETC/config.toml" ] && ! grep -q "^password_file = \"$CONSOLE_PASS\"" "$ETC/config.toml"; then
+    say "WARNING: [console] password_file in $ETC/config.toml is not $CONSOLE_PASS:"
+    say "  se3-console.service may write only there"
 fi
 
 # -- 3. the broker's user and state ----------------------------------------------------------
@@ -252,4 +272,6 @@ if [ "$ENABLE" -eq 0 ]; then
     say "to start the services at boot and now:"
     say "  systemctl enable --now ${CORE_UNITS[*]}"
 fi
+say "the console's admin password (user admin), made at its first start:"
+say "  sudo cat $CONSOLE_PASS"
 say "done"

@@ -13,8 +13,8 @@ index" tells).
 The link's addresses (10.214.14.1 host, .2 container) and the namespace name
 are fixed: one `make test-deploy` per machine at a time.
 
-The tests run in order on one container: install, report, journal, checks, kill -9,
-stop, reboot, power cut, security. Each leaves the services running for the next.
+The tests run in order on one container: install, report, journal, checks, console,
+kill -9, stop, reboot, power cut, security. Each leaves the services running for the next.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -45,7 +48,31 @@ VAR = REPO / "var" / "deploy"
 SRC = "/root/se3-bridge"
 WHEELHOUSE = "/srv/wheelhouse"
 SN = "SZCCKQRAIJBAH0002"
-UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3-bridge")
+UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3-bridge",
+         "se3-console")
+# The console on the box's LAN address, as deploy/README.md shows how to set it.
+CONSOLE = f"http://{GUEST_IP}:5555"
+CONSOLE_PASS = "/var/lib/se3-console/admin.pass"
+MONITOR_URL = "/SophonFogSys/api/MonitorServerUrl"
+# One call to the console from inside the box: method, path, JSON body ('' for none),
+# and whether to send the admin password (HTTP Basic, read from its file as root).
+# Prints the status and the body.
+CONSOLE_CALL = f"""
+import base64, sys, urllib.error, urllib.request
+method, path, body, auth = sys.argv[1:]
+request = urllib.request.Request("{CONSOLE}" + path, method=method,
+                                 data=body.encode() if body else None)
+request.add_header("Content-Type", "application/json")
+if auth == "yes":
+    with open("{CONSOLE_PASS}", encoding="utf-8") as fh:
+        secret = base64.b64encode(b"admin:" + fh.read().strip().encode()).decode()
+    request.add_header("Authorization", "Basic " + secret)
+try:
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        print(answer.status, answer.read().decode())
+except urllib.error.HTTPError as error:
+    print(error.code, error.read().decode())
+"""
 # demo.camera answers for the RTSP devices of config/demo.toml; the turnstile has no
 # stand-in (as in `make run`), so it is reported offline.
 CAMERAS = {"127.0.0.11": "online", "127.0.0.12": "online", "127.0.0.13": "offline"}
@@ -83,6 +110,10 @@ def gateway_status(report: Report) -> str:
     return str(report.payload["gateway_status"])
 
 
+def has_dev_sno(dev_sno: str, report: Report) -> bool:
+    return isinstance(report.payload, dict) and report.payload["dev_sno"] == dev_sno
+
+
 def publish_device(ip: str, name: str) -> str:
     """A shell line publishing a retained device record as the `app` user (docs/apps.md)."""
     record = json.dumps({"ep_status": "online", "ep_type": "2", "ep_name": name,
@@ -94,8 +125,17 @@ def publish_device(ip: str, name: str) -> str:
 def gateway_config(demo_toml: str, installed: str, report_url: str) -> str:
     """What the user's edit makes of the installed config: the demo's gateway and devices.
 
-    The broker user for commands run by hand stays as install.sh wrote it.
+    The broker user for commands run by hand, and the console's password file, stay
+    as install.sh wrote them; the console listens on the box's LAN address.
     """
+    console = demo_toml.index("\n[console]\n")
+    head, tail = demo_toml[:console], demo_toml[console:]
+    password_file = re.findall(r"^password_file = (.*)$",
+                               installed[installed.index("\n[console]\n"):], re.M)[0]
+    tail = re.sub(r"^password_file = .*$", f"password_file = {password_file}", tail,
+                  count=1, flags=re.M)
+    tail = re.sub(r"^listen = .*$", f'listen = "{GUEST_IP}:5555"', tail, count=1, flags=re.M)
+    demo_toml = head + tail
     edits = {
         "sw_version_file": '"/etc/se3/buildinfo"',
         "login_url": '""',
@@ -155,6 +195,15 @@ class Box:
 
     def show(self, unit: str, prop: str) -> str:
         return self.container.run("systemctl", "show", "-P", prop, unit).stdout.strip()
+
+    def console(self, method: str, path: str, body: object = None,
+                auth: bool = True) -> tuple[int, object]:
+        """A call to the console from inside the box: (HTTP status, JSON answer)."""
+        out = self.container.run(
+            "/usr/bin/python3", "-c", CONSOLE_CALL, method, path,
+            "" if body is None else json.dumps(body), "yes" if auth else "no").stdout
+        status, _, text = out.strip().partition(" ")
+        return int(status), json.loads(text) if text else None
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +300,41 @@ class TestDeployment:
         assert any(f"se3/{SN}/" in out for step, out in outputs.items() if "mosquitto_sub" in step)
         snapshot = next(out for step, out in outputs.items() if step.endswith("snapshot"))
         assert "127.0.0.11" in snapshot
+
+    def test_console_answers_and_changes_dev_sno(self, box: Box) -> None:
+        """se3-console on the LAN address: 401 without the password, the settings with it;
+        a PUT DevSno reaches the platform in the next report."""
+        mode, owner = box.container.run("stat", "-L", "-c", "%a %u", CONSOLE_PASS).stdout.split()
+        pid = box.show("se3-console", "MainPID")
+        assert mode == "600"
+        assert owner == box.container.run("stat", "-c", "%u", f"/proc/{pid}").stdout.strip()
+        assert box.console("GET", MONITOR_URL, auth=False)[0] == 401
+        # The host, a neighbour on the LAN, gets the same 401 at the box's address.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(CONSOLE + MONITOR_URL, timeout=10)  # noqa: S310 - http
+        assert refused.value.code == 401
+        deadline = time.monotonic() + 20
+        # The console answers from the bridge's settings once it has them.
+        while True:
+            status, answer = box.console("GET", MONITOR_URL)
+            assert status == 200, answer
+            assert isinstance(answer, dict)
+            if answer["data"]["monitor_server_url"] == f"{box.platform.url}/DeviceStatus":
+                break
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.5)
+        assert answer["data"]["reported_peroid"] == 10
+        before = box.report(lambda r: gateway_status(r) == "online", after=0, timeout=10)
+        assert isinstance(before.payload, dict)
+        original = before.payload["dev_sno"]
+        for dev_sno in ("SE3DEPLOYTEST0001", ""):
+            t0 = time.time()
+            status, answer = box.console("PUT", "/SophonMQ/api/DevSno", {"dev_sno": dev_sno})
+            assert status == 200, answer
+            changed = box.report(partial(has_dev_sno, dev_sno or original), after=t0,
+                                 timeout=25)  # cleared: the gateway's own again
+            TIMINGS[f"console PUT DevSno {dev_sno or '(clear)'} to report"] = (
+                changed.received_at - t0)
 
     def test_kill_9_is_restarted_and_reports_resume(self, box: Box) -> None:
         """systemd restarts a bridge killed with -9; it reports again under a new boot id."""

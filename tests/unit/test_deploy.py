@@ -30,6 +30,7 @@ EXPECTED = {
     "se3-bridge.service": "bridge",
     "se3-collector-gateway.service": "collector-gateway",
     "se3-collector-devices.service": "collector-devices",
+    "se3-console.service": "console",
     "se3-receiver.service": None,
 }
 Unit = dict[str, dict[str, list[str]]]
@@ -84,7 +85,7 @@ def unit_name(request: pytest.FixtureRequest) -> str:
 
 class TestUnitFiles:
     def test_exactly_the_expected_units(self) -> None:
-        """deploy/systemd holds the broker, bridge, both collectors and the receiver."""
+        """deploy/systemd holds the broker, bridge, both collectors, console and receiver."""
         assert sorted(p.name for p in UNITS.glob("*.service")) == sorted(EXPECTED)
 
     def test_started_after_the_network(self, unit_name: str) -> None:
