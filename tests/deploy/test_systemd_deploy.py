@@ -330,7 +330,7 @@ class TestDeployment:
             assert status == 200, answer
             changed = box.report(partial(has_dev_sno, dev_sno or original), after=t0,
                                  timeout=25)  # cleared: the gateway's own again
-            TIMINGS[f"console PUT DevSno {dev_sno or '(clear)'} to report"] = (
+            TIMINGS[f"console {'sets' if dev_sno else 'clears'} dev_sno to report"] = (
                 changed.received_at - t0)
 
     def test_kill_9_is_restarted_and_reports_resume(self, box: Box) -> None:
