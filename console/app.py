@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from console import api, auth, pages
 from console.errors import ApiError, PublishError, error_response
@@ -42,6 +42,7 @@ def create_app(console: ConsoleState) -> Flask:
     app.extensions[EXTENSION] = console
     # The login check must run before the CSRF check: no session, no token talk.
     app.register_blueprint(auth.bp)
+    app.before_request(_whole_body_or_413)  # before the CSRF check reads the form
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # header credentials only (api.bp refuses the session cookie)
     app.register_blueprint(api.bp)
@@ -82,6 +83,16 @@ def create_app(console: ConsoleState) -> Flask:
         return response
 
     return app
+
+
+def _whole_body_or_413() -> None:
+    """A body without Content-Length (chunked) is read up to MAX_BODY and then stops
+    without a word: one more read tells whether it was cut (werkzeug's capped stream
+    raises the 413 itself), as a body over the cap with a Content-Length is."""
+    if request.content_length is None and request.headers.get("Transfer-Encoding"):
+        request.get_data(cache=True)
+        if request.stream.read(1):
+            raise RequestEntityTooLarge()
 
 
 def _describe(exc: HTTPException) -> str:

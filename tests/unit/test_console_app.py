@@ -9,12 +9,14 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from bridge.config import Config, parse_config
 from console.app import create_app
 from console.errors import PublishError
 from console.password import Password
+from console.server import ConsoleServer
 from console.state import ConsoleState
 from console.throttle import LoginThrottle
 from console.view import View
@@ -278,6 +280,30 @@ class TestCalls:
         assert answer.status_code == 413
         assert answer.json is not None
         assert answer.json["error"]["status"] == "REQUEST_ENTITY_TOO_LARGE"
+        assert publisher.sent == []
+
+    def test_oversized_chunked_body_413(self, publisher: FakePublisher, view: View) -> None:
+        """A body without Content-Length (chunked) over the cap is a 413 too, not cut to
+        the cap and taken: a cut form is still a form, with other values in it."""
+        body = b"monitor_server_url=http://127.0.0.1:9528/a&reported_peroid=20&pad="
+        body += b"a" * 100_000
+        app = create_app(ConsoleState(make_config(), view, publisher, Password(PASSWORD)))
+        server = ConsoleServer(app).start()  # werkzeug's server: the test client never chunks
+        try:
+            small = requests.post(
+                f"{server.url}/SophonFogSys/api/MonitorServerUrl", headers=BEARER,
+                data=iter([b'{"monitor_server_url": "http://127.0.0.1:9528/a", ',
+                           b'"reported_peroid": 20}']), timeout=5)
+            assert (small.status_code, small.json()) == (200, {"data": "ok"})
+            publisher.sent.clear()
+            answer = requests.post(
+                f"{server.url}/SophonFogSys/api/MonitorServerUrl", headers={
+                    **BEARER, "Content-Type": "application/x-www-form-urlencoded"},
+                data=iter([body[:1000], body[1000:]]), timeout=5)
+        finally:
+            server.stop()
+        assert answer.request.headers.get("Transfer-Encoding") == "chunked"
+        assert answer.status_code == 413
         assert publisher.sent == []
 
     def test_broker_refusal_is_not_success(
