@@ -79,6 +79,7 @@ def login() -> BaseResponse | tuple[str, int]:
     password = request.form.get("password", "")
     if hmac.compare_digest(user.encode(), USER.encode()) & console.password.matches(password):
         console.throttle.succeeded(client)
+        console.sessions.end(session.get("sid"))  # a session replaced is a session ended
         session.clear()
         session.permanent = True
         session["user"] = USER

@@ -173,6 +173,17 @@ class TestAuthentication:
         assert client.get("/api/view").status_code == 401
         assert client.get("/").status_code == 401
 
+    def test_a_new_login_ends_the_session_it_replaces(self, client: FlaskClient) -> None:
+        """Logging in again from a browser with a session replaces that session: the
+        old cookie is dead (no session left behind that nobody can log out)."""
+        log_in(client)
+        old = client.get_cookie("se3_console")
+        assert old is not None
+        log_in(client)
+        assert client.get("/api/view").status_code == 200
+        client.set_cookie("se3_console", old.value)
+        assert client.get("/api/view").status_code == 401
+
     def test_login_without_csrf_403(self, client: FlaskClient) -> None:
         answer = client.post("/login", data={"username": "admin", "password": PASSWORD})
         assert answer.status_code == 403
