@@ -91,6 +91,12 @@ class Connection:
 
     def start(self) -> None:
         """Connect in the background; returns at once, retries until the broker answers."""
+        self.connect_async()
+        self.client.loop_start()
+
+    def connect_async(self) -> None:
+        """Set where and how to connect; the network loop (paho's thread, or
+        `bridge.rim`'s) makes the connection."""
         if self._mqtt5:
             self.client.connect_async(self.settings.host, self.settings.port,
                                       keepalive=self.settings.keepalive,
@@ -99,7 +105,6 @@ class Connection:
             self.client.connect_async(
                 self.settings.host, self.settings.port, keepalive=self.settings.keepalive
             )
-        self.client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)

@@ -139,8 +139,7 @@ class Rim:
 
     def start(self) -> None:
         """Connect at the loop's first turn; keep reconnecting until `close`."""
-        settings = self.conn.settings
-        self._client.connect_async(settings.host, settings.port, keepalive=settings.keepalive)
+        self.conn.connect_async()  # as the connection's settings say (clean start, ...)
         self._running = True
         self._owner_ident = threading.get_ident()
         self._next_attempt = time.monotonic()

@@ -52,3 +52,22 @@ class TestBufferedRecv:
         recv.clear()
         assert not recv.pending()
         assert recv(3) == b"new"
+
+
+class TestStart:
+    def test_every_connect_is_a_clean_start_as_the_connection_says(self) -> None:
+        """The loop connects with the Connection's own arguments: under MQTT 5 paho's
+        default would resume the session at each reconnect."""
+        import tomllib
+
+        from bridge.config import parse_config
+        from bridge.service import Bridge
+
+        config = parse_config(tomllib.loads(
+            '[gateway]\nsn = "SN1"\n[mqtt]\nhost = "127.0.0.1"\nport = 1\n'), env={})
+        bridge = Bridge(config, announce=False)
+        bridge.rim.start()
+        try:
+            assert bridge.conn.client._clean_start is True
+        finally:
+            bridge.rim.close(timeout=0.1)
