@@ -42,7 +42,7 @@ def client_id(name: str, sn: str = "") -> str:
 
 
 def connect_once(
-    settings: MqttSection, name: str, timeout: float, mqtt5: bool = False,
+    settings: MqttSection, name: str, timeout: float, mqtt5: bool = True,
     before_start: Callable[[Connection], None] | None = None,
 ) -> Connection:
     """A connected Connection without status topic, or BrokerError saying why not.
