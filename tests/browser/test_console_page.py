@@ -28,6 +28,9 @@ WAIT_MS = 10_000
 
 pytestmark = [
     pytest.mark.browser,
+    # Chromium drops requests when links come and go (ERR_NETWORK_CHANGED): never
+    # beside the tests that make veth links (one xdist group runs on one worker).
+    pytest.mark.xdist_group("host-network"),
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
     ),

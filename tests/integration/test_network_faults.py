@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from demo.broker import Broker, free_port
 from receiver.app import create_app
 from receiver.server import ReceiverServer
@@ -39,6 +41,9 @@ from tests.integration.stack import (
     wait_report,
     write_config,
 )
+
+# Links made here make Chromium drop requests: never beside the browser tests.
+pytestmark = pytest.mark.xdist_group("host-network")
 
 DOOR = "10.0.5.1"
 # The blackholed platform's address: in 127.0.0.0/8, used by no other test.
