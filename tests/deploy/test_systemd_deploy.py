@@ -19,6 +19,7 @@ kill -9, stop, reboot, power cut, security. Each leaves the services running for
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 import pytest
 import requests
@@ -215,6 +217,9 @@ def box() -> Iterator[Box]:
     why = nspawn_problem(VAR / "probe")
     if why:
         pytest.skip(f"deployment test: systemd-nspawn cannot run a container here: {why}")
+    # One deployment test per machine: the link's namespace and addresses are fixed, and a
+    # second run would tear down the first one's network. A second run waits its turn.
+    lock = open_lock(Path("/run/lock/se3-test-deploy.lock"))
     started = time.monotonic()
     cache = cached_root(VAR)
     TIMINGS["root (debootstrap, or the cache)"] = time.monotonic() - started
@@ -236,6 +241,19 @@ def box() -> Iterator[Box]:
             container.stop()
             platform.stop()
             link.close()
+            lock.close()
+
+
+def open_lock(path: Path) -> IO[str]:
+    """An exclusive lock held while the returned file stays open (waits for another run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"deployment test: another run holds {path}; waiting for it", flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 class TestDeployment:
