@@ -4,7 +4,8 @@ Threads and who owns what:
 - the main loop (`run`) owns the MQTT connection, the `GatewayState` and the
   `Schedule`: it drives paho's network I/O itself (`bridge.rim`), so
   `_on_message` applies each record to the state where it is read, and it
-  hands finished report bodies to targets;
+  hands finished report bodies to targets (the platform side: settings,
+  targets, login, in `bridge.platform`);
 - each target's worker thread owns its HTTP session and backoff
   (`bridge.delivery`), the login worker its own (`bridge.login`); what they
   have for the main loop (a login's result, an attempt's event) they post to
@@ -23,29 +24,26 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 
 from bridge.config import Config
-from bridge.delivery import Attempt, Backoff, Target
+from bridge.delivery import Target
 from bridge.errors import BrokerError, RecordError
 from bridge.freshness import Clock, SystemClock
-from bridge.http import HttpSender
-from bridge.login import LoginFailed, LoginResult, LoginWorker
 from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
+from bridge.platform import PlatformLink
 from bridge.reach import wait_connected
 from bridge.report import Json
 from bridge.rim import Rim
 from bridge.schedule import Schedule
-from bridge.settings import CONFIG_KINDS, Settings
+from bridge.settings import CONFIG_KINDS
 from bridge.state import GatewayState
 from bridge.stats import Stats
-from bridge.targets import TargetSet
 from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
 
 logger = logging.getLogger(__name__)
@@ -55,8 +53,6 @@ _FENCE_TIMEOUT = 10.0  # a broker that never answers the fence still gets report
 _OWN_KINDS = frozenset(
     {Kind.BRIDGE_STATUS, Kind.BRIDGE_REPORT, Kind.BRIDGE_ERRORS, Kind.BRIDGE_SETTINGS}
 )
-_AUTH_REFUSALS = frozenset({401, 403, 404})
-_RELOGIN_AFTER = 3  # refusals in a row from one target
 
 
 def boot_id() -> str:
@@ -92,7 +88,6 @@ class Bridge:
             self.sn, limits.max_devices, limits.max_payload, config.platform.format,
             limits.max_report_bytes, frozenset(device.ip for device in config.devices),
         )
-        self.settings = Settings(config.platform, self.clock.wall)
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce
         # The same topics come again and again (refreshes, replays): parse each once.
@@ -104,16 +99,7 @@ class Bridge:
         self._seen: set[TopicRef] | None = None  # what the current replay brought back
         self._next_seq = itertools.count(1).__next__  # report seq, shared by all targets
         self._failures = Damper(burst=3, window=60.0)
-        self._targets = TargetSet(self._make_target)
-        self._login_key: tuple[str, str, str] | None = None
-        self._refusals: dict[str, int] = {}
-        self._refusals_lock = threading.Lock()
-        self._relogin_at: float | None = None  # monotonic time of the last relogin
-        # Made even without a login URL: the config topic may bring one at any time.
-        self._login = self._make_login() if announce else None
-        self._settings_raw: bytes | None = None  # the bridge/settings last published
         self._damper = Damper(burst=5, window=60.0)
-        self._warned_no_target = False
         # A fixed id: a restarted bridge takes over its old session at once,
         # so the old connection's last will cannot land after our "online".
         client_id = f"se3-bridge-{self.sn}" if announce else f"se3-peek-{secrets.token_hex(4)}"
@@ -121,6 +107,19 @@ class Bridge:
             config.mqtt, client_id, self.topics.bridge_status if announce else None
         )
         self.rim = Rim(self.conn)
+        # The platform side: settings in force, report targets, login (bridge.platform).
+        self.link = PlatformLink(
+            config.platform, self.topics, f"{self.sn}-{self.boot}", self.clock, self.stats,
+            announce=announce,
+            publish=self.conn.publish,
+            post=self.rim.call_soon,
+            report=self._ready_report,
+            set_period=self._set_period,
+            gateway=lambda: self.state.info,
+            reject=self._reject,
+            next_seq=self._next_seq,
+        )
+        self.settings = self.link.settings
         self._fence = ReplayFence(
             self.topics.everything, self.topics.fence,
             lambda: self._guarded(self._replay_done),
@@ -142,16 +141,13 @@ class Bridge:
         self._fence_deadline = self.clock.monotonic() + _FENCE_TIMEOUT
         self._seen = set()
         self._fence.subscribe(client)
-        self._settings_raw = None  # published again: the broker may have lost it
-        self._publish_settings()
+        self.link.republish_settings()
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
         """Connect to the broker in the background."""
-        self._update_targets()
-        if self._login is not None:
-            self._login.start()
+        self.link.start()
         self.rim.start()
 
     def stop(self) -> None:
@@ -213,9 +209,7 @@ class Bridge:
             if outcome.changed:
                 logger.info("records deleted while disconnected are gone from the report")
                 self.schedule.changed(self.clock.monotonic())
-            if self.settings.forget_unseen({ref.kind for ref in self._seen}):
-                logger.info("config topics cleared while disconnected no longer apply")
-                self._settings_changed()
+            self.link.forget_unseen({ref.kind for ref in self._seen})
         if not self._replayed:
             logger.info("retained state received: %d devices", len(self.state.devices))
         self._replayed, self._fence_deadline, self._seen = True, None, None
@@ -240,7 +234,7 @@ class Bridge:
         if self._seen is not None:
             self._seen.add(ref)
         if ref.kind in CONFIG_KINDS:
-            self._apply_setting(topic, ref.kind, payload)
+            self.link.apply_setting(topic, ref.kind, payload)
             return
         try:
             outcome = self.state.apply(ref, payload, self.clock, replayed)
@@ -255,10 +249,7 @@ class Bridge:
                 self._refs.clear()
             self._refs[topic] = ref
         if ref.kind is Kind.GATEWAY_INFO and self.state.info is not None:
-            if self.settings.gateway_dev_sno != self.state.info.dev_sno:
-                self.settings.gateway_dev_sno = self.state.info.dev_sno
-                self._publish_settings()
-            self._maybe_login()
+            self.link.gateway_changed(self.state.info)
         if outcome.changed:
             self.schedule.changed(self.clock.monotonic())
 
@@ -297,15 +288,8 @@ class Bridge:
     def _send(self, now: float) -> None:
         self.schedule.sent(now)
         built = self._build()
-        if built is None:
-            return
-        if not self._targets:
-            if not self._warned_no_target:
-                logger.warning("no report URL configured yet: report not sent")
-                self._warned_no_target = True
-            return
-        for target in self._targets.all():
-            target.offer(*built)
+        if built is not None:
+            self.link.offer(*built)
 
     def _build(self) -> tuple[bytes, int] | None:
         """The report for now as (body, device count); None while the gateway is unknown."""
@@ -316,156 +300,23 @@ class Bridge:
         self.stats.devices(online, count - online)
         return body, count
 
-    # -- settings and targets (bridge.settings, bridge.targets) -------------
+    def _ready_report(self) -> tuple[bytes, int] | None:
+        """The report for a new target: none before the first one is due."""
+        return self._build() if self.schedule.ready else None
 
-    def _apply_setting(self, topic: str, kind: Kind, payload: bytes) -> None:
-        try:
-            changed = self.settings.apply(kind, payload)
-        except RecordError as exc:
-            self._reject(topic, exc)  # the previous value stays in force
-            self._publish_settings()
-            return
-        self.stats.accepted()
-        if changed:
-            logger.info("%s %s by its config topic", kind.value.partition("/")[2],
-                        "set" if payload.strip() else "cleared")
-            self._settings_changed()
-
-    def _settings_changed(self) -> None:
-        """Put what the settings say in force: period, targets, login; publish them."""
-        period, _ = self.settings.period()
+    def _set_period(self, period: float) -> None:
         if period != self.schedule.interval:
             logger.info("reporting every %g s", period)
             self.schedule.interval = period
-        self._maybe_login()
-        self._update_targets()
-        self._publish_settings()
-
-    def _publish_settings(self) -> None:
-        """The retained bridge/settings, when what it says has changed."""
-        if not self._announce:
-            return
-        doc = self.settings.document()
-        raw = orjson.dumps(doc)
-        if raw != self._settings_raw:
-            self._settings_raw = raw
-            record = {"ts": round(self.clock.wall(), 3), **doc}
-            self.conn.publish(self.topics.bridge_settings, orjson.dumps(record), retain=True,
-                              qos=1)
-
-    def _make_target(self, url: str, params: Callable[[], Mapping[str, str]] | None) -> Target:
-        platform = self.config.platform
-        return Target(
-            url,
-            f"{self.sn}-{self.boot}",
-            lambda: HttpSender(platform.timeout, platform.ca_file),
-            Backoff(platform.retry_min, platform.retry_max),
-            self._on_attempt,
-            self._next_seq,
-            params,
-        )
-
-    def _update_targets(self) -> None:
-        urls, source = self.settings.report_urls()
-        self._targets.set_auth(self.settings.auth())
-        added = self._targets.update(urls, issued_by_login=source == "login")
-        if added:
-            self._warned_no_target = False
-        # A new target gets the state at once; the others have it already.
-        built = self._build() if added and self.schedule.ready else None
-        if built is not None:
-            for target in added:
-                target.offer(*built)
-
-    def _on_attempt(self, attempt: Attempt) -> None:
-        """Called on a target's thread after each POST."""
-        now = self.clock.wall()
-        self.stats.attempt(attempt.target, attempt.ok, now)
-        self._publish_event({"ts": round(now, 3), **asdict(attempt)})
-        if attempt.target not in self._targets.login_names:
-            return  # only a target the login issued can be fixed by logging in again
-        with self._refusals_lock:
-            if attempt.status not in _AUTH_REFUSALS:
-                self._refusals.pop(attempt.target, None)
-                return
-            count = self._refusals.get(attempt.target, 0) + 1
-            self._refusals[attempt.target] = 0 if count >= _RELOGIN_AFTER else count
-        if count >= _RELOGIN_AFTER:
-            self.rim.call_soon(self._relogin, attempt.target, count)
-
-    def _publish_event(self, event: dict[str, object]) -> None:
-        """Called on worker threads: the main loop publishes."""
-        if self._announce:
-            self.rim.call_soon(
-                self.conn.publish, self.topics.bridge_report, orjson.dumps(event), False, 0
-            )
-
-    # -- login ---------------------------------------------------------------
-
-    def _make_login(self) -> LoginWorker:
-        platform = self.config.platform
-        return LoginWorker(
-            HttpSender(platform.timeout, platform.ca_file),
-            Backoff(platform.retry_min, platform.retry_max),
-            lambda result: self.rim.call_soon(self._logged_in, result),
-            self._publish_event,
-            self.clock.wall,
-            on_failure=lambda failure: self.rim.call_soon(self._login_failed, failure),
-        )
-
-    def _relogin(self, target: str, count: int) -> None:
-        """A report target issued by the login keeps refusing us: log in again, at most
-        once per `retry_max`. A new login's token has every refused target of the login
-        try again at once, so a platform that refuses every token, with several targets,
-        would otherwise be asked again and again without a pause."""
-        now = self.clock.monotonic()
-        spacing = self.config.platform.retry_max
-        if self._relogin_at is not None and now - self._relogin_at < spacing:
-            logger.debug("%s refused %d reports in a row; logged in again %.1f s ago",
-                         target, count, now - self._relogin_at)
-            return
-        logger.info("%s refused %d reports in a row: logging in again", target, count)
-        self._relogin_at = now
-        self._login_key = None
-        self._maybe_login()
-
-    def _maybe_login(self) -> None:
-        """Ask for a login when its URL or the gateway's identity is new (or a relogin
-        was asked)."""
-        target = self.settings.login_target()
-        info = self.state.info
-        if self._login is None or target is None or info is None:
-            if target is None:
-                self._login_key = None
-            return
-        if info.gateway_mac is None:
-            if self._login_key != ("", "", ""):
-                logger.warning("cannot log in: gateway/info has no gateway_mac for hex_mac")
-                self._login_key = ("", "", "")
-            return
-        key = (*target, info.gateway_mac)
-        if key != self._login_key:
-            self._login_key = key
-            self.settings.login_requested()
-            self._login.request(*key)
-            self._publish_settings()
-
-    def _logged_in(self, result: LoginResult) -> None:
-        if self.settings.logged_in(result):
-            self._settings_changed()
-
-    def _login_failed(self, failure: LoginFailed) -> None:
-        self.settings.login_failed(failure)
-        self._publish_settings()
 
     @property
     def targets(self) -> dict[str, Target]:
-        return self._targets.by_url()
+        return self.link.by_url()
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.config.platform.shutdown_timeout
         last = self.state.report_body(self.clock, "offline") if self.schedule.ready else None
-        targets = self._targets.all()
+        targets = self.link.targets()
         if last is not None and targets:
             body, _, count = last
             logger.info("sending the last report (gateway offline) to %d targets", len(targets))
@@ -476,7 +327,6 @@ class Bridge:
         else:
             for target in targets:
                 target.stop()
-        if self._login is not None:
-            self._login.stop()
+        self.link.stop_login()
         self.rim.close()
 

@@ -162,18 +162,18 @@ class TestRelogin:
         clock = FakeClock()
         bridge = Bridge(config, clock=clock, announce=False)
         logins = _Logins()
-        bridge._login = logins  # type: ignore[assignment]
+        bridge.link._login = logins  # type: ignore[assignment]
         try:
             info = orjson.loads(INFO) | {"gateway_mac": "e0:a5:09:00:0e:6d"}
             bridge._apply(TOPICS.gateway_info, orjson.dumps(info), False)
             assert len(logins.requests) == 1
-            bridge._relogin("http://127.0.0.1:9/r", 3)
-            bridge._relogin("http://127.0.0.1:9/r2", 3)
+            bridge.link._relogin("http://127.0.0.1:9/r", 3)
+            bridge.link._relogin("http://127.0.0.1:9/r2", 3)
             clock.advance(29.0)
-            bridge._relogin("http://127.0.0.1:9/r", 3)
+            bridge.link._relogin("http://127.0.0.1:9/r", 3)
             assert len(logins.requests) == 2
             clock.advance(1.0)
-            bridge._relogin("http://127.0.0.1:9/r2", 3)
+            bridge.link._relogin("http://127.0.0.1:9/r2", 3)
             assert len(logins.requests) == 3
         finally:
             bridge.rim.close()
