@@ -144,6 +144,8 @@ class TestClockSteps:
         old = wait_report(platform, lambda r: statuses(r)["10.0.8.1"] == "offline", timeout=8)
         ahead = wait_report(platform, lambda r: statuses(r).get("10.0.8.3") == "offline", timeout=8)
 
-        assert old.received_at - published <= 4 + 1.0
-        assert ahead.received_at - future <= 3 + 1.0
+        # Within its ttl plus scheduling slack (a broker restart and two workers' load fit in
+        # 2 s); the clock step it must not follow is 3 hours.
+        assert old.received_at - published <= 4 + 2.0
+        assert ahead.received_at - future <= 3 + 2.0
         assert statuses(ahead)["10.0.8.2"] == statuses(ahead)["10.0.8.4"] == "online"

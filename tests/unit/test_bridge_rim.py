@@ -3,6 +3,7 @@ against a real broker in tests/integration/test_rim.py)."""
 
 from __future__ import annotations
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from bridge.rim import _BufferedRecv
@@ -68,6 +69,10 @@ class TestStart:
         bridge = Bridge(config, announce=False)
         bridge.rim.start()
         try:
-            assert bridge.conn.client._clean_start is True
+            client = bridge.conn.client
+            if client._protocol == mqtt.MQTTv5:
+                assert client._clean_start is True
+            else:
+                assert client._clean_session is True
         finally:
             bridge.rim.close(timeout=0.1)
