@@ -24,7 +24,7 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from bridge.logs import Damper
+from bridge.listener import CappedThreads
 from bridge.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -88,33 +88,13 @@ class _Handler(WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
-class _Server(ThreadingMixIn, WSGIServer):
+class _Server(CappedThreads, ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    label = "metrics listener"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._refusals = Damper(burst=3, window=60.0)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            allowed, suppressed = self._refusals.allow("full")
-            if allowed:
-                logger.warning("metrics listener: %d connections open; closing a new one%s",
-                               MAX_CONNECTIONS, f" ({suppressed} more)" if suppressed else "")
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+        # Read at each start (tests lower it).
+        super().__init__(*args, max_connections=MAX_CONNECTIONS, **kwargs)
 
 
 def serve(stats: Stats, connected: Callable[[], bool], listen: str) -> WSGIServer:

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
-from bridge.logs import Damper
+from bridge.listener import CappedThreads
 
 logger = logging.getLogger(__name__)
 
@@ -52,35 +52,14 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class _Server(ThreadedWSGIServer):
+class _Server(CappedThreads, ThreadedWSGIServer):
     """A thread per connection, at most MAX_CONNECTIONS of them: past that, a new
     connection is closed at once (logged, damped)."""
 
+    label = "console"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._refusals = Damper(burst=3, window=60.0)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            allowed, suppressed = self._refusals.allow("full")
-            if allowed:
-                logger.warning("console: %d connections open; closing a new one from %s%s",
-                               MAX_CONNECTIONS, client_address[0],
-                               f" ({suppressed} more)" if suppressed else "")
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+        super().__init__(*args, max_connections=MAX_CONNECTIONS, **kwargs)
 
 
 class ConsoleServer:
