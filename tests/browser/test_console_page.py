@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from demo.broker import Broker, MosquittoError, find_mosquitto
 from receiver.app import create_app
 from receiver.server import ReceiverServer
-from tests.browser.test_page import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.kit import CHROMIUM, CHROMIUM_ARGS, watched_page
 from tests.integration.console_kit import RunningConsole, running_console
 from tests.integration.stack import device, publish, publish_spec_example, running_bridge
 from tests.integration.stack import write_config as write_bridge_config
@@ -73,30 +73,13 @@ def page(console: RunningConsole) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser: Browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        opened = context.new_page()
-        problems: list[str] = []
-
-        def only_console(route: Route) -> None:
-            if route.request.url.startswith(f"{console.url}/"):
-                route.continue_()
-            else:
-                problems.append(f"request outside the console: {route.request.url}")
-                route.abort()
-
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error" and "401" not in message.text:
-                problems.append(f"console error: {message.text}")
-
-        opened.route("**/*", only_console)
-        opened.on("console", on_console)
-        opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
         try:
-            yield opened
+            # 401 answers are expected here: the tests log in and out.
+            with watched_page(browser, console.url, "console", height=800,
+                              expected_error=lambda text: "401" in text) as opened:
+                yield opened
         finally:
-            context.close()
             browser.close()
-        assert problems == []
 
 
 def test_log_in_see_devices_move_reports(

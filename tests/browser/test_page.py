@@ -15,22 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from receiver.app import create_app
 from receiver.server import ReceiverServer
+from tests.browser.kit import CHROMIUM, CHROMIUM_ARGS, watched_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SN = "SZCCKQRAIJBAH0002"
 OTHER_SN = "SZCCKQRAIJBAH0001"
 DEV_SNO = "ZKZCPI000120190807142601"
@@ -113,29 +103,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, server: ReceiverServer) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-
-    def only_loopback(route: Route) -> None:
-        if route.request.url.startswith(f"{server.url}/"):
-            route.continue_()
-        else:
-            problems.append(f"request outside the receiver: {route.request.url}")
-            route.abort()
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            problems.append(f"console error: {message.text}")
-
-    opened.route("**/*", only_loopback)
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    try:
+    with watched_page(browser, server.url, "receiver", height=900) as opened:
         yield opened
-    finally:
-        context.close()
-    assert problems == []
 
 
 def test_page_shows_reports_live(page: Page, server: ReceiverServer, tmp_path: Path) -> None:
