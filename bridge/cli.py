@@ -99,7 +99,8 @@ def _snapshot(config: Config, timeout: float) -> int:
 
 
 def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -> int:
-    from bridge import status  # only for this command: lean start of the service
+    # only for this command: lean start of the service
+    from bridge import status, statustext
 
     reader = status.StatusReader(config)
     try:
@@ -111,7 +112,7 @@ def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -
         watch = status.default_wait(config, reader.period()) if wait is None else wait
         if not as_json:
             # What is known now, at once; then what we wait for, and only then wait.
-            print(status.format_state(reader.summary()), flush=True)
+            print(statustext.format_state(reader.summary()), flush=True)
             if reader.will_watch():
                 print(f"  ...         waiting up to {watch:g} s for a delivery attempt to each "
                       f"target (the bridge reports every {reader.period():g} s)", flush=True)
@@ -119,7 +120,7 @@ def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -
     finally:
         reader.close()
     found = reader.summary()
-    print(status.format_json(found) if as_json else status.format_outcome(found))
+    print(statustext.format_json(found) if as_json else statustext.format_outcome(found))
     return found.exit_code
 
 

@@ -6,6 +6,7 @@
     {prefix}/{sn}/collectors/{name}/status
     {prefix}/{sn}/bridge/status | bridge/report | bridge/errors | bridge/settings
     {prefix}/{sn}/config/report_url | report_period | login_url | dev_sno
+    {prefix}/{sn}/config/devices_report_url | devices_report_period | reporter_id | release
     {prefix}/{sn}/config/report_now      (a command, not retained: send a report now)
 
 Parsing is pure and cheap: it runs for every message the bridge receives.
@@ -39,6 +40,10 @@ class Kind(enum.Enum):
     REPORT_PERIOD = "config/report_period"
     LOGIN_URL = "config/login_url"
     DEV_SNO = "config/dev_sno"
+    DEVICES_REPORT_URL = "config/devices_report_url"
+    DEVICES_REPORT_PERIOD = "config/devices_report_period"
+    REPORTER_ID = "config/reporter_id"
+    RELEASE = "config/release"
     REPORT_NOW = "config/report_now"
 
     # Members are singletons, so identity is their equality: hashing by it is a C
@@ -57,6 +62,10 @@ _FIXED = {
     ("config", "report_period"): Kind.REPORT_PERIOD,
     ("config", "login_url"): Kind.LOGIN_URL,
     ("config", "dev_sno"): Kind.DEV_SNO,
+    ("config", "devices_report_url"): Kind.DEVICES_REPORT_URL,
+    ("config", "devices_report_period"): Kind.DEVICES_REPORT_PERIOD,
+    ("config", "reporter_id"): Kind.REPORTER_ID,
+    ("config", "release"): Kind.RELEASE,
     ("config", "report_now"): Kind.REPORT_NOW,
 }
 
@@ -166,6 +175,22 @@ class Topics:
     @property
     def dev_sno(self) -> str:
         return f"{self.base}/config/dev_sno"
+
+    @property
+    def devices_report_url(self) -> str:
+        return f"{self.base}/config/devices_report_url"
+
+    @property
+    def devices_report_period(self) -> str:
+        return f"{self.base}/config/devices_report_period"
+
+    @property
+    def reporter_id(self) -> str:
+        return f"{self.base}/config/reporter_id"
+
+    @property
+    def release(self) -> str:
+        return f"{self.base}/config/release"
 
     @property
     def report_now(self) -> str:

@@ -1,4 +1,5 @@
-"""Tests for bridge.status: what `se3-bridge status` makes of the broker's messages."""
+"""Tests for bridge.status and the modules it reads with (observation, inforce, judge,
+verdict, statustext): what `se3-bridge status` makes of the broker's messages."""
 
 from __future__ import annotations
 
@@ -8,16 +9,12 @@ from typing import Any
 import pytest
 
 from bridge.config import Config, parse_config
-from bridge.status import (
-    Observation,
-    Status,
-    default_wait,
-    expected_targets,
-    format_json,
-    format_text,
-    summarize,
-    url_source,
-)
+from bridge.inforce import expected_targets, url_source
+from bridge.judge import summarize
+from bridge.observation import Observation
+from bridge.status import default_wait
+from bridge.statustext import format_json, format_text
+from bridge.verdict import Status
 
 SN = "SZCCKQRAIJBAH0002"
 BASE = f"se3/{SN}"

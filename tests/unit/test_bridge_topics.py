@@ -26,6 +26,10 @@ def built(topics: Topics, kind: Kind, key: str) -> str:
         Kind.REPORT_PERIOD: topics.report_period,
         Kind.LOGIN_URL: topics.login_url,
         Kind.DEV_SNO: topics.dev_sno,
+        Kind.DEVICES_REPORT_URL: topics.devices_report_url,
+        Kind.DEVICES_REPORT_PERIOD: topics.devices_report_period,
+        Kind.REPORTER_ID: topics.reporter_id,
+        Kind.RELEASE: topics.release,
         Kind.REPORT_NOW: topics.report_now,
     }
     return fixed[kind]
@@ -60,6 +64,10 @@ class TestRoundTrip:
         assert topics.login_url == f"se3/{SN}/config/login_url"
         assert topics.dev_sno == f"se3/{SN}/config/dev_sno"
         assert topics.report_now == f"se3/{SN}/config/report_now"
+        assert topics.devices_report_url == f"se3/{SN}/config/devices_report_url"
+        assert topics.devices_report_period == f"se3/{SN}/config/devices_report_period"
+        assert topics.reporter_id == f"se3/{SN}/config/reporter_id"
+        assert topics.release == f"se3/{SN}/config/release"
         assert topics.bridge_settings == f"se3/{SN}/bridge/settings"
         assert topics.everything == f"se3/{SN}/#"
 
