@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,7 +32,16 @@ from pydantic import (
 from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
 from bridge.fields import ExtText, Location, Name, Url
-from bridge.report import Format
+from bridge.releases import (
+    DEFAULT_RELEASE,
+    FormatName,
+    Release,
+    ReleaseName,
+    ReportFormat,
+    check_format,
+    release,
+)
+from bridge.report import BUILT, Format
 from bridge.urls import check_http_url, report_urls, split_urls
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
@@ -121,10 +131,43 @@ class PlatformSection(_Section):
     retry_min: Annotated[float, Field(strict=True, ge=0.001, le=3600)] = 1.0
     shutdown_timeout: Annotated[float, Field(strict=True, gt=0, le=60)] = 5.0
     ca_file: Path | None = None
-    format: Format = "v1"  # the payload version the platform expects (docs/payload.md)
+    # The platform's release picks its report(s) and login (bridge.releases); `format`
+    # picks a variant the release offers ("v1": its own report). Declared in this
+    # order: `format` is checked against `release`.
+    release: ReleaseName = DEFAULT_RELEASE
+    format: FormatName = "v1"
     # Reports to a login-issued address carry the login's token and dev_sno as query
     # parameters; off for a platform that refuses parameters it does not know.
     send_token: Annotated[bool, Field(strict=True)] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v2_names_its_release(cls, data: object) -> object:
+        """`format = "v2"` alone keeps meaning what it did before releases: V2R1C01's."""
+        if isinstance(data, dict) and "release" not in data and data.get("format") == "v2":
+            return {**data, "release": "V2R1C01"}
+        return data
+
+    @field_validator("format")
+    @classmethod
+    def _offered(cls, value: str, info: ValidationInfo) -> str:
+        chosen = info.data.get("release")
+        if chosen is not None:  # else the release itself is refused
+            check_format(chosen, value)
+            built = release(chosen).gateway_format(value)
+            if built not in BUILT:
+                raise ValueError(f"release {chosen}'s {built} report is not built by this version")
+        return value
+
+    @property
+    def platform_release(self) -> Release:
+        """The release in force: its reports and login variant (bridge.releases)."""
+        return release(self.release)
+
+    @property
+    def gateway_format(self) -> ReportFormat:
+        """The format of the report with the gateway, under `format`."""
+        return self.platform_release.gateway_format(self.format)
 
     @field_validator("report_url", mode="before")
     @classmethod

@@ -24,10 +24,13 @@ import orjson
 
 from bridge.addresses import ip_sort_key as ip_sort_key  # the report's device order
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics
+from bridge.releases import ReportFormat
 
 Json = dict[str, Any]
 Format = Literal["v1", "v2"]
 FORMATS: tuple[Format, ...] = get_args(Format)
+# The release formats (bridge.releases) this module builds, by the payload version.
+BUILT: dict[ReportFormat, Format] = {"F2": "v1", "F1-MQ": "v2"}
 
 # (key, decimals) in contract order; None: an int, sent as is.
 _METRICS: tuple[tuple[str, int | None], ...] = (
