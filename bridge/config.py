@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge import rules
 from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
 from bridge.fields import ExtText, Location, Name, Url
@@ -42,7 +43,7 @@ from bridge.releases import (
     release,
 )
 from bridge.report import BUILT, Format
-from bridge.urls import check_http_url, report_urls, split_urls
+from bridge.urls import split_urls
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
@@ -50,9 +51,6 @@ ENV_CONFIG = "SE3_CONFIG"
 ENV_MQTT_USERNAME = "SE3_MQTT_USERNAME"
 ENV_MQTT_PASSWORD_FILE = "SE3_MQTT_PASSWORD_FILE"  # noqa: S105 - a variable name
 
-# The serial is a topic level and part of X-Report-Id: no MQTT wildcards, no '/'.
-_SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SERIAL_RULE = "a gateway serial is 1-64 letters, digits, '.', '_' or '-'"
 _PROBE = re.compile(r"^(rtsp|none|tcp:([1-9][0-9]{0,4}))$")
 
 
@@ -74,9 +72,17 @@ class GatewaySection(_Section):
     @field_validator("sn")
     @classmethod
     def _sn(cls, value: str) -> str:
-        if value and not _SERIAL.fullmatch(value):
-            raise ValueError(_SERIAL_RULE)
-        return value
+        return rules.serial(value) if value else value
+
+    @field_validator("dev_sno")
+    @classmethod
+    def _dev_sno(cls, value: str) -> str:
+        return rules.dev_sno(value) if value else value  # "": none (config/dev_sno may set it)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return rules.gateway_name(value) if value else value  # "": the host name
 
     def serial(self) -> str:
         """The gateway serial: `sn`, or the stripped content of `sn_file`."""
@@ -88,9 +94,10 @@ class GatewaySection(_Section):
             text = self.sn_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"gateway.sn_file: cannot read {self.sn_file}: {exc}") from exc
-        if not _SERIAL.fullmatch(text):
-            raise ConfigError(f"gateway.sn_file: {self.sn_file}: {_SERIAL_RULE}")
-        return text
+        try:
+            return rules.serial(text)
+        except ValueError as exc:
+            raise ConfigError(f"gateway.sn_file: {self.sn_file}: a gateway serial {exc}") from None
 
 
 class MqttSection(_Section):
@@ -179,14 +186,12 @@ class PlatformSection(_Section):
     @field_validator("report_url")
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
-        return report_urls(value)
+        return rules.report_urls(value)
 
     @field_validator("login_url")
     @classmethod
     def _login_http(cls, value: str) -> str:
-        if value:
-            check_http_url(value)
-        return value
+        return rules.login_url(value) if value else value
 
     @field_validator("ca_file", mode="before")
     @classmethod

@@ -10,8 +10,8 @@ Anything else is a failed login, retried with backoff by `LoginWorker`.
 A relative address is joined to the login URL's scheme and host (never its
 user:password); `//host/path` takes the login's scheme; an address that is
 still no usable URL (`http://` alone, `http://[::1`) is refused with a warning,
-and so is a period (a number, or a number as text) outside 1-86400 s: the next
-source is used instead.
+and so is a period that is not whole seconds from 1 to 86400 (a number, or a
+number as text; bridge.rules): the next source is used instead.
 
 The answer's `token` is, in the vendor's login document (sophonai/bm1682,
 V2R1C01), the parameter every call to the platform must carry: reports to the
@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from bridge import rules
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
 from bridge.http import printable, redact, without_query_values
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 _ADDRESS_KEYS = ("deviceMonitorAddr", "device_monitor_url")
 _PERIOD_KEYS = ("deviceMonitorPeriod", "device_monitor_report_period")
-PERIOD_MIN, PERIOD_MAX = 1, 86_400  # seconds, as for the config topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,31 +116,20 @@ def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
 
 
 def _period(doc: dict[str, object]) -> tuple[float | None, Refused | None]:
-    """The first usable period of the two names (a number, or a number as text), else
-    None and the refusal of the first one given (absent, null or blank: not given)."""
+    """The first usable period of the two names (bridge.rules.report_period), else None
+    and the refusal of the first one given (absent, null or blank: not given)."""
     refused = None
     for key in _PERIOD_KEYS:
         value = doc.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        seconds = _seconds(value)
-        if seconds is not None and PERIOD_MIN <= seconds <= PERIOD_MAX:
-            return seconds, None
-        if refused is None:
-            reason = f"{key} must be a number of seconds from {PERIOD_MIN} to {PERIOD_MAX}"
-            refused = Refused(printable(str(value), 32), reason, "report_period")
-    return None, refused
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, str):
         try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+            return float(rules.report_period(value)), None
+        except ValueError as exc:
+            if refused is None:
+                refused = Refused(printable(str(value), 32), rules.refusal(key, exc),
+                                  "report_period")
+    return None, refused
 
 
 class Fetcher(Protocol):

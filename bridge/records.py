@@ -40,9 +40,9 @@ from bridge.fields import (
     ExtText,
     Location,
     Name,
-    NotBlank,
     Url,
 )
+from bridge.rules import DevSno, GatewayName
 from bridge.topics import Kind
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -101,8 +101,8 @@ def _ip(value: str) -> str:
 
 class GatewayInfo(_Record):
     gateway_ip: Short
-    gateway_name: Annotated[str, Field(min_length=1, max_length=256), NotBlank]
-    dev_sno: Annotated[str, Field(min_length=1, max_length=128), NotBlank]
+    gateway_name: GatewayName
+    dev_sno: DevSno
     sw_version: Annotated[str, Field(max_length=4096)]
     sdk_version: Annotated[Short | None, Unknown] = None
     gateway_mac: Annotated[Short | None, Unknown] = None

@@ -21,21 +21,20 @@ Pure: no I/O, the wall clock passed in.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Mapping
 
+from bridge import rules
 from bridge.config import PlatformSection
 from bridge.errors import RecordError
 from bridge.http import printable, redact
-from bridge.login import PERIOD_MAX, PERIOD_MIN, LoginFailed, LoginResult
+from bridge.login import LoginFailed, LoginResult
 from bridge.topics import Kind
-from bridge.urls import check_http_url, report_urls, split_urls
+from bridge.urls import split_urls
 
 CONFIG_KINDS = frozenset({Kind.REPORT_URL, Kind.REPORT_PERIOD, Kind.LOGIN_URL, Kind.DEV_SNO})
 _SETTING = {Kind.REPORT_URL: "report_url", Kind.REPORT_PERIOD: "report_period",
             Kind.LOGIN_URL: "login_url", Kind.DEV_SNO: "dev_sno"}
-_DEV_SNO = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _KEEP_REFUSED = 10
 
 Json = dict[str, object]
@@ -205,24 +204,20 @@ def _parse(kind: Kind, payload: bytes) -> object:
         if not urls:  # empty, or only commas: cleared
             return None
         try:
-            return report_urls(urls)
+            return rules.report_urls(urls)
         except ValueError as exc:
             raise RecordError(str(exc), code="url") from None
     if not text:
         return None
-    if kind is Kind.REPORT_PERIOD:
-        if not (text.isascii() and text.isdigit()) or not PERIOD_MIN <= int(text) <= PERIOD_MAX:
-            raise RecordError(
-                f"report_period must be a whole number of seconds from {PERIOD_MIN} to "
-                f"{PERIOD_MAX}", code="period")
-        return int(text)
-    if kind is Kind.LOGIN_URL:
-        try:
-            check_http_url(text)
-        except ValueError as exc:
-            raise RecordError(f"login_url: {exc}", code="url") from None
-        return text
-    if not _DEV_SNO.fullmatch(text):
-        raise RecordError("dev_sno must be 1-128 letters, digits, '.', '_' or '-'", code="dev_sno")
-    return text
+    rule, code = _RULES[kind]
+    try:
+        return rule(text)
+    except ValueError as exc:
+        raise RecordError(rules.refusal(_SETTING[kind], exc), code=code) from None
 
+
+_RULES: dict[Kind, tuple[Callable[[str], object], str]] = {
+    Kind.REPORT_PERIOD: (rules.report_period, "period"),
+    Kind.LOGIN_URL: (rules.login_url, "url"),
+    Kind.DEV_SNO: (rules.dev_sno, "dev_sno"),
+}

@@ -3,21 +3,23 @@
 The field names are the vendor's (sophonai/bm1682, V2R2C01 sections 4.5 and 8),
 its spelling included (`reported_peroid`). An empty value clears a setting, so
 the next source (the login, then the config file) is in force again.
+
+Every value is checked by the bridge's own rule for its setting (bridge.rules),
+so a call never answers success for a value the bridge would refuse.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from bridge import urls as bridge_urls
-from bridge.urls import check_http_url, split_urls
+from bridge import rules
+from bridge.urls import split_urls
 from console.errors import param_error
 
-MIN_PERIOD = 1
-MAX_PERIOD = 86_400
-_DEV_SNO = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,31 +45,35 @@ def monitor_server_url(body: Mapping[str, object]) -> list[Change]:
 
 
 def report_urls(text: str, field: str = "report_url") -> str:
-    """One http(s) URL or several separated by commas, as the topic holds them ("" clears).
-
-    The bridge's own check, so that a call never answers success for a value the
-    bridge would refuse (not http(s), too many targets).
-    """
-    try:
-        return ",".join(bridge_urls.report_urls(split_urls(text)))
-    except ValueError as exc:
-        raise param_error(field, str(exc)) from None
+    """One http(s) URL or several separated by commas, as the topic holds them ("" clears)."""
+    return ",".join(_checked(field, rules.report_urls, split_urls(text)))
 
 
 def login_url(body: Mapping[str, object]) -> Change:
     """PUT /SophonMQ/api/LoginUrl."""
     url = _text(body, "login_url").strip()
-    if url:
-        _http_url("login_url", url)
-    return Change("login_url", url)
+    return Change("login_url", _checked("login_url", rules.login_url, url) if url else "")
 
 
 def dev_sno(body: Mapping[str, object]) -> Change:
     """PUT /SophonMQ/api/DevSno."""
     code = _text(body, "dev_sno").strip()
-    if code and not _DEV_SNO.fullmatch(code):
-        raise param_error("dev_sno", "must be 1-128 printable characters without spaces")
-    return Change("dev_sno", code)
+    return Change("dev_sno", _checked("dev_sno", rules.dev_sno, code) if code else "")
+
+
+def report_period(value: object, field: str = "report_period") -> str:
+    """Whole seconds in 1..86400 (a number or its digits), as the topic holds it ("" clears)."""
+    if value is None or value == "":
+        return ""
+    return str(_checked(field, rules.report_period, value))
+
+
+def _checked(field: str, rule: Callable[[_In], _Out], value: _In) -> _Out:
+    """`rule(value)`, or the call's 400 naming `field` with the rule's reason."""
+    try:
+        return rule(value)
+    except ValueError as exc:
+        raise param_error(field, str(exc)) from None
 
 
 def _text(body: Mapping[str, object], field: str) -> str:
@@ -79,25 +85,3 @@ def _text(body: Mapping[str, object], field: str) -> str:
     if not isinstance(value, str):
         raise param_error(field, "must be a string")
     return value
-
-
-def _http_url(field: str, url: str) -> None:
-    try:
-        check_http_url(url)
-    except ValueError as exc:
-        raise param_error(field, str(exc)) from None
-
-
-def report_period(value: object, field: str = "report_period") -> str:
-    """Whole seconds in 1..86400 (a number or its digits), as the topic holds it ("" clears)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise param_error(field, "must be a whole number of seconds")
-    if not MIN_PERIOD <= value <= MAX_PERIOD:
-        raise param_error(field, f"must be between {MIN_PERIOD} and {MAX_PERIOD} seconds")
-    return str(value)

@@ -20,7 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-_DEV_SNO = re.compile(r"[A-Za-z0-9._-]{1,128}")
+from bridge import rules
+
 _HEX_MAC = re.compile(r"0x[0-9a-f]{12}")
 
 
@@ -47,8 +48,10 @@ def check_login_args(dev_sno: str | None, hex_mac: str | None) -> None:
     """Raise LoginRefused unless both arguments are present and well formed."""
     if not dev_sno:
         raise LoginRefused("dev_sno is missing")
-    if not _DEV_SNO.fullmatch(dev_sno):
-        raise LoginRefused("dev_sno must be 1-128 letters, digits, '.', '_' or '-'")
+    try:
+        rules.dev_sno(dev_sno)
+    except ValueError as exc:
+        raise LoginRefused(rules.refusal("dev_sno", exc)) from None
     if not hex_mac:
         raise LoginRefused("hex_mac is missing")
     if not _HEX_MAC.fullmatch(hex_mac):

@@ -183,13 +183,13 @@ class TestAnswer:
         assert [r.setting for r in result.refused] == ["report_period"]
 
 
-    @pytest.mark.parametrize(("period", "seconds"), [("30.5", 30.5), (" 90 ", 90.0)])
-    def test_period_as_text_with_a_fraction(self, period: str, seconds: float) -> None:
+    @pytest.mark.parametrize(("period", "seconds"), [(" 90 ", 90.0), (45.0, 45.0)])
+    def test_period_as_text_or_a_whole_float(self, period: object, seconds: float) -> None:
         text = answer(deviceMonitorAddr="/r", deviceMonitorPeriod=period)
 
         assert parse_answer(LOGIN, 200, text).period == seconds
 
-    @pytest.mark.parametrize("period", ["1e9", "soon", "nan", "0.5"])
+    @pytest.mark.parametrize("period", ["1e9", "soon", "nan", "0.5", "30.5", 30.5])
     def test_period_text_that_is_not_usable_is_refused_visibly(self, period: str) -> None:
         """A period given as text is read as a number; one not usable is refused (named in
         `refused`, so it shows in bridge/settings), never dropped silently."""

@@ -39,11 +39,16 @@ class TestControlCharacters:
             parse_as(DeviceState, device(**{field: f"a{char}b"}), "10.0.0.1")
         assert info_.value.field == field
 
-    @pytest.mark.parametrize("field", ["gateway_name", "dev_sno", "sdk_version"])
+    @pytest.mark.parametrize("field", ["gateway_name", "sdk_version"])
     def test_gateway_strings_refuse_newlines(self, field: str) -> None:
         """Only sw_version may span lines."""
         with pytest.raises(RecordError, match="U\\+000A"):
             parse_as(GatewayInfo, info(**{field: "a\nb"}))
+
+    def test_dev_sno_takes_only_its_own_characters(self) -> None:
+        """dev_sno has the setting's rule (bridge.rules): a line break is not one of them."""
+        with pytest.raises(RecordError, match="dev_sno: must be 1-128 letters"):
+            parse_as(GatewayInfo, info(dev_sno="a\nb"))
 
     def test_sw_version_keeps_its_line_breaks(self) -> None:
         """The vendor's sw_version is several lines; they stay."""

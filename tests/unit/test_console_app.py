@@ -255,6 +255,17 @@ class TestCalls:
             (f"{BASE}/config/dev_sno", "TJGSDX000120190726103455", True),
         ]
 
+    @pytest.mark.parametrize("code", ["ABC+123", "ZKZC PI/0001"])
+    def test_put_dev_sno_the_bridge_would_refuse_is_a_400(
+        self, client: FlaskClient, publisher: FakePublisher, code: str
+    ) -> None:
+        """The bridge's own rule: never a success for a code the bridge refuses."""
+        answer = client.put("/SophonMQ/api/DevSno", headers=BEARER, json={"dev_sno": code})
+        assert answer.status_code == 400
+        assert answer.json is not None
+        assert answer.json["error"]["message"].startswith("dev_sno: must be 1-128 letters")
+        assert publisher.sent == []
+
     def test_login_url_credentials_not_echoed(self, client: FlaskClient) -> None:
         answer = client.put("/SophonMQ/api/LoginUrl", headers=BEARER,
                             json={"login_url": "http://u:s3cret@xxx.com/login?key=k3y"})
@@ -436,8 +447,8 @@ class TestPage:
         token = csrf_token(client, "/")
         answer = client.post("/settings/report_period", data={"value": "0", "csrf_token": token},
                              follow_redirects=True)
-        assert "Report period not changed: report_period: must be between 1 and 86400" in (
-            answer.get_data(as_text=True))
+        assert ("Report period not changed: report_period: must be a whole number of seconds "
+                "from 1 to 86400") in answer.get_data(as_text=True)
         assert publisher.sent == []
 
     def test_targets_from_delivery_events(self, client: FlaskClient, view: View) -> None:

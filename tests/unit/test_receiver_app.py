@@ -205,7 +205,7 @@ class TestLogin:
         [
             ({"hex_mac": "0xe0a509000e6d"}, "dev_sno is missing"),
             ({"dev_sno": "A1", "hex_mac": ""}, "hex_mac is missing"),
-            ({"dev_sno": "A 1", "hex_mac": "0xe0a509000e6d"}, "dev_sno must be"),
+            ({"dev_sno": "A 1", "hex_mac": "0xe0a509000e6d"}, "dev_sno: must be"),
             ({"dev_sno": "A1", "hex_mac": "0xE0A509000E6D"}, "hex_mac must be"),
             ({"dev_sno": "A1", "hex_mac": "e0a509000e6d"}, "hex_mac must be"),
             ({"dev_sno": "A1", "hex_mac": "0xe0:a5:09:00:0e:6d"}, "hex_mac must be"),
