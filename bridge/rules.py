@@ -26,6 +26,12 @@ here: it means "not set" (the next source is in force) to every caller.
                                       PUT /SophonMQ/api/LoginUrl
     gateway name   gateway_name()     gateway.name, gateway/info
     gateway serial serial()           gateway.sn, gateway.sn_file
+    reporter_id    reporter_id()      gateway.reporter_id, config/reporter_id,
+                                      setsystemmonitorconfig
+    release        release()          platform.release, config/release, the console
+    devices' report URLs and period: the report's own rules (report_urls(),
+    report_period()), from platform.devices_report_url, config/devices_report_*,
+    the login answer, SophonConfig and the V6 face config calls
 
 (`platform.interval` in the file is the report period's last fallback and also
 takes fractions down to 0.1 s, for tests and demos; it is checked by the file's
@@ -45,12 +51,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from bridge import releases
 from bridge.http import CONTROL
 from bridge.urls import check_http_url
 from bridge.urls import report_urls as _report_urls
 
 PERIOD_MIN, PERIOD_MAX = 1, 86_400  # seconds
 NAME_MAX = 256
+REPORTER_ID_MAX = 128
 
 _DEV_SNO = re.compile(r"[A-Za-z0-9._-]{1,128}")
 DEV_SNO_RULE = "must be 1-128 letters, digits, '.', '_' or '-'"
@@ -116,6 +124,24 @@ def gateway_name(value: str) -> str:
     if len(value) > NAME_MAX:
         raise ValueError(f"must be at most {NAME_MAX} characters")
     return value
+
+
+def reporter_id(value: str) -> str:
+    """The id a V6 system status report carries (`reporter_id`, dev_sno unless set): text
+    for the platform to group reports by, 1-128 characters, no control character."""
+    found = CONTROL.search(value)
+    if found:
+        raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
+    if not value.strip():
+        raise ValueError("must not be blank (whitespace only)")
+    if len(value) > REPORTER_ID_MAX:
+        raise ValueError(f"must be at most {REPORTER_ID_MAX} characters")
+    return value
+
+
+def release(value: str) -> str:
+    """A platform release of bridge.releases (`V6R1C01`), spelled as there."""
+    return releases.release(value.strip()).name
 
 
 # For pydantic models (the config file, records): the same rules as field types.

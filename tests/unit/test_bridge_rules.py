@@ -146,3 +146,21 @@ class TestTheIssuesCases:
             calls.report_period(0)
         assert str(topic_error.value) == call_error.value.message == (
             "report_period: must be a whole number of seconds from 1 to 86400")
+
+
+class TestNewSettings:
+    @pytest.mark.parametrize(("value", "usable"), [
+        ("AFVKQF000120210604151110", True), ("站点 1", True), ("x" * 128, True),
+        ("   ", False), ("a\nb", False), ("x" * 129, False), ("a\u202eb", False)])
+    def test_reporter_id(self, value: str, usable: bool) -> None:
+        assert verdict(rules.reporter_id, value) is usable
+
+    @pytest.mark.parametrize(("value", "usable"), [
+        ("V6R1C01", True), ("V2R2C01", True), (" V5R7C01 ", True),
+        ("V6R3C01", False), ("v6r1c01", False), ("", False)])
+    def test_release(self, value: str, usable: bool) -> None:
+        assert verdict(rules.release, value) is usable
+
+    def test_release_names_the_known_ones(self) -> None:
+        with pytest.raises(ValueError, match="known: V2R1C01, V2R2C01"):
+            rules.release("V9")
