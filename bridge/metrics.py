@@ -3,11 +3,12 @@
 A custom collector reads one consistent `Stats` snapshot per scrape, so the
 numbers never disagree with each other and nothing is counted twice.
 
-The listener serves each connection on a thread of its own, so it bounds them:
-a connection that sends nothing for CONNECTION_TIMEOUT seconds is closed, and
-past MAX_CONNECTIONS open at once a new one is closed at once (logged, damped).
-Idle or trickling clients then cost at most that many threads, never the
-bridge's memory.
+The listener serves each connection on a thread of its own, so it bounds them
+(bridge.listener): a connection that sends nothing for CONNECTION_TIMEOUT
+seconds is closed, a request must arrive within REQUEST_DEADLINE seconds, and
+past MAX_CONNECTIONS open at once (MAX_PER_ADDRESS from one address) a new one
+is closed at once (logged, damped). Idle or trickling clients then cost at most
+that many threads, never the bridge's memory.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from bridge.listener import CappedThreads
+from bridge.listener import BoundedRequests, CappedThreads, RequestLimits
 from bridge.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -75,14 +76,15 @@ class StatsCollector(Collector):
 
 
 CONNECTION_TIMEOUT = 5.0  # seconds a connection may stay silent (each read)
+REQUEST_DEADLINE = 10.0  # seconds from a request's first byte to its end
 MAX_CONNECTIONS = 8  # served at once; a scraper needs one
+MAX_PER_ADDRESS = 4
 
 
-class _Handler(WSGIRequestHandler):
-    def setup(self) -> None:
-        super().setup()
-        # Read at each connection (tests shorten it); bounds every read and write.
-        self.connection.settimeout(CONNECTION_TIMEOUT)
+class _Handler(BoundedRequests, WSGIRequestHandler):
+    def request_limits(self) -> RequestLimits:
+        # Read at each connection (tests shorten them).
+        return RequestLimits(idle=CONNECTION_TIMEOUT, deadline=REQUEST_DEADLINE)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not worth a log line each."""
@@ -94,7 +96,8 @@ class _Server(CappedThreads, ThreadingMixIn, WSGIServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Read at each start (tests lower it).
-        super().__init__(*args, max_connections=MAX_CONNECTIONS, **kwargs)
+        super().__init__(*args, max_connections=MAX_CONNECTIONS,
+                         max_per_address=MAX_PER_ADDRESS, **kwargs)
 
 
 def serve(stats: Stats, connected: Callable[[], bool], listen: str) -> WSGIServer:

@@ -1,49 +1,90 @@
 """The console served by werkzeug's threaded WSGI server from a background thread.
 
 The socket is bound in `start()` (port 0 picks a free one), so tests read the
-real address from `.url`; `stop()` ends serving and closes the socket. It listens
-on the LAN, so it bounds what a client can hold: a connection silent for
-CONNECTION_TIMEOUT seconds is closed, and past MAX_CONNECTIONS open at once a new
-one is closed at once.
+real address from `.url`; `stop()` ends serving and closes the socket. With an
+`ssl.SSLContext` it serves HTTPS only (each handshake in its connection's thread).
+
+It listens on the LAN, so each listener bounds what a client can hold
+(bridge.listener): a connection silent for CONNECTION_TIMEOUT seconds is closed,
+a request must arrive whole within REQUEST_DEADLINE seconds of its first byte,
+its headers within 16 KiB and 64 lines (else 431), and past MAX_CONNECTIONS open
+at once, or MAX_PER_ADDRESS from one address, a new one is closed at once.
+Refused and failed requests are logged, damped, with their paths escaped.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
-from bridge.listener import CappedThreads
+from bridge.http import printable
+from bridge.listener import BoundedRequests, CappedThreads, RequestLimits
+from bridge.logs import Damper
 
 logger = logging.getLogger(__name__)
 
 
 CONNECTION_TIMEOUT = 10.0  # seconds a connection may stay silent (each read and write)
+REQUEST_DEADLINE = 30.0  # seconds from a request's first byte to the end of its body
 MAX_CONNECTIONS = 32  # served at once: a few browsers (6 each) and scripts
+MAX_PER_ADDRESS = 8  # from one client address: a browser opens 6
+LOG_BURST = (20, 10.0)  # request lines logged per window (seconds); the rest counted
+
+_lines = Damper(burst=LOG_BURST[0], window=LOG_BURST[1])
 
 
-class _Handler(WSGIRequestHandler):
+class _Handler(BoundedRequests, WSGIRequestHandler):
     # The Server header names no software versions to the LAN.
     server_version = "se3-console"
     sys_version = ""
 
-    def setup(self) -> None:
-        super().setup()
-        # Read at each connection (tests shorten it): an idle or trickling client on
+    def request_limits(self) -> RequestLimits:
+        # Read at each connection (tests shorten them): an idle or trickling client on
         # the LAN does not hold a thread for good.
-        self.connection.settimeout(CONNECTION_TIMEOUT)
+        return RequestLimits(idle=CONNECTION_TIMEOUT, deadline=REQUEST_DEADLINE)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The page polls every two seconds: only refusals and failures are worth a
-        # line, without the query string.
+        # line, without the query string. A request line that could not be parsed
+        # leaves `command` and `path` unset (http.server answers it 400 itself).
         status = int(code) if str(code).isdigit() else 0
-        if status >= 400:
-            path = self.path.split("?", 1)[0][:200]
-            logger.info("%s %s %s from %s", self.command, path, status, self.address_string())
+        if status < 400:
+            return
+        command = getattr(self, "command", None)
+        path = getattr(self, "path", None)
+        if command and path is not None:
+            what = f"{printable(command, 16)} {printable(path.split('?', 1)[0], 200)}"
+        else:
+            what = f"bad request line '{printable(getattr(self, 'requestline', ''), 80)}'"
+        why = getattr(self, "_refusal", "")
+        self._log("%s %s%s from %s", what, status, f" ({why})" if why else "",
+                  self.address_string())
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # http.server's own words on a request it refused (then logged by log_request,
+        # with them) or on a read that timed out.
+        if format.startswith("code %d") and len(args) == 2:
+            self._refusal = printable(str(args[1]), 120)
+            return
+        self._log("%s from %s", printable(format % args, 200), self.address_string())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self._log("%s from %s", printable(format % args, 200), self.address_string())
+
+    @staticmethod
+    def _log(message: str, *args: object) -> None:
+        """One line, unless a flood of them is under way: then one a window, with the
+        count of those left out (a failed login is logged apart, by console.auth)."""
+        allowed, suppressed = _lines.allow("request")
+        if allowed:
+            more = f" ({suppressed} more requests not logged)" if suppressed else ""
+            logger.info("%s%s", message % args, more)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -59,14 +100,17 @@ class _Server(CappedThreads, ThreadedWSGIServer):
     label = "console"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, max_connections=MAX_CONNECTIONS, **kwargs)
+        super().__init__(*args, max_connections=MAX_CONNECTIONS,
+                         max_per_address=MAX_PER_ADDRESS, **kwargs)
 
 
 class ConsoleServer:
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.host = host
         self._port = port
+        self._tls = tls
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -79,7 +123,7 @@ class ConsoleServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}"
 
     def start(self) -> ConsoleServer:
         """Bind and serve in the background; OSError when the address is taken."""
@@ -89,6 +133,12 @@ class ConsoleServer:
             port = sock.getsockname()[1]
             self._server = _Server(self.host, port, self.app, handler=_Handler,
                                    fd=sock.fileno())
+        if self._tls is not None:
+            # Not werkzeug's own wrapping: it shakes hands in the accepting thread,
+            # where one silent client would stop every other.
+            self._server.socket = self._tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False)
+            self._server.ssl_context = self._tls  # wsgi.url_scheme https
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.2},
                                         name=f"console-{port}", daemon=True)
