@@ -858,6 +858,10 @@ class TestTopicKinds:
                 Kind.REPORT_PERIOD: TOPICS.report_period,
                 Kind.LOGIN_URL: TOPICS.login_url,
                 Kind.DEV_SNO: TOPICS.dev_sno,
+                Kind.DEVICES_REPORT_URL: TOPICS.devices_report_url,
+                Kind.DEVICES_REPORT_PERIOD: TOPICS.devices_report_period,
+                Kind.REPORTER_ID: TOPICS.reporter_id,
+                Kind.RELEASE: TOPICS.release,
                 Kind.REPORT_NOW: TOPICS.report_now,
             }[kind]
             assert isinstance(h.send(topic, payloads.get(kind, b"online")), Outcome)
