@@ -13,7 +13,6 @@ console's own scripts and styles.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -21,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from console import api, auth, pages
 from console.errors import ApiError, PublishError, error_response
+from console.sessions import LIFETIME
 from console.state import EXTENSION, ConsoleState
 
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -35,7 +35,8 @@ def create_app(console: ConsoleState) -> Flask:
         SESSION_COOKIE_NAME="se3_console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=LIFETIME,  # from the login: console.sessions ends it
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=MAX_BODY,
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a page may stay open all day
     )

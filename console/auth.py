@@ -9,7 +9,8 @@ Two ways in, both as the one user `admin` with the password from
   forged cross-site form cannot use a browser's session).
 A 401 never asks the browser for Basic credentials (it would keep sending them,
 to cross-site forms too). Failed attempts count per client address: after 5 in
-a minute, every attempt from it gets 429 until the minute is over.
+a minute, its attempts are taken one every few seconds (console.throttle), the
+right password too, but it is never refused for others' wrong guesses.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from bridge.logs import Damper
 from console.errors import TOO_MANY_REQUESTS, UNAUTHORIZED, error_response
 from console.password import USER
 from console.state import state as _console
@@ -40,6 +42,7 @@ bp = Blueprint("auth", __name__)
 _OPEN = frozenset({"auth.login", "static"})  # the login form and its css/js: no data in them
 HEADER = "header"
 SESSION = "session"
+_failures_logged = Damper(burst=10, window=60.0)
 
 
 @bp.before_app_request
@@ -78,7 +81,6 @@ def login() -> BaseResponse | tuple[str, int]:
     user = request.form.get("username", "")
     password = request.form.get("password", "")
     if hmac.compare_digest(user.encode(), USER.encode()) & console.password.matches(password):
-        console.throttle.succeeded(client)
         console.sessions.end(session.get("sid"))  # a session replaced is a session ended
         session.clear()
         session.permanent = True
@@ -116,7 +118,12 @@ def _header_credentials() -> tuple[str, str] | None:
 
 def _failed(client: str, how: str) -> None:
     count = _console().throttle.failed(client)
-    logger.warning("failed console login (%s) from %s: %d in the last minute", how, client, count)
+    # Apart from the request log (which a flood damps), and per address, so that
+    # one address's guesses cannot hide another's.
+    allowed, suppressed = _failures_logged.allow(client)
+    if allowed:
+        logger.warning("failed console login (%s) from %s: %d in the last minute%s", how,
+                       client, count, f" ({suppressed} more not logged)" if suppressed else "")
 
 
 def _refuse(message: str) -> BaseResponse | tuple[str, int]:
@@ -130,11 +137,12 @@ def _refuse(message: str) -> BaseResponse | tuple[str, int]:
 def _throttled(wait: float) -> BaseResponse | tuple[str, int]:
     seconds = max(1, int(wait + 0.999))
     if not _wants_json():
-        error = f"Too many failed logins from this address: try again in {seconds} s."
+        error = (f"Too many failed logins from this address: attempts are taken one at a "
+                 f"time; try again in {seconds} s.")
         return render_template("login.html", error=error), 429
     response = error_response(
-        429, TOO_MANY_REQUESTS, f"too many failed logins from this address; try again in "
-                                f"{seconds} s")
+        429, TOO_MANY_REQUESTS, f"too many failed logins from this address: attempts are "
+                                f"taken one at a time; try again in {seconds} s")
     response.headers["Retry-After"] = str(seconds)
     return response
 

@@ -58,23 +58,62 @@ class TestPasswordFile:
         assert not password.matches("\udcff")
 
 
+class Paced:
+    """A settable clock whose sleep moves it on, and the sleeps asked for."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 class TestThrottle:
-    def test_five_failures_a_minute(self) -> None:
-        """The 5th failure within the window blocks the client until the 1st is a minute old."""
-        now = [0.0]
-        throttle = LoginThrottle(limit=5, window=60.0, clock=lambda: now[0])
+    def test_five_failures_then_one_attempt_every_interval(self) -> None:
+        """Up to 5 failures a minute an address tries at will; then each attempt waits
+        its turn, `interval` after the one before; other addresses are not slowed."""
+        clock = Paced()
+        throttle = LoginThrottle(limit=5, window=60.0, interval=3.0, clock=clock,
+                                 sleep=clock.sleep)
         for _ in range(5):
             assert throttle.wait("10.0.0.9") == 0
             throttle.failed("10.0.0.9")
-            now[0] += 10
-        assert throttle.wait("10.0.0.9") == pytest.approx(10.0)
-        assert throttle.wait("10.0.0.8") == 0  # per client
-        now[0] += 10
+        assert clock.slept == []
+        assert throttle.wait("10.0.0.9") == 0  # first turn: now
+        assert throttle.wait("10.0.0.9") == 0  # next: 3 s on
+        assert clock.slept == [3.0]
+        assert throttle.wait("10.0.0.8") == 0
+        assert clock.slept == [3.0]
+        clock.now += 61  # the failures are a minute old: no pacing
         assert throttle.wait("10.0.0.9") == 0
+        assert clock.slept == [3.0]
 
-    def test_success_resets(self) -> None:
-        throttle = LoginThrottle(limit=2, window=60.0, clock=lambda: 0.0)
+    def test_a_queue_longer_than_max_wait_is_told_when_to_come_back(self) -> None:
+        """Attempts waiting at once (a clock that does not move while they sleep) queue
+        up to `max_wait`; past that one gets the seconds to come back (429)."""
+        now = [0.0]
+        sleeps: list[float] = []
+        throttle = LoginThrottle(limit=2, window=60.0, interval=3.0, max_wait=10.0,
+                                 clock=lambda: now[0], sleep=sleeps.append)
         throttle.failed("a")
-        throttle.succeeded("a")
         throttle.failed("a")
-        assert throttle.wait("a") == 0
+        assert [throttle.wait("a") for _ in range(4)] == [0, 0, 0, 0]
+        assert sleeps == [3.0, 6.0, 9.0]  # the first went at once
+        assert throttle.wait("a") == pytest.approx(12.0)
+
+    def test_a_success_does_not_clear_the_failures(self) -> None:
+        """The right password from a script behind the same address does not hand a
+        guesser five new free tries."""
+        clock = Paced()
+        throttle = LoginThrottle(limit=2, window=60.0, interval=3.0, clock=clock,
+                                 sleep=clock.sleep)
+        throttle.failed("a")
+        throttle.failed("a")
+        throttle.wait("a")  # the right password, say
+        throttle.wait("a")
+        assert clock.slept == [3.0]
