@@ -5,8 +5,8 @@ wall clock; from then on its deadline lives on the monotonic clock, so an NTP
 step of hours after arrival changes nothing. The age is clamped at zero: a `ts`
 in the future (our clock stepped back, or the publisher's is ahead) can never
 make a record live longer than its `ttl` from arrival. A retained record
-replayed after a restart keeps its true age, so a stale one stays stale
-(PITFALLS: Home Assistant core #86992).
+replayed after a restart keeps its true age, so a stale one stays stale; one
+without `ts` counts from its arrival, which bridge.arrivals keeps across restarts.
 """
 
 from __future__ import annotations

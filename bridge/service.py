@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
+from bridge.arrivals import FLUSH_EVERY
 from bridge.config import Config
 from bridge.delivery import Target
 from bridge.errors import BrokerError, RecordError
@@ -96,6 +97,7 @@ class Bridge:
         self._refs_max = 2 * config.bridge.max_devices + 1024
         self._stop = threading.Event()
         self._replayed = False
+        self._arrivals_due = 0.0  # monotonic time of the next write of arrivals
         self._fence_deadline: float | None = None
         self._seen: set[TopicRef] | None = None  # what the current replay brought back
         self._next_seq = itertools.count(1).__next__  # report seq, shared by all targets
@@ -259,6 +261,17 @@ class Bridge:
         if outcome.changed:
             self.schedule.changed(self.clock.monotonic())
 
+    def _write_arrivals(self, now: float) -> None:
+        """Keep the arrivals of records without `ts` on the broker (bridge.arrivals): only
+        once the replay has brought back the ones kept before, at most once a second."""
+        if not (self._announce and self._replayed and self.state.arrivals.pending()):
+            return
+        if now < self._arrivals_due:
+            return
+        self._arrivals_due = now + FLUSH_EVERY
+        for key, payload in self.state.arrivals.take():
+            self.conn.publish(self.topics.arrival(key), payload, retain=True, qos=1)
+
     def _reject(self, topic: str, error: RecordError) -> None:
         self.stats.rejected(error.code)
         shown = topic if len(topic) <= 200 else topic[:197] + "..."
@@ -282,10 +295,13 @@ class Bridge:
             self.schedule.mark_ready(now)
         if self.schedule.is_due(now):
             self._send(now)
+        self._write_arrivals(now)
 
     def _wait_time(self) -> float:
         now = self.clock.monotonic()
         times = [self.schedule.next_due(), self.state.next_expiry()]
+        if self._announce and self._replayed and self.state.arrivals.pending():
+            times.append(self._arrivals_due)
         wait = min([t - now for t in times if t is not None], default=_MAX_WAIT)
         if self._fence_deadline is not None:
             wait = min(wait, self._fence_deadline - now)
@@ -333,6 +349,8 @@ class Bridge:
         else:
             for target in targets:
                 target.stop()
+        self._arrivals_due = 0.0
+        self._write_arrivals(time.monotonic())
         self.link.stop_login()
         self.rim.close()
 

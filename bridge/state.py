@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from bridge.arrivals import Arrivals
 from bridge.errors import RecordError
 from bridge.freshness import Clock, deadline
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
@@ -31,6 +32,7 @@ from bridge.report import (
     ip_sort_key,
     splice,
 )
+from bridge.topics import ARRIVAL_METRICS as METRICS
 from bridge.topics import Kind, TopicRef
 
 _STATUS_PAYLOADS = {b"online": "online", b"offline": "offline"}
@@ -102,6 +104,8 @@ class GatewayState:
         self._expiries: list[tuple[float, str]] = []
         self._waiting: dict[str, bytes] = {}  # see _MAX_WAITING
         self._bodies_for: tuple[str, Format] | None = None  # (dev_sno, fmt) of the kept bodies
+        # When each record with a ttl and no ts arrived, kept across restarts (bridge.arrivals).
+        self.arrivals = Arrivals()
 
     # -- feeding -------------------------------------------------------------
 
@@ -120,6 +124,8 @@ class GatewayState:
             return self._apply_info(payload)
         if kind is Kind.COLLECTOR_STATUS:
             return self._apply_collector(ref.key, payload, clock)
+        if kind is Kind.BRIDGE_ARRIVAL:  # our own writes echoed live say nothing new
+            return self.restore_arrival(ref.key, payload, clock) if replayed else UNCHANGED
         return UNCHANGED  # the bridge's own topics; config topics go to bridge.settings
 
     def _apply_device(self, ip: str, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
@@ -158,15 +164,11 @@ class GatewayState:
             slot = _Slot(payload, record, old.deadline, old.lapsed, old.body, old.body_status)
             self.devices[ip] = slot
         else:
-            due = deadline(record.ts, record.ttl, clock)
-            # A record already past its deadline is offline from the start: nothing
-            # is left to wake up for.
-            slot = _Slot(payload, record, due, lapsed=due is not None and due <= now)
+            due = deadline(self._since(ip, payload, record.ts, record.ttl, clock, replayed),
+                           record.ttl, clock)
+            slot = _Slot(payload, record, None)
             self.devices[ip] = slot
-            if due is not None and not slot.lapsed:
-                heapq.heappush(self._expiries, (due, ip))
-                if len(self._expiries) > 2 * len(self.devices) + 64:
-                    self._compact_expiries()
+            self._set_deadline(ip, slot, due, now)
         if old is None:
             self._order = None
             return CHANGED
@@ -175,14 +177,53 @@ class GatewayState:
     def _apply_metrics(self, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         if not payload:
             self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
+            self.arrivals.forget(METRICS)
             return UNCHANGED
         if payload != self._metrics_raw or self.metrics is None:
             parsed = parse_as(GatewayMetrics, payload, max_size=self.max_payload)
             self.metrics, self._metrics_raw = parsed, payload
         elif self.metrics.ts is not None or replayed:
             return UNCHANGED  # keep the deadline judged at first arrival (as for devices)
-        self._metrics_deadline = deadline(self.metrics.ts, self.metrics.ttl, clock)
+        metrics = self.metrics
+        since = self._since(METRICS, payload, metrics.ts, metrics.ttl, clock, replayed)
+        self._metrics_deadline = deadline(since, metrics.ttl, clock)
         return UNCHANGED  # metrics travel with the periodic report
+
+    def _since(self, key: str, payload: bytes, ts: float | None, ttl: float | None,
+               clock: Clock, replayed: bool) -> float | None:
+        """The wall time a record's age counts from: its `ts`, else its arrival (kept
+        across restarts for a record with a `ttl`)."""
+        if ttl is None or ts is not None:
+            self.arrivals.forget(key)
+            return ts
+        return self.arrivals.arrived(key, payload, clock.wall(), replayed)
+
+    def _set_deadline(self, ip: str, slot: _Slot, due: float | None, now: float) -> None:
+        # A record already past its deadline is offline from the start: nothing is
+        # left to wake up for.
+        slot.deadline, slot.lapsed = due, due is not None and due <= now
+        if due is not None and not slot.lapsed:
+            heapq.heappush(self._expiries, (due, ip))
+            if len(self._expiries) > 2 * len(self.devices) + 64:
+                self._compact_expiries()
+
+    def restore_arrival(self, key: str, payload: bytes, clock: Clock) -> Outcome:
+        """A replayed `bridge/arrivals/{key}`: a record judged from its own replay counts
+        from the arrival kept before the restart. RecordError when malformed."""
+        at = self.arrivals.restore(key, payload)
+        if at is None:
+            return UNCHANGED
+        if key == METRICS:
+            if self.metrics is not None:
+                self._metrics_deadline = deadline(at, self.metrics.ttl, clock)
+            return UNCHANGED
+        slot = self.devices.get(key)
+        if slot is None:
+            return UNCHANGED
+        now = clock.monotonic()
+        before = self._view(slot, now)
+        self._set_deadline(key, slot, deadline(at, slot.record.ttl, clock), now)
+        return CHANGED if self._view(slot, now) != before else UNCHANGED
 
     def _apply_info(self, payload: bytes) -> Outcome:
         if not payload:
@@ -241,6 +282,7 @@ class GatewayState:
             self.info, self._info_raw, changed = None, b"", True
         if self.metrics is not None and (Kind.GATEWAY_METRICS, "") not in keys:
             self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
+            self.arrivals.forget(METRICS)
         back = {n for n in self.offline_sources if (Kind.COLLECTOR_STATUS, n) not in keys}
         if back:
             self.offline_sources -= back
@@ -262,6 +304,7 @@ class GatewayState:
 
     def _forget(self, ip: str) -> None:
         self._device_bytes -= _weight(self.devices.pop(ip).raw)
+        self.arrivals.forget(ip)
 
     # -- time ----------------------------------------------------------------
 

@@ -5,6 +5,7 @@
     {prefix}/{sn}/devices/{ip}/state
     {prefix}/{sn}/collectors/{name}/status
     {prefix}/{sn}/bridge/status | bridge/report | bridge/errors | bridge/settings
+    {prefix}/{sn}/bridge/arrivals/{ip} | bridge/arrivals/metrics   (bridge.arrivals)
     {prefix}/{sn}/config/report_url | report_period | login_url | dev_sno
     {prefix}/{sn}/config/devices_report_url | devices_report_period | reporter_id | release
     {prefix}/{sn}/config/report_now      (a command, not retained: send a report now)
@@ -25,6 +26,7 @@ from bridge.addresses import MAX_ADDRESS_TEXT, canonical_ip
 
 # A collector's name is a `source` (at most 128 characters).
 MAX_NAME = 128
+ARRIVAL_METRICS = "metrics"  # bridge/arrivals/metrics: the gateway metrics' arrival
 
 
 class Kind(enum.Enum):
@@ -36,6 +38,7 @@ class Kind(enum.Enum):
     BRIDGE_REPORT = "bridge/report"
     BRIDGE_ERRORS = "bridge/errors"
     BRIDGE_SETTINGS = "bridge/settings"
+    BRIDGE_ARRIVAL = "bridge/arrivals"
     REPORT_URL = "config/report_url"
     REPORT_PERIOD = "config/report_period"
     LOGIN_URL = "config/login_url"
@@ -74,7 +77,7 @@ _FIXED = {
 class TopicRef:
     """A parsed topic: whose (`sn`), what (`kind`) and, for devices and collectors, `key`.
 
-    `key` is the device IP in canonical form, or the collector name.
+    `key` is the device IP in canonical form, the collector name, or an arrival's key.
     """
 
     sn: str
@@ -103,6 +106,9 @@ def parse(topic: str, prefix: str) -> TopicRef:
         return TopicRef(sn, kind)
     if len(rest) == 4 and rest[1] == "devices" and rest[3] == "state":
         return TopicRef(sn, Kind.DEVICE_STATE, _device_ip(rest[2]))
+    if len(rest) == 4 and rest[1] == "bridge" and rest[2] == "arrivals":
+        key = rest[3] if rest[3] == ARRIVAL_METRICS else _device_ip(rest[3])
+        return TopicRef(sn, Kind.BRIDGE_ARRIVAL, key)
     if len(rest) == 4 and rest[1] == "collectors" and rest[3] == "status" and rest[2]:
         if len(rest[2]) > MAX_NAME:
             raise TopicError(f"collector name longer than {MAX_NAME} characters")
@@ -159,6 +165,9 @@ class Topics:
     @property
     def bridge_settings(self) -> str:
         return f"{self.base}/bridge/settings"
+
+    def arrival(self, key: str) -> str:
+        return f"{self.base}/bridge/arrivals/{key}"
 
     @property
     def report_url(self) -> str:

@@ -9,14 +9,16 @@ from pathlib import Path
 from demo.broker import Broker
 from receiver.faults import Fault
 from receiver.server import ReceiverServer
-from tests.conftest import wait_until
+from tests.conftest import collect, wait_until
 from tests.integration.stack import (
+    BASE,
     SN,
     device,
     faults,
     publish,
     publish_spec_example,
     running_bridge,
+    statuses,
     wait_report,
     write_config,
 )
@@ -70,3 +72,28 @@ class TestBridgeCrash:
         assert latest.report_id is not None
         assert latest.report_id.endswith("-1")  # seq starts again, the boot part differs
         assert door_name(latest) == "v2"
+
+
+class TestTtlWithoutTs:
+    def test_a_restart_does_not_restart_the_clock(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """A record with a ttl and no ts counts from its arrival, also across a restart of
+        the bridge: the device of a publisher that died meanwhile is offline in the first
+        report after the restart, not online for another ttl."""
+        config = write_config(tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus",
+                              interval=1)
+        publish_spec_example(broker)
+        with collect(broker, f"{BASE}/bridge/arrivals/#") as arrivals:
+            published_at = time.time()
+            publish(broker, "app", {f"devices/{DOOR}/state": device(ttl=4)})
+            with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
+                wait_report(platform, lambda r: statuses(r).get(DOOR) == "online")
+                arrivals.wait_for_topic(f"{BASE}/bridge/arrivals/{DOOR}")
+                bridge.kill()
+        # The publisher is gone too: nothing renews the record past its ttl.
+        wait_until(lambda: time.time() > published_at + 5, what="the record's ttl to pass")
+        restarted = time.time()
+        with running_bridge(config, broker, tmp_path / "bridge2.log"):
+            first = wait_report(platform, lambda r: DOOR in statuses(r), after=restarted)
+        assert statuses(first)[DOOR] == "offline"

@@ -863,6 +863,7 @@ class TestTopicKinds:
                 Kind.REPORTER_ID: TOPICS.reporter_id,
                 Kind.RELEASE: TOPICS.release,
                 Kind.REPORT_NOW: TOPICS.report_now,
+                Kind.BRIDGE_ARRIVAL: TOPICS.arrival("10.0.0.1"),
             }[kind]
             assert isinstance(h.send(topic, payloads.get(kind, b"online")), Outcome)
 
@@ -921,3 +922,92 @@ class TestRetainOnly:
 
         assert h.state.retain_only(seen, h.clock) == Outcome()
         assert list(h.state.devices) == ["10.0.0.1"]
+
+
+class TestArrivalsAcrossRestarts:
+    """A record with a ttl and no ts counts from its arrival, also after a bridge restart:
+    the arrival is kept on the broker (bridge/arrivals/{key}) and read back in the replay."""
+
+    @staticmethod
+    def restart(h: Harness) -> tuple[Harness, dict[str, bytes]]:
+        """What the broker holds of the bridge's arrivals, and a new bridge's state."""
+        kept = {TOPICS.arrival(key): payload for key, payload in h.state.arrivals.take()}
+        new = Harness(with_info=False)
+        new.clock = h.clock
+        new.send(TOPICS.gateway_info, info(), replayed=True)
+        return new, kept
+
+    @pytest.mark.parametrize("arrival_first", [False, True])
+    def test_a_dead_publishers_device_stays_offline(self, arrival_first: bool) -> None:
+        h = Harness()
+        payload = device(ttl=30)
+        h.dev("10.0.0.1", payload)
+        h.clock.advance(31)
+        new, kept = self.restart(h)
+
+        (arrival,) = kept.items()
+        if arrival_first:
+            new.send(*arrival, replayed=True)
+            new.dev("10.0.0.1", payload, replayed=True)
+        else:
+            new.dev("10.0.0.1", payload, replayed=True)
+            assert new.send(*arrival, replayed=True) == CHANGED
+
+        assert new.statuses() == {"10.0.0.1": "offline"}
+
+    def test_a_live_one_keeps_the_rest_of_its_ttl(self) -> None:
+        h = Harness()
+        payload = device(ttl=30)
+        h.dev("10.0.0.1", payload)
+        h.clock.advance(20)
+        new, kept = self.restart(h)
+        new.dev("10.0.0.1", payload, replayed=True)
+        for topic, arrival in kept.items():
+            new.send(topic, arrival, replayed=True)
+
+        assert new.statuses() == {"10.0.0.1": "online"}
+        new.clock.advance(10.5)
+        assert new.state.expire(new.clock)
+        assert new.statuses() == {"10.0.0.1": "offline"}
+
+    def test_another_record_counts_from_now(self) -> None:
+        """An arrival kept for other bytes says nothing of the record the broker holds now
+        (published while the bridge was down)."""
+        h = Harness()
+        h.dev("10.0.0.1", device(ttl=30))
+        h.clock.advance(31)
+        new, kept = self.restart(h)
+        new.dev("10.0.0.1", device(ttl=30, ep_name="renamed"), replayed=True)
+        for topic, arrival in kept.items():
+            new.send(topic, arrival, replayed=True)
+
+        assert new.statuses() == {"10.0.0.1": "online"}
+
+    def test_stale_metrics_stay_out(self) -> None:
+        h = Harness()
+        payload = js({"cpu_usage": 5.0, "ttl": 30})
+        h.metrics(payload)
+        h.clock.advance(31)
+        new, kept = self.restart(h)
+        assert list(kept) == [TOPICS.arrival("metrics")]
+        new.send(TOPICS.gateway_metrics, payload, replayed=True)
+        for topic, arrival in kept.items():
+            new.send(topic, arrival, replayed=True)
+
+        assert "cpu_usage" not in new.report()["gateway_ext_data"]
+
+    def test_arrivals_no_record_needs_are_deleted(self) -> None:
+        """A deleted record, or one that now carries ts, leaves no arrival behind."""
+        h = Harness()
+        h.dev("10.0.0.1", device(ttl=30))
+        h.dev("10.0.0.2", device(ttl=30))
+        h.state.arrivals.take()
+        h.dev("10.0.0.1", b"")
+        h.dev("10.0.0.2", device(ts=WALL, ttl=30))
+
+        assert h.state.arrivals.take() == [("10.0.0.1", b""), ("10.0.0.2", b"")]
+
+    def test_a_malformed_arrival_is_refused(self) -> None:
+        h = Harness()
+        with pytest.raises(RecordError, match="arrival must be"):
+            h.send(TOPICS.arrival("10.0.0.1"), js({"at": "yesterday"}), replayed=True)

@@ -15,6 +15,8 @@ def built(topics: Topics, kind: Kind, key: str) -> str:
         return topics.device_state(key)
     if kind is Kind.COLLECTOR_STATUS:
         return topics.collector_status(key)
+    if kind is Kind.BRIDGE_ARRIVAL:
+        return topics.arrival(key)
     fixed = {
         Kind.GATEWAY_INFO: topics.gateway_info,
         Kind.GATEWAY_METRICS: topics.gateway_metrics,
@@ -35,7 +37,8 @@ def built(topics: Topics, kind: Kind, key: str) -> str:
     return fixed[kind]
 
 
-KEYS = {Kind.DEVICE_STATE: "192.168.1.101", Kind.COLLECTOR_STATUS: "devices"}
+KEYS = {Kind.DEVICE_STATE: "192.168.1.101", Kind.COLLECTOR_STATUS: "devices",
+        Kind.BRIDGE_ARRIVAL: "2001:db8::1"}
 
 
 class TestRoundTrip:
