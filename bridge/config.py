@@ -32,7 +32,7 @@ from pydantic import (
 from bridge import rules
 from bridge.addresses import canonical_ip
 from bridge.errors import ConfigError
-from bridge.fields import ExtText, Location, Name, Url
+from bridge.fields import ExtText, Location, Name, Url, no_control
 from bridge.releases import (
     DEFAULT_RELEASE,
     FormatName,
@@ -280,6 +280,12 @@ class DeviceEntry(_Section):
             if isinstance(url, str) and url.strip().lower().startswith("rtsp://"):
                 return {**data, "probe": "rtsp"}
         return data
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: object, info: ValidationInfo) -> object:
+        """As in the records the bridge takes: a device it would refuse fails `check`."""
+        return no_control(value, info.field_name or "") if isinstance(value, str) else value
 
     @field_validator("ip")
     @classmethod

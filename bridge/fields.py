@@ -3,13 +3,15 @@
 The bridge's record parser (`devices/{ip}/state`), the `[[devices]]` registry
 of the config file and `se3-collector publish device` all admit a device by
 these types, so a device the config accepts is never one the bridge refuses
-(it would silently never appear in the report). The board temperature's range
+(it would silently never appear in the report); `no_control` is their one rule
+for control characters. The board temperature's range
 is shared likewise by the gateway collector, the bridge and the reference
 platform's conformance check.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -21,6 +23,26 @@ EXT_TEXT_MAX = 256  # ep_ext_data's sw_version and group_name
 # Board temperature in °C: wide enough for any sensor on a working board, narrow
 # enough that a sensor's error value (-273, 1000) is not reported as a reading.
 TEMPERATURE_MIN, TEMPERATURE_MAX = -100, 300
+
+
+_MARKS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_MARKS}]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(f"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f{_MARKS}]")
+# The only text fields that may span lines (the vendor's sw_version is several lines).
+MULTILINE = frozenset({"sw_version"})
+
+
+def no_control(value: str, field: str = "") -> str:
+    """`value`, or ValueError naming its first control character (C0, DEL, C1, the
+    invisible bidi and line-separator marks; line breaks allowed in MULTILINE fields).
+
+    A NUL makes a platform on PostgreSQL refuse every report, and bidi marks make a
+    name display as something else: no record and no `[[devices]]` entry holds one.
+    """
+    found = (_CONTROL_BUT_LINE_BREAKS if field in MULTILINE else _CONTROL).search(value)
+    if found:
+        raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
+    return value
 
 
 def _not_blank(value: str) -> str:

@@ -41,6 +41,7 @@ from bridge.fields import (
     Location,
     Name,
     Url,
+    no_control,
 )
 from bridge.rules import DevSno, GatewayName
 from bridge.topics import Kind
@@ -50,10 +51,6 @@ Status = Literal["online", "offline"]
 EpType = Literal["0", "1", "2", "3", "4"]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Short = Annotated[str, Field(max_length=256)]
-_MARKS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
-_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_MARKS}]")
-_CONTROL_BUT_LINE_BREAKS = re.compile(f"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f{_MARKS}]")
-_MULTILINE = frozenset({"sw_version"})
 # Checked against a strict format by their own validators (surrounding blanks allowed).
 _FORMATTED = frozenset({"gateway_ip", "ep_ip", "gateway_mac"})
 
@@ -77,10 +74,7 @@ class _Checked(BaseModel):
         if info.context is _PLAIN:
             return value  # nothing to find: see _plain
         if isinstance(value, str) and info.field_name not in _FORMATTED:
-            multiline = info.field_name in _MULTILINE
-            found = (_CONTROL_BUT_LINE_BREAKS if multiline else _CONTROL).search(value)
-            if found:
-                raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
+            no_control(value, info.field_name or "")
         return value
 
 
@@ -210,7 +204,7 @@ _PLAIN: dict[str, bool] = {"plain": True}
 
 
 def _plain(payload: bytes) -> bool:
-    """No string in this JSON can hold a character that `_CONTROL` finds.
+    """No string in this JSON can hold a character that `bridge.fields.no_control` refuses.
 
     ASCII only (no C1 controls, no marks), no DEL, and no backslash, so no
     escape (`\\n`, `\\u0007`); a raw control byte inside a string is not JSON

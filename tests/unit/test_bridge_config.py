@@ -666,3 +666,36 @@ class TestSerialAndFiles:
 
         assert err.value.code == 2
         assert "--log-level" in capsys.readouterr().err
+
+
+class TestDeviceEntryControlCharacters:
+    """`[[devices]]` strings have the records' rule for control characters, so a device
+    the bridge would refuse never passes `check`."""
+
+    @pytest.mark.parametrize("key", ["name", "location", "url", "group_name"])
+    @pytest.mark.parametrize("char", ["\x00", "\n", "\x1b", "\x85", "\u202e"])
+    def test_refused_naming_the_key(self, key: str, char: str) -> None:
+        entry = {"ip": "10.0.0.1", "location": "loc", "type": "2", key: f"a{char}b"}
+        message = config_error({"devices": [entry]})
+        assert f"devices.0.{key}: control character U+{ord(char):04X} not allowed" in message
+
+    def test_sw_version_keeps_line_breaks_as_in_records(self) -> None:
+        entry = {"ip": "10.0.0.1", "location": "loc", "type": "2", "sw_version": "V2\nR1"}
+        assert parse_config({"devices": [entry]}).devices[0].sw_version == "V2\nR1"
+        entry["sw_version"] = "V2\x00"
+        assert "devices.0.sw_version: control character U+0000" in config_error(
+            {"devices": [entry]})
+
+    def test_check_fails_where_the_bridge_refuses(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = tmp_path / "c.toml"
+        path.write_text('[gateway]\nsn = "SN1"\n\n[[devices]]\nip = "10.0.0.1"\n'
+                        'location = "loc"\ntype = "2"\nname = "door\\u202e"\n', encoding="utf-8")
+        assert main(["--config", str(path), "check"]) == 2
+        assert "devices.0.name: control character U+202E" in capsys.readouterr().err
+        entry = parse_config({"devices": [{"ip": "10.0.0.1", "location": "loc",
+                                            "type": "2"}]}).devices[0]
+        record = device_record(entry, True, 1.0, 30.0)
+        with pytest.raises(RecordError, match="U\\+202E"):
+            parse_as(DeviceState, orjson.dumps({**record, "ep_name": "door\u202e"}), "10.0.0.1")
