@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(config: Config, password: Password, listen: tuple[str, int]) -> int:
     base = Topics(config.mqtt.topic_prefix, config.gateway.serial()).base
-    view = View(base)
+    view = View(base, config.bridge.max_devices, config.bridge.max_payload)
     link = BrokerLink(config.mqtt, base, view.apply)
     app = create_app(ConsoleState(config, view, link, password))
     server = ConsoleServer(app, *listen)

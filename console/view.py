@@ -3,8 +3,15 @@
 `View.apply` is called on paho's network thread for every message under
 `{prefix}/{sn}/`: it only decodes the payload and stores it under a lock, no
 I/O. `View.snapshot()` hands the pages and the API a consistent copy.
-Untrusted payloads are kept as they came; whatever shows them escapes them,
-and presentation (`console.present`) redacts URLs.
+
+It holds only what it shows, bounded like the bridge: the gateway's and the
+devices' records pass the bridge's own parser (bridge.records, with the
+bridge's `max_payload`), so a record the bridge refuses is not shown and one it
+takes is kept as the validated fields only (keys nobody reads are dropped);
+a refused update keeps the record before it, as in the bridge; new devices past
+the bridge's `max_devices` are not kept. The bridge's own events and settings
+are kept only up to a size, their strings cut. Whatever shows them escapes
+them, and presentation (`console.present`) redacts URLs.
 """
 
 from __future__ import annotations
@@ -18,12 +25,18 @@ from typing import Any
 
 import orjson
 
-from bridge.addresses import canonical_ip
+from bridge.errors import RecordError
+from bridge.records import parse_record
+from bridge.topics import Kind, TopicError, parse
 
 CONFIG_SETTINGS = ("report_url", "report_period", "login_url", "dev_sno")
-_MAX_DEVICES = 100_000
 _MAX_TARGETS = 64
+_MAX_COLLECTORS = 1024  # as many publishers as the bridge follows offline
+_MAX_TARGET_NAME = 2048
+_MAX_EVENT = 64 * 1024  # bytes of one of the bridge's own messages (settings, events)
+_MAX_CONFIG_TEXT = 4096
 _KEEP_ERRORS = 20
+_ERROR_TEXT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +76,14 @@ class Snapshot:
 class View:
     """The latest of each of the gateway's topics (thread-safe)."""
 
-    def __init__(self, base: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, base: str, max_devices: int = 20_000, max_payload: int = 16_384,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`max_devices` and `max_payload`: the bridge's (`[bridge]`), so that the view
+        holds what the bridge reports."""
         self.base = base + "/"
+        self._prefix = base.rsplit("/", 1)[0]
+        self.max_devices = max_devices
+        self.max_payload = max_payload
         self._clock = clock
         self._lock = threading.Lock()
         self._snap = Snapshot(started=clock())
@@ -86,6 +105,11 @@ class View:
         if not topic.startswith(self.base):
             return
         parts = topic[len(self.base):].split("/")
+        if len(parts) == 3:  # a device's or a collector's: its key as the bridge reads it
+            try:
+                parts[1] = parse(topic, self._prefix).key
+            except TopicError:
+                return  # the bridge refuses it too
         now = self._clock()
         with self._lock:
             self._apply(parts, payload, now)
@@ -94,9 +118,11 @@ class View:
         snap = self._snap
         match parts:
             case ["gateway", "info"]:
-                self._snap = replace(snap, info=_record(payload, now))
+                info = self._valid(Kind.GATEWAY_INFO, payload, now, snap.info)
+                self._snap = replace(snap, info=info)
             case ["gateway", "metrics"]:
-                self._snap = replace(snap, metrics=_record(payload, now))
+                self._snap = replace(snap, metrics=self._valid(Kind.GATEWAY_METRICS, payload, now,
+                                                               snap.metrics))
             case ["bridge", "settings"]:
                 self._snap = replace(snap, settings=_record(payload, now))
             case ["bridge", "status"]:
@@ -106,10 +132,11 @@ class View:
             case ["bridge", "errors"]:
                 event = _object(payload)
                 if event is not None:
-                    self._errors.append(event)
+                    self._errors.append({"ts": event.get("ts"), "topic": _cut(event.get("topic")),
+                                         "reason": _cut(event.get("reason"))})
             case ["config", setting] if setting in CONFIG_SETTINGS:
                 config = dict(snap.config)
-                text = payload.decode("utf-8", "replace").strip()
+                text = payload[:_MAX_CONFIG_TEXT].decode("utf-8", "replace").strip()
                 if text:
                     config[setting] = text
                 else:
@@ -117,24 +144,39 @@ class View:
                 self._snap = replace(snap, config=config)
             case ["devices", ip, "state"]:
                 devices = snap.devices  # copied by snapshot(): safe to change under the lock
-                record = _record(payload, now)
-                if record is None:
+                if not payload:
                     devices.pop(ip, None)
-                elif ip in devices or (len(devices) < _MAX_DEVICES and _address(ip)):
-                    devices[ip] = record
+                elif ip in devices or len(devices) < self.max_devices:
+                    record = self._valid(Kind.DEVICE_STATE, payload, now, devices.get(ip), ip)
+                    if record is not None:
+                        devices[ip] = record
             case ["collectors", name, "status"]:
                 collectors = snap.collectors
-                if payload:
-                    collectors[name] = _status(payload, now, collectors.get(name)) or ("", now)
-                else:
+                if not payload:
                     collectors.pop(name, None)
+                elif name in collectors or len(collectors) < _MAX_COLLECTORS:
+                    collectors[name] = _status(payload, now, collectors.get(name)) or ("", now)
             case _:
                 pass
+
+    def _valid(self, kind: Kind, payload: bytes, now: float,
+               before: Record | None, ip: str = "") -> Record | None:
+        """The record as the bridge takes it (its fields only), or None when deleted;
+        one the bridge refuses leaves `before` in place, as in the bridge."""
+        if not payload:
+            return None
+        try:
+            record = parse_record(kind, payload, ip, self.max_payload)
+        except RecordError:
+            return before
+        return Record(record.model_dump(exclude_none=True), now)
 
     def _event(self, event: dict[str, Any] | None, now: float) -> None:
         if event is None or not isinstance(event.get("target"), str) or "ok" not in event:
             return  # login events and anything else without a target
         name = event["target"]
+        if len(name) > _MAX_TARGET_NAME:
+            return
         targets = self._snap.targets
         if name not in targets and len(targets) >= _MAX_TARGETS:
             return
@@ -156,17 +198,14 @@ class View:
         targets[name] = log
 
 
-def _address(level: str) -> bool:
-    """Whether a device topic's level is an address the bridge takes: anything else
-    (junk, or longer than any address) is refused there and kept nowhere here."""
-    try:
-        canonical_ip(level)
-    except ValueError:
-        return False
-    return True
+def _cut(value: object) -> str:
+    return value[:_ERROR_TEXT] if isinstance(value, str) else ""
 
 
 def _object(payload: bytes) -> dict[str, Any] | None:
+    """One of the bridge's own JSON objects, unless it is over _MAX_EVENT or no object."""
+    if len(payload) > _MAX_EVENT:
+        return None
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:

@@ -392,7 +392,9 @@ class TestInForce:
     def test_config_topics_before_the_bridge(self, client: FlaskClient, view: View) -> None:
         view.apply(f"{BASE}/config/report_url", b"http://127.0.0.1:1/a,http://127.0.0.1:2/b")
         view.apply(f"{BASE}/config/report_period", b"7")
-        view.apply(f"{BASE}/gateway/info", orjson.dumps({"dev_sno": "GWSNO"}))
+        view.apply(f"{BASE}/gateway/info", orjson.dumps({
+            "gateway_ip": "127.0.0.1", "gateway_name": "box", "dev_sno": "GWSNO",
+            "sw_version": "VERSION 1"}))
         answer = client.get("/SophonFogSys/api/MonitorServerUrl", headers=BEARER)
         assert answer.json == {"data": {
             "monitor_server_url": "http://127.0.0.1:1/a,http://127.0.0.1:2/b",
@@ -456,6 +458,55 @@ class TestPage:
         view.apply(f"{BASE}/devices/fe80::1%eth0/state", record)
         view.apply(f"{BASE}/devices/127.0.0.9/state", record)
         assert sorted(view.snapshot().devices) == ["127.0.0.9", "fe80::1%eth0"]
+
+    def test_only_what_the_bridge_takes_is_kept_and_only_its_fields(self) -> None:
+        """The console shows what the bridge reports: a record the bridge refuses (a
+        control character, over `max_payload`) is not shown, a refused update leaves
+        the record before it, and a padded record is kept as its fields only (an app
+        padding records with `[{},...]` took the console to 2.1 GB)."""
+        view = View(BASE, max_devices=3, max_payload=4096)
+        good = {"ep_status": "online", "ep_type": "2", "ep_location": "gate"}
+        view.apply(f"{BASE}/devices/10.0.0.1/state",
+                   orjson.dumps({**good, "pad": [{}] * 1000}))
+        view.apply(f"{BASE}/devices/10.0.0.2/state",
+                   orjson.dumps({**good, "ep_name": "bell\u0007"}))
+        view.apply(f"{BASE}/devices/10.0.0.3/state", orjson.dumps({**good, "pad": "x" * 5000}))
+        devices = view.snapshot().devices
+        assert sorted(devices) == ["10.0.0.1"]
+        assert devices["10.0.0.1"].data == {**good, "ep_name": ""}
+        view.apply(f"{BASE}/devices/10.0.0.1/state", orjson.dumps({**good, "ep_type": 2}))
+        assert view.snapshot().devices["10.0.0.1"].data["ep_type"] == "2"
+
+    def test_no_more_devices_than_the_bridge_takes(self) -> None:
+        view = View(BASE, max_devices=3)
+        record = orjson.dumps({"ep_status": "online", "ep_type": "2", "ep_location": "x"})
+        for n in range(1, 10):
+            view.apply(f"{BASE}/devices/10.0.0.{n}/state", record)
+        assert sorted(view.snapshot().devices) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        view.apply(f"{BASE}/devices/10.0.0.2/state", b"")
+        view.apply(f"{BASE}/devices/10.0.0.9/state", record)
+        assert sorted(view.snapshot().devices) == ["10.0.0.1", "10.0.0.3", "10.0.0.9"]
+
+    def test_the_bridge_s_own_messages_are_bounded(self) -> None:
+        """Events, settings, collectors and config values are kept up to a size."""
+        view = View(BASE)
+        view.apply(f"{BASE}/bridge/errors", orjson.dumps(
+            {"ts": 1.0, "topic": "t" * 10_000, "reason": "r" * 10_000, "pad": [{}] * 1000}))
+        view.apply(f"{BASE}/bridge/settings", orjson.dumps({"pad": "x" * 100_000}))
+        view.apply(f"{BASE}/bridge/report", orjson.dumps(
+            {"target": "http://x/" + "a" * 5000, "ok": True}))
+        for n in range(2000):
+            view.apply(f"{BASE}/collectors/c{n}/status", b"online")
+        view.apply(f"{BASE}/collectors/{'c' * 200}/status", b"online")
+        view.apply(f"{BASE}/config/login_url", b"http://x/" + b"a" * 100_000)
+        snap = view.snapshot()
+        (error,) = snap.errors
+        assert error == {"ts": 1.0, "topic": "t" * 300, "reason": "r" * 300}
+        assert snap.settings is None
+        assert snap.targets == {}
+        assert len(snap.collectors) == 1024
+        assert "c" * 200 not in snap.collectors
+        assert len(snap.config["login_url"]) <= 4096
 
     def test_csp_header(self, client: FlaskClient) -> None:
         answer = client.get("/login")
