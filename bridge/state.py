@@ -11,6 +11,14 @@ record without `ts`: with the same `ts`, the age judged at first arrival
 stands, whatever the wall clock did since (bridge.freshness), and a replay of
 what we hold is no sign of life.
 
+One address, one publisher: a device's record comes from the collectors'
+shared `devices/` topics or from one app's own space (`apps/{user}/`, the
+topic's `owner`). When two claim one address, the config's `[[devices]]` are
+the collectors' whatever came first; any other address belongs to the first
+publisher whose record is held, until it deletes the record. The other's
+record is refused (code `claimed`). An app's record names no other `source`
+than its own user: its status is `apps/{user}/status`.
+
 Pure: time comes from the `Clock` passed in.
 """
 
@@ -51,6 +59,7 @@ class _Slot:
     raw: bytes
     record: DeviceState
     deadline: float | None
+    owner: str  # the app user whose space the record is in; "" for the collectors'
     lapsed: bool = False  # the deadline has passed and was taken into account
     # The device's serialised entry of `sub_devices`, and the status it shows: kept
     # until the record or the status changes (a new slot starts without one).
@@ -102,7 +111,7 @@ class GatewayState:
         self._order: list[str] | None = []
         self.offline_sources: set[str] = set()
         self._expiries: list[tuple[float, str]] = []
-        self._waiting: dict[str, bytes] = {}  # see _MAX_WAITING
+        self._waiting: dict[str, tuple[str, bytes]] = {}  # ip -> (owner, record): _MAX_WAITING
         self._bodies_for: tuple[str, Format] | None = None  # (dev_sno, fmt) of the kept bodies
         # When each record with a ttl and no ts arrived, kept across restarts (bridge.arrivals).
         self.arrivals = Arrivals()
@@ -117,7 +126,7 @@ class GatewayState:
         """
         kind = ref.kind
         if kind is Kind.DEVICE_STATE:
-            return self._apply_device(ref.key, payload, clock, replayed)
+            return self._apply_device(ref.key, ref.owner, payload, clock, replayed)
         if kind is Kind.GATEWAY_METRICS:
             return self._apply_metrics(payload, clock, replayed)
         if kind is Kind.GATEWAY_INFO:
@@ -128,23 +137,28 @@ class GatewayState:
             return self.restore_arrival(ref.key, payload, clock) if replayed else UNCHANGED
         return UNCHANGED  # the bridge's own topics; config topics go to bridge.settings
 
-    def _apply_device(self, ip: str, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
+    def _apply_device(
+        self, ip: str, owner: str, payload: bytes, clock: Clock, replayed: bool
+    ) -> Outcome:
         old = self.devices.get(ip)
         if not payload:
-            self._waiting.pop(ip, None)
-            if old is None:
+            if self._waiting.get(ip, (owner,))[0] == owner:
+                self._waiting.pop(ip, None)
+            if old is None or old.owner != owner:
                 return UNCHANGED
             self._forget(ip)
             self._order = None
             self._admit_waiting(clock)
             return CHANGED
+        self._check_claim(ip, owner, old)
         if old is not None and old.raw == payload:
             record = old.record
         else:
-            record = parse_as(DeviceState, payload, ip, self.max_payload)
+            record = _owned(parse_as(DeviceState, payload, ip, self.max_payload), owner)
         if old is None and len(self.devices) >= self.max_devices and ip not in self.configured:
-            if ip in self._waiting or len(self._waiting) < _MAX_WAITING:
-                self._waiting[ip] = payload
+            if self._waiting.get(ip, (owner,))[0] == owner and (
+                    ip in self._waiting or len(self._waiting) < _MAX_WAITING):
+                self._waiting[ip] = (owner, payload)
             raise RecordError(
                 f"device limit of {self.max_devices} reached; new device refused", code="limit"
             )
@@ -161,18 +175,29 @@ class GatewayState:
             # again (a retained replay after a reconnect) with a wall clock stepped
             # since would cut the record short or stretch it. Without a `ts`, only
             # a live publish renews the record; a replay of what we hold does not.
-            slot = _Slot(payload, record, old.deadline, old.lapsed, old.body, old.body_status)
+            slot = _Slot(payload, record, old.deadline, owner, old.lapsed, old.body,
+                         old.body_status)
             self.devices[ip] = slot
         else:
             due = deadline(self._since(ip, payload, record.ts, record.ttl, clock, replayed),
                            record.ttl, clock)
-            slot = _Slot(payload, record, None)
+            slot = _Slot(payload, record, None, owner)
             self.devices[ip] = slot
             self._set_deadline(ip, slot, due, now)
         if old is None:
             self._order = None
             return CHANGED
         return CHANGED if self._view(old, now) != self._view(slot, now) else UNCHANGED
+
+    def _check_claim(self, ip: str, owner: str, old: _Slot | None) -> None:
+        """RecordError (code `claimed`) when another publisher holds address `ip`."""
+        if owner and ip in self.configured:
+            raise RecordError(f"{ip} is a configured device ([[devices]]): the devices "
+                              "collector reports it; record refused", code="claimed")
+        if old is not None and old.owner != owner:
+            holder = f"app {old.owner}" if old.owner else "a collector (devices/)"
+            raise RecordError(f"{ip} is already reported by {holder}; record refused",
+                              code="claimed")
 
     def _apply_metrics(self, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         if not payload:
@@ -268,22 +293,24 @@ class GatewayState:
         back is gone for good: the state mirrors the broker again. Devices
         refused at the cap during the replay take the room that frees.
         """
-        keys = {(ref.kind, ref.key) for ref in seen}
-        gone = [ip for ip in self.devices if (Kind.DEVICE_STATE, ip) not in keys]
+        keys = {(ref.kind, ref.key, ref.owner) for ref in seen}
+        gone = [ip for ip, slot in self.devices.items()
+                if (Kind.DEVICE_STATE, ip, slot.owner) not in keys]
         for ip in gone:
             self._forget(ip)
-        self._waiting = {ip: raw for ip, raw in self._waiting.items()
-                         if (Kind.DEVICE_STATE, ip) in keys}
+        self._waiting = {ip: held for ip, held in self._waiting.items()
+                         if (Kind.DEVICE_STATE, ip, held[0]) in keys}
         changed = bool(gone)
         if gone:
             self._order = None
             changed = self._admit_waiting(clock) or changed
-        if self.info is not None and (Kind.GATEWAY_INFO, "") not in keys:
+        if self.info is not None and (Kind.GATEWAY_INFO, "", "") not in keys:
             self.info, self._info_raw, changed = None, b"", True
-        if self.metrics is not None and (Kind.GATEWAY_METRICS, "") not in keys:
+        if self.metrics is not None and (Kind.GATEWAY_METRICS, "", "") not in keys:
             self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
             self.arrivals.forget(METRICS)
-        back = {n for n in self.offline_sources if (Kind.COLLECTOR_STATUS, n) not in keys}
+        statuses = {ref.key for ref in seen if ref.kind is Kind.COLLECTOR_STATUS}
+        back = self.offline_sources - statuses
         if back:
             self.offline_sources -= back
             changed = True
@@ -294,9 +321,9 @@ class GatewayState:
         admitted = False
         while self._waiting and len(self.devices) < self.max_devices:
             ip = next(iter(self._waiting))
-            payload = self._waiting.pop(ip)
+            owner, payload = self._waiting.pop(ip)
             try:
-                self._apply_device(ip, payload, clock, replayed=False)
+                self._apply_device(ip, owner, payload, clock, replayed=False)
             except RecordError:  # validated when it was refused; cannot happen
                 continue
             admitted = True
@@ -416,6 +443,17 @@ class GatewayState:
         now = clock.monotonic()
         online = sum(1 for s in self.devices.values() if self._status(s, now) == "online")
         return online, len(self.devices) - online
+
+
+def _owned(record: DeviceState, owner: str) -> DeviceState:
+    """An app's record with its user as `source`; RecordError if it names another."""
+    if not owner or record.source == owner:
+        return record
+    if record.source is not None:
+        raise RecordError(f"source {record.source!r} in the space of app {owner}: an app's "
+                          f"records are its own (leave source out, or say {owner!r})",
+                          field="source")
+    return record.model_copy(update={"source": owner})
 
 
 def _weight(raw: bytes) -> int:

@@ -4,6 +4,8 @@
     {prefix}/{sn}/gateway/metrics
     {prefix}/{sn}/devices/{ip}/state
     {prefix}/{sn}/collectors/{name}/status
+    {prefix}/{sn}/apps/{user}/devices/{ip}/state   (an app's own space: its broker user)
+    {prefix}/{sn}/apps/{user}/status
     {prefix}/{sn}/bridge/status | bridge/report | bridge/errors | bridge/settings
     {prefix}/{sn}/bridge/arrivals/{ip} | bridge/arrivals/metrics   (bridge.arrivals)
     {prefix}/{sn}/config/report_url | report_period | login_url | dev_sno
@@ -15,11 +17,17 @@ A device address must be spelled as the bridge would spell it (canonical
 form): `2001:DB8::1` and `2001:db8::1` would otherwise be two devices with one
 address. Levels longer than an address or a name can be are refused before
 anything else looks at them.
+
+An app's records live under `apps/{user}/`, where the broker's ACL lets only
+that user write: the topic, not the record, says who published it (`owner`).
+App users are named `app` or `app-NAME` (`APP_USER`), so an app's status never
+shares a name with a collector's.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from bridge.addresses import MAX_ADDRESS_TEXT, canonical_ip
@@ -27,6 +35,8 @@ from bridge.addresses import MAX_ADDRESS_TEXT, canonical_ip
 # A collector's name is a `source` (at most 128 characters).
 MAX_NAME = 128
 ARRIVAL_METRICS = "metrics"  # bridge/arrivals/metrics: the gateway metrics' arrival
+# The broker users apps connect as, and the names of their topic spaces.
+APP_USER = re.compile(r"app(-[a-z0-9][a-z0-9-]{0,30})?")
 
 
 class Kind(enum.Enum):
@@ -78,11 +88,14 @@ class TopicRef:
     """A parsed topic: whose (`sn`), what (`kind`) and, for devices and collectors, `key`.
 
     `key` is the device IP in canonical form, the collector name, or an arrival's key.
+    `owner` is the app user whose space (`apps/{owner}/`) the topic is in; "" for
+    the collectors' shared topics.
     """
 
     sn: str
     kind: Kind
     key: str = ""
+    owner: str = ""
 
 
 class TopicError(ValueError):
@@ -113,7 +126,30 @@ def parse(topic: str, prefix: str) -> TopicRef:
         if len(rest[2]) > MAX_NAME:
             raise TopicError(f"collector name longer than {MAX_NAME} characters")
         return TopicRef(sn, Kind.COLLECTOR_STATUS, rest[2])
+    if rest[1] == "apps" and len(rest) in (4, 6):
+        return _app_topic(sn, rest)
     raise TopicError("unknown topic shape")
+
+
+def _app_topic(sn: str, rest: list[str]) -> TopicRef:
+    """`apps/{user}/status` or `apps/{user}/devices/{ip}/state` (`rest` from the serial on)."""
+    user = rest[2]
+    if len(rest) == 4 and rest[3] == "status":
+        kind = Kind.COLLECTOR_STATUS
+    elif len(rest) == 6 and rest[3] == "devices" and rest[5] == "state":
+        kind = Kind.DEVICE_STATE
+    else:
+        raise TopicError("unknown topic shape")
+    if not APP_USER.fullmatch(user):
+        raise TopicError("an app's space is apps/app/ or apps/app-NAME/ (its broker user)")
+    if kind is Kind.COLLECTOR_STATUS:
+        return TopicRef(sn, kind, user, user)
+    return TopicRef(sn, kind, _device_ip(rest[4]), user)
+
+
+def app_space(topic: str, prefix: str, sn: str) -> bool:
+    """Whether `topic` is in an app's space of gateway `sn` (even when it does not parse)."""
+    return topic.startswith(f"{prefix}/{sn}/apps/")
 
 
 def _device_ip(text: str) -> str:
@@ -149,6 +185,12 @@ class Topics:
 
     def collector_status(self, name: str) -> str:
         return f"{self.base}/collectors/{name}/status"
+
+    def app_device_state(self, user: str, ip: str) -> str:
+        return f"{self.base}/apps/{user}/devices/{ip}/state"
+
+    def app_status(self, user: str) -> str:
+        return f"{self.base}/apps/{user}/status"
 
     @property
     def bridge_status(self) -> str:

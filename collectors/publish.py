@@ -2,9 +2,13 @@
 
 The record is checked with the bridge's own parser before it is sent, so what
 the bridge would refuse is refused here (RecordError, exit 2) with the reason.
-The command connects without status topic or will (the broker's `app` user may
-write only `devices/+/state`), waits for the broker's acknowledgement and
-returns.
+The command connects without status topic or will, waits for the broker's
+acknowledgement and returns.
+
+Where the record goes follows the broker user: an app user (`app`,
+`app-NAME`) writes in its own space, `apps/<user>/devices/{ip}/state`, where
+the bridge takes the user as the record's `source`; the `collector` user
+writes the collectors' `devices/{ip}/state`.
 
 It speaks MQTT 5, because only MQTT 5 tells a publish the broker dropped from
 one it took: mosquitto acknowledges a publish its ACL denies as if it stored it
@@ -37,7 +41,7 @@ from bridge.config import Config, MqttSection
 from bridge.errors import BrokerError, RecordError, Se3Error
 from bridge.mqttclient import Connection, ReplayFence
 from bridge.records import parse_record
-from bridge.topics import Kind, Topics
+from bridge.topics import APP_USER, Kind, Topics
 from collectors.devices import ep_ext_data
 from collectors.session import connect_once, wait_published
 
@@ -188,6 +192,10 @@ def send(config: Config, topic: str, payload: bytes, timeout: float) -> None:
 def publish_device(config: Config, update: DeviceUpdate, ts: float, timeout: float) -> None:
     """Validate and publish one device record."""
     config.require("gateway.sn")
+    user = config.mqtt.username or ""
+    if APP_USER.fullmatch(user) and update.source not in (None, user):
+        raise RecordError(f"an app's records are its own: as broker user {user}, leave "
+                          f"--source out or give {user!r}", field="--source")
     payload = device_payload(update, ts, config.bridge.max_payload)
     ip = canonical_ip(update.ip)
     send(config, _topic(config, ip), payload, timeout)
@@ -220,4 +228,9 @@ def remove_device(config: Config, ip: str, timeout: float) -> None:
 
 
 def _topic(config: Config, ip: str) -> str:
-    return Topics(config.mqtt.topic_prefix, config.gateway.serial()).device_state(ip)
+    """The record's topic: the app user's own space, or the collectors' devices/."""
+    topics = Topics(config.mqtt.topic_prefix, config.gateway.serial())
+    user = config.mqtt.username or ""
+    if APP_USER.fullmatch(user):
+        return topics.app_device_state(user, ip)
+    return topics.device_state(ip)

@@ -11,7 +11,8 @@ on the command line, where any local user could read it in /proc.
 `check-port` tells `make run` whether the broker's port is free.
 
 The broker binds client ids to users (`use_username_as_clientid`), so each
-program that stays connected has a user of its own (`USERS`).
+program that stays connected has a user of its own (`USERS`). Each app user
+(`app`, and any `--app app-NAME`) gets a topic space of its own, `apps/<user>/`.
 
 `Broker` runs that mosquitto as a child process for the tests and benchmarks:
 start, stop (clean, saves the database), kill (crash) and start again on the
@@ -43,7 +44,6 @@ from types import TracebackType
 
 from pydantic import ValidationError
 
-from bridge.addresses import canonical_ip
 from bridge.config import (
     ENV_MQTT_PASSWORD_FILE,
     ENV_MQTT_USERNAME,
@@ -53,6 +53,7 @@ from bridge.config import (
 )
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
+from bridge.topics import APP_USER
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +64,13 @@ USERS: dict[str, str] = {
     "collector-gateway": "the gateway collector daemon",
     "collector-devices": "the devices collector daemon",
     "collector": "one-shot collector runs and scripts standing in for a collector",
-    "app": "local apps: device records and their own status (write-only)",
+    "app": "local apps: device records and status in apps/app/ (write-only)",
     "operator": "the config topics, by hand or script; reads everything",
     "console": "the console: operator rights",
     "debug": "read-only, for people with mosquitto_sub",
 }
 ROLES = tuple(USERS)
+DEFAULT_APPS = ("app",)
 # Users people run mosquitto_sub / mosquitto_pub as: they get option files.
 CLIENT_USERS = ("debug", "monitor", "operator", "app", "collector")
 HOST = "127.0.0.1"
@@ -132,6 +134,18 @@ def _make_dir(directory: Path) -> Path:
     directory = directory.resolve()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return directory
+
+
+def all_users(apps: Iterable[str] = DEFAULT_APPS) -> tuple[str, ...]:
+    """Every broker user: the fixed ones and the app users (`app`, `app-NAME`)."""
+    extra = []
+    for name in apps:
+        if not APP_USER.fullmatch(name):
+            raise MosquittoError(f"app user {name!r}: an app user is `app` or `app-NAME` "
+                                 "(NAME of lower-case letters, digits and '-')")
+        if name not in ROLES and name not in extra:
+            extra.append(name)
+    return (*ROLES, *extra)
 
 
 def ensure_passwords(directory: Path, users: Iterable[str] = ROLES) -> dict[str, Path]:
@@ -243,12 +257,11 @@ def render(
     max_payload: int = 16_384,
     memory_limit: int = MEMORY_LIMIT,
     user: str | None = None,
-    owned: Iterable[str] = (),
+    apps: Iterable[str] = DEFAULT_APPS,
 ) -> Path:
     """Render DIR/mosquitto.conf and DIR/acl from the templates; return the conf path.
 
-    `owned`: the device IPs of the config's [[devices]], whose topics only the
-    collector users may write.
+    `apps`: the app users, each with its space `apps/<user>/`.
 
     `user`: whom a root mosquitto becomes; by default `broker_user(DIR)`, and
     DIR is handed over to it.
@@ -267,8 +280,8 @@ def render(
         "max_payload": str(max_payload),
         "max_packet_size": str(max_payload + PACKET_SLACK),
         "memory_limit": str(memory_limit),
-        "app_denied": "".join(f"topic deny {prefix}/{sn}/devices/{ip}/state\n"
-                              for ip in sorted(set(owned))),
+        "apps": "\n".join(_app_block(f"{prefix}/{sn}", name)
+                           for name in all_users(apps) if APP_USER.fullmatch(name)),
     }
     for template, name in (("mosquitto.conf.in", "mosquitto.conf"), ("acl.in", "acl")):
         text = (TEMPLATES / template).read_text(encoding="utf-8")
@@ -276,6 +289,11 @@ def render(
     if user is None:
         _hand_over(directory, chosen)
     return directory / "mosquitto.conf"
+
+
+def _app_block(base: str, name: str) -> str:
+    return (f"user {name}\ntopic write {base}/apps/{name}/devices/+/state\n"
+            f"topic write {base}/apps/{name}/status\n")
 
 
 def write_client_options(directory: Path, port: int, users: Iterable[str] = CLIENT_USERS) -> None:
@@ -300,7 +318,6 @@ class BrokerSettings:
     prefix: str
     sn: str
     max_payload: int
-    owned: tuple[str, ...]  # the [[devices]] IPs: the devices collector's topics
 
 
 def broker_settings(path: Path) -> BrokerSettings:
@@ -319,13 +336,7 @@ def broker_settings(path: Path) -> BrokerSettings:
     sn = gateway.serial()
     if not sn:
         raise ConfigError(f"{path}: no gateway serial (gateway.sn or gateway.sn_file)")
-    owned = []
-    for entry in data.get("devices", []):
-        try:
-            owned.append(canonical_ip(str(entry["ip"]).strip()))
-        except (KeyError, TypeError, ValueError):
-            continue  # the devices collector refuses this entry itself
-    return BrokerSettings(mqtt.topic_prefix, sn, limits.max_payload, tuple(owned))
+    return BrokerSettings(mqtt.topic_prefix, sn, limits.max_payload)
 
 
 def setup(
@@ -338,14 +349,16 @@ def setup(
     max_payload: int = 16_384,
     memory_limit: int = MEMORY_LIMIT,
     user: str | None = None,
-    owned: Iterable[str] = (),
+    apps: Iterable[str] = DEFAULT_APPS,
 ) -> Path:
     """Everything a broker needs in DIR; passwords are made once. Returns the conf path."""
-    write_passwd(directory, ensure_passwords(directory))
-    write_client_options(Path(directory).resolve(), port)
+    users = all_users(apps)
+    write_passwd(directory, ensure_passwords(directory, users))
+    write_client_options(Path(directory).resolve(), port,
+                         (*CLIENT_USERS, *(u for u in users if u not in ROLES)))
     return render(
         directory, port, prefix, autosave_interval,
-        sn=sn, max_payload=max_payload, memory_limit=memory_limit, user=user, owned=owned,
+        sn=sn, max_payload=max_payload, memory_limit=memory_limit, user=user, apps=apps,
     )
 
 
@@ -365,10 +378,11 @@ class Broker:
         autosave_interval: int = 30,
         sn: str = DEFAULT_SN,
         memory_limit: int = MEMORY_LIMIT,
-        owned: tuple[str, ...] = (),
+        apps: tuple[str, ...] = DEFAULT_APPS,
     ) -> None:
         self.host = HOST
-        self.owned = owned
+        self.apps = apps
+        self.users = all_users(apps)
         self.sn = sn
         self.memory_limit = memory_limit
         self.dir = Path(directory).resolve()
@@ -398,8 +412,8 @@ class Broker:
 
     def credentials(self, role: str) -> tuple[str, Path]:
         """(username, password file) of `role` (a broker user, see USERS)."""
-        if role not in USERS:
-            raise ValueError(f"unknown role {role!r}; roles are {', '.join(USERS)}")
+        if role not in self.users:
+            raise ValueError(f"unknown role {role!r}; roles are {', '.join(self.users)}")
         return role, self.dir / f"{role}.pass"
 
     def password(self, role: str) -> str:
@@ -426,7 +440,7 @@ class Broker:
         # A child of the tests and benchmarks runs as whoever runs them: their
         # temporary directories are closed to other users.
         setup(self.dir, self.port, self.prefix, self.autosave_interval, sn=self.sn,
-              memory_limit=self.memory_limit, user=_current_user(), owned=self.owned)
+              memory_limit=self.memory_limit, user=_current_user(), apps=self.apps)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log_fd, "ab") as log:
@@ -485,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="take the gateway serial, topic prefix and max_payload from it")
     make.add_argument("--sn", default=None, help="the gateway serial (default: the config's)")
     make.add_argument("--memory-limit", type=int, default=MEMORY_LIMIT, metavar="BYTES")
+    make.add_argument("--app", action="append", default=None, metavar="USER",
+                      help="an app user (app or app-NAME) with its own space apps/USER/; "
+                           "repeat for more (default: app)")
     check = sub.add_parser("check-port", help="exit 1 with a message when a port is taken")
     check.add_argument("--port", type=int, action="append", required=True)
     args = parser.parse_args(argv)
@@ -501,13 +518,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1 if taken else 0
     try:
-        found = BrokerSettings(args.prefix, DEFAULT_SN, 16_384, ())
+        found = BrokerSettings(args.prefix, DEFAULT_SN, 16_384)
         if args.config is not None:
             found = broker_settings(args.config)
         sn = args.sn or found.sn
         conf = setup(args.dir, args.port, found.prefix, args.autosave_interval, sn=sn,
                      max_payload=found.max_payload, memory_limit=args.memory_limit,
-                     owned=found.owned)
+                     apps=args.app or DEFAULT_APPS)
     except (MosquittoError, ConfigError, OSError) as exc:
         logger.error("broker setup failed: %s", exc)
         return 1

@@ -71,7 +71,7 @@ class TestFormatV2:
             config = write_config(tmp_path / "bridge.toml", broker,
                                   f"{platform.url}/DeviceStatus", format="v2")
             publish_spec_example(broker)
-            publish(broker, "app", {"devices/10.0.0.9/state": device(
+            publish(broker, "app", {"apps/app/devices/10.0.0.9/state": device(
                 ep_ext_data={"sw_version": "V1.0.3", "group_name": "访客"})})
             with running_bridge(config, broker, tmp_path / "bridge.log"):
                 report = wait_report(platform, lambda r: len(statuses(r)) == 2)
@@ -93,7 +93,7 @@ class TestFormatV2:
             config = write_config(tmp_path / "bridge.toml", broker,
                                   f"{platform.url}/DeviceStatus", format="v2")
             publish_spec_example(broker)
-            publish(broker, "app", {
+            publish(broker, "collector", {
                 "devices/192.168.1.102/state": device(
                     "offline", ep_name="门口", ep_type="1"),
                 "devices/192.168.1.101/state": {**SPEC_DEVICE, "ep_ext_data": {
@@ -148,7 +148,7 @@ class TestChanges:
             subprocess.run(
                 ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-u", "app",
                  "-P", broker.password("app"), "-q", "1", "-r",
-                 "-t", f"{BASE}/devices/127.0.0.50/state",
+                 "-t", f"{BASE}/apps/app/devices/127.0.0.50/state",
                  "-m", json.dumps(device(ep_name="door-app"))],
                 check=True, timeout=10,
             )
@@ -162,13 +162,13 @@ class TestChanges:
         publish_spec_example(broker)
         with running_bridge(config, broker, tmp_path / "bridge.log"):
             wait_report(platform, lambda r: True)
-            publish(broker, "app", {"devices/10.0.0.10/state": device(),
-                                    "devices/10.0.0.9/state": device("offline")})
+            publish(broker, "app", {"apps/app/devices/10.0.0.10/state": device(),
+                                    "apps/app/devices/10.0.0.9/state": device("offline")})
             report = wait_report(platform, lambda r: len(statuses(r)) == 3)
             assert isinstance(report.payload, dict)
             assert [d["ep_ip"] for d in report.payload["sub_devices"]] == [
                 "10.0.0.9", "10.0.0.10", "192.168.1.101"]
-            publish(broker, "app", {"devices/10.0.0.10/state": b""})
+            publish(broker, "app", {"apps/app/devices/10.0.0.10/state": b""})
             wait_report(platform, lambda r: set(statuses(r)) == {"10.0.0.9", "192.168.1.101"})
 
     def test_periodic_reports(
@@ -196,7 +196,8 @@ class TestFreshness:
         with running_bridge(config, broker, tmp_path / "bridge.log"):
             wait_report(platform, lambda r: True)
             # Published once the bridge runs, so a slow start cannot use up the ttl.
-            publish(broker, "app", {"devices/10.0.0.7/state": device("online", **fresh(1.0))})
+            publish(broker, "app",
+                    {"apps/app/devices/10.0.0.7/state": device("online", **fresh(1.0))})
             wait_report(platform, lambda r: statuses(r).get("10.0.0.7") == "online")
             wait_report(platform, lambda r: statuses(r).get("10.0.0.7") == "offline", timeout=5)
 
@@ -206,7 +207,7 @@ class TestFreshness:
         """A retained record whose ts + ttl has passed is offline in the very first report."""
         publish_spec_example(broker)
         stale: dict[str, object] = {"ts": time.time() - 120, "ttl": 60}
-        publish(broker, "app", {"devices/10.0.0.8/state": device("online", **stale)})
+        publish(broker, "app", {"apps/app/devices/10.0.0.8/state": device("online", **stale)})
         with running_bridge(config, broker, tmp_path / "bridge.log"):
             first = wait_report(platform, lambda r: True)
         assert statuses(first)["10.0.0.8"] == "offline"
@@ -234,7 +235,7 @@ class TestRestarts:
     ) -> None:
         """The bridge killed with -9 and restarted sends a report with the same content."""
         publish_spec_example(broker)
-        publish(broker, "app", {"devices/10.0.0.3/state": device(ep_name="门禁-东")})
+        publish(broker, "app", {"apps/app/devices/10.0.0.3/state": device(ep_name="门禁-东")})
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
             before = wait_report(platform, lambda r: len(statuses(r)) == 2)
             bridge.kill()
@@ -312,7 +313,7 @@ class TestOutage:
             wait_report(platform, lambda r: True)
             faults(platform).set(Fault(status=503))
             for n in range(5):
-                publish(broker, "app", {"devices/10.0.2.1/state": device(ep_name=f"v{n}")})
+                publish(broker, "app", {"apps/app/devices/10.0.2.1/state": device(ep_name=f"v{n}")})
             events.wait_for(lambda ms: any(json.loads(m.payload)["attempt"] >= 2 for m in ms))
             faults(platform).clear()
             report = wait_report(platform, lambda r: "10.0.2.1" in statuses(r), timeout=5)
@@ -354,7 +355,7 @@ class TestBadInput:
             publish(broker, "collector", dict(self.BAD))
             publish(broker, "collector", {"devices/192.168.1.101/state": b"{broken"})
             events = errors.wait_for(lambda ms: len(ms) >= len(self.BAD) + 1)
-            publish(broker, "app", {"devices/10.0.3.9/state": device()})
+            publish(broker, "app", {"apps/app/devices/10.0.3.9/state": device()})
             report = wait_report(platform, lambda r: "10.0.3.9" in statuses(r))
         reasons = {json.loads(m.payload)["topic"]: json.loads(m.payload)["reason"] for m in events}
         assert {f"{BASE}/{suffix}" for suffix in self.BAD} <= set(reasons)

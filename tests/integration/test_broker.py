@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.broker import ROLES, Broker, setup
+from demo.broker import ROLES, Broker, MosquittoError, free_port, setup
 from tests.conftest import collect, mqtt_client, publish_and_wait, wait_until
 from tests.integration.conftest import BrokerFactory
 
@@ -36,7 +36,7 @@ WRITABLE = {
     ],
     "collector-gateway": ["collectors/gateway/status", "gateway/info", "gateway/metrics"],
     "collector-devices": ["collectors/devices/status", "devices/127.0.0.11/state"],
-    "app": ["collectors/app/status", "devices/127.0.0.11/state"],
+    "app": ["apps/app/status", "apps/app/devices/127.0.0.11/state"],
     "operator": ["config/report_url"],
     "console": ["config/report_url"],
     "monitor": [],
@@ -79,9 +79,9 @@ class TestAcl:
         with collect(broker, "se3/#") as seen, mqtt_client(broker, "app") as app:
             for sub in ("gateway/info", "bridge/status", "config/report_url"):
                 publish_and_wait(app, _topic(sub), "http://evil.invalid/", retain=True)
-            publish_and_wait(app, _topic("devices/127.0.0.11/state"), "marker")
-            seen.wait_for_topic(_topic("devices/127.0.0.11/state"))
-        assert seen.topics() == {_topic("devices/127.0.0.11/state")}
+            publish_and_wait(app, _topic("apps/app/devices/127.0.0.11/state"), "marker")
+            seen.wait_for_topic(_topic("apps/app/devices/127.0.0.11/state"))
+        assert seen.topics() == {_topic("apps/app/devices/127.0.0.11/state")}
 
     def test_debug_cannot_write_at_all(self, broker: Broker) -> None:
         """Nothing the debug user publishes reaches anyone."""
@@ -97,7 +97,7 @@ class TestAcl:
 
     def test_no_role_but_collector_writes_collector_status(self, broker: Broker) -> None:
         """Not even with a chosen client id may app or debug set a collector's status."""
-        # (The app has a status of its own, collectors/app/status.)
+        # (The app has a status of its own, apps/app/status.)
         with collect(broker, "se3/#", role="monitor") as seen:
             for role in ("app", "debug"):
                 with mqtt_client(broker, role, client_id="devices") as client:
@@ -305,7 +305,7 @@ class TestClientOptionFiles:
     ) -> None:
         """XDG_CONFIG_HOME=DIR/clients/<user> gives mosquitto_pub and mosquitto_sub host, port,
         user and password from a 0600 file: the command line (and /proc) holds none."""
-        pub_env = {**os.environ, "XDG_CONFIG_HOME": str(broker.dir / "clients" / "app")}
+        pub_env = {**os.environ, "XDG_CONFIG_HOME": str(broker.dir / "clients" / "collector")}
         sub_env = {**os.environ, "XDG_CONFIG_HOME": str(broker.dir / "clients" / "debug")}
         topic = _topic("devices/127.0.0.31/state")
         pub = ["mosquitto_pub", "-q", "1", "-r", "-t", topic, "-m", "from the option file"]
@@ -321,20 +321,33 @@ class TestClientOptionFiles:
         assert f"-P {broker.password('debug')}" in options.read_text()
 
 
-class TestCollectorOwnedDevices:
-    def test_apps_cannot_write_or_delete_a_configured_device(self, tmp_path: Path) -> None:
-        """The config's [[devices]] belong to the devices collector: the ACL denies their
-        topics to the app (a record or a delete), while other addresses stay the app's."""
-        owned, free = _topic("devices/127.0.0.11/state"), _topic("devices/127.0.0.12/state")
-        with Broker(tmp_path / "owned", owned=("127.0.0.11",)) as broker:
-            assert f"topic deny {owned}" in (broker.dir / "acl").read_text()
+class TestAppSpaces:
+    def test_each_app_writes_only_its_own_space(self, tmp_path: Path) -> None:
+        """Two app users: each writes (and deletes) records and status in apps/<user>/ only;
+        the other's space and the collectors' devices/ (a configured device's or any)
+        are closed to it, for a record and for a delete."""
+        with Broker(tmp_path / "apps", apps=("app", "app-door")) as broker:
+            assert broker.password("app-door") != broker.password("app")
+            mine = _topic("apps/app-door/devices/127.0.0.12/state")
+            theirs = _topic("apps/app/devices/127.0.0.12/state")
+            shared = _topic("devices/127.0.0.11/state")
             with mqtt_client(broker, "collector-devices") as collector:
-                publish_and_wait(collector, owned, "from the collector", retain=True)
+                publish_and_wait(collector, shared, "from the collector", retain=True)
+            with mqtt_client(broker, "app") as app:
+                publish_and_wait(app, theirs, "from app", retain=True)
             with collect(broker, "se3/#") as seen:
-                with mqtt_client(broker, "app") as app:
-                    publish_and_wait(app, owned, "from the app", retain=True)
-                    publish_and_wait(app, owned, "", retain=True)
-                    publish_and_wait(app, free, "marker", retain=True)
-                seen.wait_for_topic(free)
-            assert [m.payload for m in seen.messages if m.topic == owned] == [
-                b"from the collector"]  # the retained one, as the subscription began
+                with mqtt_client(broker, "app-door") as door:
+                    for topic in (theirs, shared, _topic("apps/app/status")):
+                        publish_and_wait(door, topic, "from app-door", retain=True)
+                        publish_and_wait(door, topic, "", retain=True)
+                    publish_and_wait(door, _topic("apps/app-door/status"), "online", retain=True)
+                    publish_and_wait(door, mine, "marker", retain=True)
+                seen.wait_for_topic(mine)
+            assert {m.topic: m.payload for m in seen.messages} == {
+                shared: b"from the collector", theirs: b"from app",  # the retained replay
+                _topic("apps/app-door/status"): b"online", mine: b"marker"}
+
+    def test_an_app_user_is_app_or_app_dash_name(self, tmp_path: Path) -> None:
+        """Any other name could share a collector's status name: setup refuses it."""
+        with pytest.raises(MosquittoError, match="an app user is `app` or `app-NAME`"):
+            setup(tmp_path / "bad", free_port(), apps=("gateway",))

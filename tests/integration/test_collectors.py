@@ -216,7 +216,7 @@ class TestDevicesOnce:
         run_once(broker, both, "devices", "--once")
         run_once(
             broker, both, "publish", "device", "--ip", "127.0.0.14", "--status", "online",
-            "--type", "1", "--location", "loc-14", "--source", "my-app", role="app",
+            "--type", "1", "--location", "loc-14", "--source", "my-app", role="collector",
         )
         assert set(retained(broker, f"{BASE}/devices/+/state", DEVICES_STATUS)) == {
             state_topic(SPARE_IP), state_topic(DEAD_IP), state_topic("127.0.0.14"),
@@ -230,18 +230,20 @@ class TestDevicesOnce:
 
 class TestPublish:
     def test_app_publishes_and_removes(self, broker: Broker, tmp_path: Path) -> None:
-        """`publish device` as the app role arrives as a valid record; `remove` deletes it."""
+        """`publish device` as the app role arrives as a valid record in the app's own space
+        (apps/app/); `remove` deletes it."""
         config = write_config(tmp_path / "se3.toml", broker)
-        with collect(broker, f"{BASE}/devices/+/state") as seen:
+        topic = f"{BASE}/apps/app/devices/{SPARE_IP}/state"
+        with collect(broker, f"{BASE}/apps/+/devices/+/state") as seen:
             run_once(
                 broker, config, "publish", "device", "--ip", SPARE_IP, "--status", "offline",
                 "--type", "1", "--location", "loc-12", "--name", "lobby", "--ttl", "60",
-                "--source", "my-app", role="app",
+                role="app",
             )
-            message = seen.wait_for_topic(state_topic(SPARE_IP))
+            message = seen.wait_for_topic(topic)
             record = device_state(message.payload, SPARE_IP)
             assert (record.ep_status, record.ep_type, record.ep_name) == ("offline", "1", "lobby")
-            assert (record.ttl, record.source) == (60.0, "my-app")
+            assert (record.ttl, record.source) == (60.0, None)
             assert record.ts is not None
             run_once(broker, config, "publish", "remove", "--ip", SPARE_IP, role="app")
             seen.wait_for(lambda msgs: bool(msgs) and msgs[-1].payload == b"")

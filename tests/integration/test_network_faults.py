@@ -100,7 +100,7 @@ class TestDelayedLink:
                     sent = proxy.sent
                     ip = f"10.0.6.{i % 4 + 1}"
                     latest[ip] = f"v{i}"
-                    publish_and_wait(app, f"{BASE}/devices/{ip}/state",
+                    publish_and_wait(app, f"{BASE}/apps/app/devices/{ip}/state",
                                      json.dumps(device(ep_name=f"v{i}")), retain=True)
                     proxy.wait_sent(sent)
                 final = wait_report(platform, lambda r: latest.items() <= names(r).items(),
@@ -135,10 +135,10 @@ class TestBlackhole:
                     mqtt_client(broker, "app") as app:
                 wait_report(platform, lambda r: True, timeout=10)
                 with blackhole(DARK_IP, port):
-                    publish_and_wait(app, f"{BASE}/devices/{DOOR}/state",
+                    publish_and_wait(app, f"{BASE}/apps/app/devices/{DOOR}/state",
                                      json.dumps(device(ep_name="during")), retain=True)
                     wait_failures(seen, 3, timeout=15)
-                    publish_and_wait(app, f"{BASE}/devices/{DOOR}/state",
+                    publish_and_wait(app, f"{BASE}/apps/app/devices/{DOOR}/state",
                                      json.dumps(device(ep_name="latest")), retain=True)
                     failed = wait_failures(seen, 5, timeout=15)
                     restored = time.time()

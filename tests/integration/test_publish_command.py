@@ -84,7 +84,7 @@ class TestRemove:
         assert publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
                        "--type", "4", "--location", "loc-12",
                        role="app").returncode == 0
-        with collect(broker, state_topic(SPARE_IP)) as seen:
+        with collect(broker, f"{BASE}/apps/app/devices/{SPARE_IP}/state") as seen:
             done = publish(broker, config, "remove", "--ip", SPARE_IP, role="app")
             assert done.returncode == 0, done.stderr
             assert "whether it had a record is unknown" in done.stderr
@@ -97,12 +97,24 @@ class TestRemove:
         config = write_config(tmp_path / "se3.toml", broker)
         assert publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
                        "--type", "4", "--location", "loc-12",
-                       role="app").returncode == 0
+                       role="collector").returncode == 0
         with collect(broker, state_topic(SPARE_IP)) as seen:
             done = publish(broker, config, "remove", "--ip", SPARE_IP, role="collector")
             assert done.returncode == 0, done.stderr
             assert f"device {SPARE_IP} record deleted" in done.stderr
             seen.wait_for(lambda msgs: bool(msgs) and msgs[-1].payload == b"")
+
+
+class TestAppSpace:
+    def test_an_app_names_no_other_source(self, broker: Broker, tmp_path: Path) -> None:
+        """As an app user, `--source` other than the user is refused before anything is sent
+        (the bridge would refuse the record: an app's records are its own)."""
+        config = write_config(tmp_path / "se3.toml", broker)
+        done = publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
+                       "--type", "4", "--location", "loc-12", "--source", "devices",
+                       role="app")
+        assert done.returncode == 2, done.stderr
+        assert "an app's records are its own: as broker user app" in done.stderr
 
 
 class TestBrokerProblemsAtOnce:

@@ -44,16 +44,16 @@ class TestBridgeCrash:
         # The second run reports every second, so a late report is soon put right.
         config2 = write_config(tmp_path / "b2.toml", broker, url, interval=1)
         publish_spec_example(broker)
-        publish(broker, "app", {f"devices/{DOOR}/state": device(ep_name="v0")})
+        publish(broker, "app", {f"apps/app/devices/{DOOR}/state": device(ep_name="v0")})
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
             wait_report(platform, lambda r: door_name(r) == "v0")
             # The next POST is held 1.5 s by the platform; the bridge dies meanwhile.
             faults(platform).set(Fault(status=200, delay=1.5, count=1))
-            publish(broker, "app", {f"devices/{DOOR}/state": device(ep_name="v1")})
+            publish(broker, "app", {f"apps/app/devices/{DOOR}/state": device(ep_name="v1")})
             wait_until(lambda: not faults(platform).as_json(), what="the POST in flight")
             bridge.kill()
         killed_at = time.time()
-        publish(broker, "app", {f"devices/{DOOR}/state": device(ep_name="v2")})
+        publish(broker, "app", {f"apps/app/devices/{DOOR}/state": device(ep_name="v2")})
         with running_bridge(config2, broker, tmp_path / "bridge2.log"):
             latest = wait_report(platform, lambda r: door_name(r) == "v2", after=killed_at)
             # The held POST is completed by the platform after its sender died, and

@@ -53,13 +53,13 @@ def wait_for_save(broker: Broker) -> tuple[int, int] | None:
 def retained_devices(broker: Broker, marker_ip: str) -> set[str]:
     """The device IPs whose retained records the broker replays to a new subscriber.
 
-    A live record for `marker_ip` (published as the app) ends the replay: one
+    A live record for `marker_ip` (published as a collector) ends the replay: one
     connection's messages reach a subscriber in order, after its retained set.
     The marker itself arrives live, so it is not among them.
     """
     marker = f"{BASE}/devices/{marker_ip}/state"
     with collect(broker, f"{BASE}/devices/+/state") as seen:
-        with mqtt_client(broker, "app") as app:
+        with mqtt_client(broker, "collector") as app:
             publish_and_wait(app, marker, b'{"ep_status":"online","ep_type":"2",'
                                           b'"ep_location":"x"}', retain=True)
         seen.wait_for_topic(marker)
@@ -68,8 +68,8 @@ def retained_devices(broker: Broker, marker_ip: str) -> set[str]:
 
 def publish_saved_state(broker: Broker) -> None:
     publish_spec_example(broker)
-    publish(broker, "app", {"devices/10.0.0.1/state": device(),
-                            "devices/10.0.0.2/state": device("offline")})
+    publish(broker, "collector", {"devices/10.0.0.1/state": device(),
+                                  "devices/10.0.0.2/state": device("offline")})
 
 
 class TestBrokerCrash:
@@ -110,7 +110,7 @@ class TestBrokerCrash:
             # between (the file changed), it may have been kept: try another.
             for attempt in range(3):
                 lost = f"10.0.9.{attempt + 1}"
-                publish(broker, "app", {f"devices/{lost}/state": device()})
+                publish(broker, "collector", {f"devices/{lost}/state": device()})
                 broker.kill()
                 if _db_stamp(broker) == saved:
                     break
@@ -141,7 +141,7 @@ class TestResync:
         broker.start()
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
             wait_report(platform, lambda r: set(statuses(r)) == SAVED)
-            publish(broker, "app", {"devices/10.0.5.5/state": device()})
+            publish(broker, "collector", {"devices/10.0.5.5/state": device()})
             before = wait_report(platform, lambda r: "10.0.5.5" in statuses(r))
             broker.kill()  # the new record was never saved: the broker forgets it
             broker.start()

@@ -100,17 +100,17 @@ class TestClockSteps:
         """+3 h: nothing goes offline early, not even after a reconnect replays every record."""
         publish_spec_example(broker)
         published = time.time()
-        publish(broker, "app", {"devices/10.0.7.1/state": record(clock, ttl=4),
-                                "devices/10.0.7.2/state": record(clock, ttl=60),
-                                "devices/10.0.7.3/state": record(clock, ttl=None)})
+        publish(broker, "app", {"apps/app/devices/10.0.7.1/state": record(clock, ttl=4),
+                                "apps/app/devices/10.0.7.2/state": record(clock, ttl=60),
+                                "apps/app/devices/10.0.7.3/state": record(clock, ttl=None)})
         bridge.start()
         wait_report(platform, lambda r: len(statuses(r)) == 4)
 
         clock.step(+HOURS)
-        publish(broker, "app", {"devices/10.0.7.4/state": record(clock, ttl=60)})
+        publish(broker, "app", {"apps/app/devices/10.0.7.4/state": record(clock, ttl=60)})
         first = wait_report(platform, lambda r: "10.0.7.4" in statuses(r))
         restart_broker_and_wait_for_replay(broker, bridge, retained=6)
-        publish(broker, "app", {"devices/10.0.7.5/state": record(clock, ttl=60)})
+        publish(broker, "app", {"apps/app/devices/10.0.7.5/state": record(clock, ttl=60)})
         after = wait_report(platform, lambda r: "10.0.7.5" in statuses(r))
         expired = wait_report(platform, lambda r: statuses(r)["10.0.7.1"] == "offline")
 
@@ -128,8 +128,8 @@ class TestClockSteps:
         """-3 h: records expire on time, a ts in the future buys no extra life, replays neither."""
         publish_spec_example(broker)
         published = time.time()
-        publish(broker, "app", {"devices/10.0.8.1/state": record(clock, ttl=4),
-                                "devices/10.0.8.2/state": record(clock, ttl=60)})
+        publish(broker, "app", {"apps/app/devices/10.0.8.1/state": record(clock, ttl=4),
+                                "apps/app/devices/10.0.8.2/state": record(clock, ttl=60)})
         bridge.start()
         wait_report(platform, lambda r: len(statuses(r)) == 3)
 
@@ -137,8 +137,9 @@ class TestClockSteps:
         clock.step(-HOURS)
         # Stamped just before the step, delivered after it: 3 h in the bridge's future.
         future = time.time()
-        publish(broker, "app", {"devices/10.0.8.3/state": record(clock, ttl=3, ts=before_step),
-                                "devices/10.0.8.4/state": record(clock, ttl=60)})
+        publish(broker, "app", {
+            "apps/app/devices/10.0.8.3/state": record(clock, ttl=3, ts=before_step),
+            "apps/app/devices/10.0.8.4/state": record(clock, ttl=60)})
         wait_report(platform, lambda r: statuses(r).get("10.0.8.3") == "online")
         restart_broker_and_wait_for_replay(broker, bridge, retained=6)
         old = wait_report(platform, lambda r: statuses(r)["10.0.8.1"] == "offline", timeout=8)

@@ -52,7 +52,7 @@ class TestCollectorDeath:
         config = add_collector_config(
             write_config(tmp_path / "se3.toml", broker, f"{platform.url}/DeviceStatus"))
         publish_spec_example(broker)  # no source
-        publish(broker, "app", {"devices/10.0.6.1/state": device(source="door-app")})
+        publish(broker, "collector", {"devices/10.0.6.1/state": device(source="door-app")})
         expected = dict.fromkeys((*COLLECTED, "192.168.1.101", "10.0.6.1"), "online")
         with open(tmp_path / "collector.log", "wb") as log:
             collector = subprocess.Popen(

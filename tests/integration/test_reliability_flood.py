@@ -103,7 +103,7 @@ class TestFlood:
             tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus", interval=0.5,
             bridge={"max_devices": CAP, "metrics_listen": f"127.0.0.1:{metrics}"})
         publish_spec_example(broker)
-        publish(broker, "app", {f"devices/{ip}/state": device() for ip in VALID[1:]})
+        publish(broker, "collector", {f"devices/{ip}/state": device() for ip in VALID[1:]})
         bad = flood()
         assert len({suffix for suffix, _, _ in bad if suffix.startswith("devices/10.2.")}) == 2000
 

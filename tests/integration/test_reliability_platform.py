@@ -83,7 +83,7 @@ class TestOutage:
             with collect(broker, f"{BASE}/bridge/report") as seen, \
                     running_bridge(config, broker, tmp_path / "bridge.log"):
                 wait_failures(seen, 2)
-                publish(broker, "app", {f"devices/{DOOR}/state": device(ep_name="latest")})
+                publish(broker, "app", {f"apps/app/devices/{DOOR}/state": device(ep_name="latest")})
                 failed = wait_failures(seen, 5)
                 recovered = time.time()
                 if failure == "refused":
@@ -170,7 +170,8 @@ class TestSlowPlatform:
             for round_ in range(1, 6):
                 for _ in range(5):
                     record = json.dumps(device(ep_name=f"v{changes}"))
-                    publish_and_wait(app, f"{BASE}/devices/{DOOR}/state", record, retain=True)
+                    publish_and_wait(app, f"{BASE}/apps/app/devices/{DOOR}/state", record,
+                                     retain=True)
                     changes += 1
                 wait_failures(seen, round_)
             recovered = time.time()

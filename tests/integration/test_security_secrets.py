@@ -59,7 +59,8 @@ class TestSecrets:
                 running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
             wait_until(lambda: len(answers.bodies) >= 2, what="a second login")
             wait_report(platform, lambda r: True)
-            publish(broker, "app", {"devices/10.0.9.1/state": b"not json"})  # an errors event
+            # an errors event
+            publish(broker, "app", {"apps/app/devices/10.0.9.1/state": b"not json"})
             seen.wait_for(lambda msgs: any(m.topic.endswith("/errors") for m in msgs))
             log = bridge.log_text()
         tokens = [json.loads(body)["token"] for body in answers.bodies]

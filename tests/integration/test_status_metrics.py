@@ -206,13 +206,13 @@ class TestMetricsEndpoint:
         with config.open("a", encoding="utf-8") as fh:
             fh.write(f'\n[bridge]\nmetrics_listen = "127.0.0.1:{port}"\n')
         publish_spec_example(broker)
-        publish(broker, "app", {"devices/10.0.0.2/state": device("offline")})
+        publish(broker, "app", {"apps/app/devices/10.0.0.2/state": device("offline")})
         start = time.time()
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
             wait_report(platform, lambda r: True)
             publish(broker, "app", {
-                "devices/10.0.3.1/state": b"not json",
-                "devices/10.0.3.4/state": json.dumps(device("up")).encode(),
+                "apps/app/devices/10.0.3.1/state": b"not json",
+                "apps/app/devices/10.0.3.4/state": json.dumps(device("up")).encode(),
             })
             wait_until(lambda: value(scrape(port), "se3_records_rejected_total",
                                      reason="ep_status") == 1, what="ep_status rejection")

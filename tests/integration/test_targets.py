@@ -148,7 +148,7 @@ class TestConfigTopic:
             publish(broker, "operator", {"config/report_url": both.encode()})
             assert other.state.store.wait_for(lambda r: True, timeout=5) is not None
             # A marker change: once it is in at home, a repeat would have been too.
-            publish(broker, "app", {"devices/10.0.9.1/state": device()})
+            publish(broker, "app", {"apps/app/devices/10.0.9.1/state": device()})
             wait_report(home, lambda r: "10.0.9.1" in statuses(r))
         assert len(home.state.store.reports()) == 2
 

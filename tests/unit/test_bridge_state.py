@@ -1011,3 +1011,61 @@ class TestArrivalsAcrossRestarts:
         h = Harness()
         with pytest.raises(RecordError, match="arrival must be"):
             h.send(TOPICS.arrival("10.0.0.1"), js({"at": "yesterday"}), replayed=True)
+
+
+class TestClaims:
+    """One address, one publisher: configured devices, then the first held claim."""
+
+    def app(self, h: Harness, user: str, ip: str, payload: bytes) -> Outcome:
+        return h.send(TOPICS.app_device_state(user, ip), payload)
+
+    def test_an_apps_record_is_reported_with_its_user_as_source(self) -> None:
+        h = Harness()
+        assert self.app(h, "app-door", "10.0.0.1", device()) == CHANGED
+        assert h.state.devices["10.0.0.1"].record.source == "app-door"
+        h.send(TOPICS.app_status("app-door"), b"offline")
+        assert h.statuses() == {"10.0.0.1": "offline"}
+
+    def test_an_app_cannot_name_another_source(self) -> None:
+        h = Harness()
+        with pytest.raises(RecordError, match="source 'devices' in the space of app app"):
+            self.app(h, "app", "10.0.0.1", device(source="devices"))
+        assert h.state.devices == {}
+        self.app(h, "app", "10.0.0.1", device(source="app"))
+        assert h.state.devices["10.0.0.1"].record.source == "app"
+
+    def test_the_first_claim_holds_until_its_record_is_deleted(self) -> None:
+        h = Harness()
+        self.app(h, "app", "10.0.0.1", device(ep_name="first"))
+        with pytest.raises(RecordError, match="already reported by app app") as refused:
+            self.app(h, "app-other", "10.0.0.1", device(ep_name="second"))
+        assert refused.value.code == "claimed"
+        with pytest.raises(RecordError, match="already reported by app app"):
+            h.dev("10.0.0.1", device(ep_name="collector"))
+        assert self.app(h, "app-other", "10.0.0.1", b"") == UNCHANGED  # not its to delete
+        assert h.report()["sub_devices"][0]["ep_name"] == "first"
+        assert self.app(h, "app", "10.0.0.1", b"") == CHANGED
+        self.app(h, "app-other", "10.0.0.1", device(ep_name="second"))
+        assert h.report()["sub_devices"][0]["ep_name"] == "second"
+
+    def test_a_collectors_address_is_not_an_apps(self) -> None:
+        h = Harness()
+        h.dev("10.0.0.1", device())
+        with pytest.raises(RecordError, match="already reported by a collector"):
+            self.app(h, "app", "10.0.0.1", device())
+
+    def test_configured_devices_are_the_collectors_whoever_comes_first(self) -> None:
+        h = Harness()
+        h.state = GatewayState(SN, configured=frozenset({"10.0.0.9"}))
+        h.send(TOPICS.gateway_info, info())
+        with pytest.raises(RecordError, match="configured device"):
+            self.app(h, "app", "10.0.0.9", device())
+        assert h.dev("10.0.0.9", device()) == CHANGED
+
+    def test_a_replay_forgets_a_claim_whose_record_is_gone(self) -> None:
+        h = Harness()
+        self.app(h, "app", "10.0.0.1", device())
+        seen = {parse(TOPICS.gateway_info, PREFIX),
+                parse(TOPICS.app_device_state("app-other", "10.0.0.1"), PREFIX)}
+        assert h.state.retain_only(seen, h.clock).changed
+        assert h.state.devices == {}

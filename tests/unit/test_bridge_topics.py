@@ -228,3 +228,31 @@ def test_kinds_hash_by_identity_and_still_work_as_keys() -> None:
     assert vars(Kind)["__hash__"] is not vars(enum.Enum)["__hash__"]
     assert hash(Kind.DEVICE_STATE) == hash(Kind("devices/state"))
     assert {Kind.DEVICE_STATE: 1}[Kind("devices/state")] == 1
+
+
+class TestAppSpaces:
+    def test_an_apps_device_and_status_name_their_owner(self) -> None:
+        topics = Topics("se3", "SN1")
+        assert parse(topics.app_device_state("app-door", "10.0.0.1"), "se3") == TopicRef(
+            "SN1", Kind.DEVICE_STATE, "10.0.0.1", "app-door")
+        assert parse(topics.app_status("app"), "se3") == TopicRef(
+            "SN1", Kind.COLLECTOR_STATUS, "app", "app")
+
+    def test_the_collectors_topics_have_no_owner(self) -> None:
+        topics = Topics("se3", "SN1")
+        assert parse(topics.device_state("10.0.0.1"), "se3").owner == ""
+        assert parse(topics.collector_status("devices"), "se3").owner == ""
+
+    @pytest.mark.parametrize("topic", [
+        "se3/SN1/apps/gateway/status",            # not an app user's name
+        "se3/SN1/apps/App/devices/10.0.0.1/state",
+        "se3/SN1/apps/app-/status",
+        "se3/SN1/apps/app/devices/10.0.0.01/state",  # not canonical
+        "se3/SN1/apps/app/devices/10.0.0.1/other",
+        "se3/SN1/apps/app/device/10.0.0.1/state",
+        "se3/SN1/apps/app/state",
+        "se3/SN1/apps/app/devices/10.0.0.1",
+    ])
+    def test_other_shapes_in_an_app_space_are_refused(self, topic: str) -> None:
+        with pytest.raises(TopicError):
+            parse(topic, "se3")
