@@ -39,6 +39,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bridge.errors import DeliveryError, RetryAfter
+from bridge.hide import hide, url_secrets, without_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -84,23 +85,10 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
 
 
 def without_query_values(text: str, url: str) -> str:
-    """`text` (a platform's answer) with each value of `url`'s query, as sent or as
-    decoded, shown as `...`: a platform may echo the request, and the login's token is
-    in its query. Values shorter than 8 characters (`site=7`) are no secret and stay; a
-    value cut off at the end of `text` goes too."""
-    try:
-        query = urlsplit(url).query
-    except ValueError:
-        return text
-    sent = {pair.partition("=")[2] for pair in query.split("&")}
-    decoded = {value for _, value in parse_qsl(query)}
-    for value in sorted((v for v in sent | decoded if len(v) >= 8), key=len, reverse=True):
-        text = text.replace(value, "...")
-        for cut in range(len(value) - 1, 3, -1):
-            if text.endswith(value[:cut]):
-                text = text[:-cut] + "..."
-                break
-    return text
+    """`text` (a platform's answer) with the secrets of `url` hidden in every spelling
+    (bridge.hide): a platform may echo the request, and the login's token is in its
+    query. Values of other parameters shorter than 8 characters (`site=7`) stay."""
+    return hide(text, url_secrets(url))
 
 
 def printable(text: str, limit: int = BODY_LIMIT) -> str:
@@ -314,17 +302,10 @@ def _translated(timeout: float, watch: _Watch | None = None, url: str = "") -> I
         if watch is not None and watch.expired:
             raise DeliveryError(f"timed out after {timeout:g} s") from exc
         error = _translate(exc, timeout)
-        query = _query_of(url)
-        if query and query in str(error):
-            error = DeliveryError(str(error).replace(query, "..."))
+        shown = without_credentials(without_query_values(str(error), url))
+        if shown != str(error):
+            error = DeliveryError(shown)
         raise error from exc
-
-
-def _query_of(url: str) -> str:
-    try:
-        return urlsplit(url).query
-    except ValueError:
-        return ""
 
 
 def _translate(exc: Exception, timeout: float) -> DeliveryError:

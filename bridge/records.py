@@ -43,6 +43,7 @@ from bridge.fields import (
     Url,
     no_control,
 )
+from bridge.hide import without_credentials
 from bridge.rules import DevSno, GatewayName
 from bridge.topics import Kind
 
@@ -227,7 +228,9 @@ def _json_type(value: object) -> str:
 
 
 def _brief(value: object) -> str:
+    """A refused value as a reason shows it: short, and without URL credentials (an
+    `ep_url`'s camera password reaches no log line, event or page)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    text = repr(value)
+    text = repr(without_credentials(value) if isinstance(value, str) else value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bridge.config import Config
+from bridge.hide import without_credentials
 from bridge.http import redact
 from bridge.urls import split_urls
 from console.view import Record, Snapshot, TargetLog
@@ -218,8 +219,9 @@ def page_model(snap: Snapshot, config: Config, sn: str, now: float,
 
 
 def _error(event: dict[str, Any]) -> dict[str, Any]:
+    reason = event.get("reason")  # the bridge hides URL credentials; so does the page
     return {"at": _number(event.get("ts")), "topic": _text(event.get("topic")),
-            "reason": _text(event.get("reason"))}
+            "reason": _text(without_credentials(reason) if isinstance(reason, str) else None)}
 
 
 def _text(value: object) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import logging
 import socket
 import threading
@@ -19,9 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 
 from bridge.errors import DeliveryError, RetryAfter
+from bridge.hide import hide, spellings, url_secrets, without_credentials
 from bridge.http import (
     LOGIN_BODY_LIMIT,
     USER_AGENT,
@@ -144,6 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(500, b"", {"Retry-After": "3"})
         elif path == "/big-answer":
             self._answer(500, b"x" * 10_000)
+        elif path == "/echo-json":  # repeats the token JSON-escaped and upper-cased
+            token = parse_qs(urlsplit(self.path).query)["token"][0]
+            self._answer(401, orjson.dumps({"error": "bad token", "token": token,
+                                            "ascii": json.dumps(token),
+                                            "upper": token.upper()}))
         elif path.startswith("/echo"):  # a platform whose answer repeats the request
             status = int(path.rpartition("/")[2])
             self._answer(status, f"no report accepted at {self.path}".encode())
@@ -433,6 +441,34 @@ class TestWithQuery:
 
         assert parse_qs(urlsplit(url).query) == {
             "site": ["7"], "x": ["a+b"], "token": ["a+b/c==&d"], "dev_sno": ["ZK 01&x=é"]}
+
+
+class TestSecretsByValue:
+    """A secret is hidden whatever its length and however an answer spells it."""
+
+    @pytest.mark.parametrize("token", ["t0k", "Ab/c\"d+é", "a b&c=d"])
+    def test_an_echoed_token_in_any_spelling(
+        self, sender: HttpSender, platform: Platform, token: str
+    ) -> None:
+        url = with_query(f"{platform.base}/echo-json", {"token": token, "dev_sno": "ZK01"})
+        with pytest.raises(DeliveryError) as info:
+            sender.post(url, b"{}", "id-1")
+
+        shown = info.value.body.casefold()
+        assert "bad token" in shown
+        for spelling in spellings(token):
+            assert spelling.casefold() not in shown
+
+    def test_url_credentials_in_free_text(self) -> None:
+        text = "ep_url: got 'rtsp://admin:Secr3t@10.0.0.1:554/ch1' and http://u:p@h/x"
+        assert without_credentials(text) == (
+            "ep_url: got 'rtsp://...@10.0.0.1:554/ch1' and http://...@h/x")
+
+    def test_the_password_and_secret_names_at_any_length(self) -> None:
+        url = "http://user:pw@h/r?sig=a%20b&key=k1&site=7"
+        assert url_secrets(url) >= {"pw", "a%20b", "a b", "k1"}
+        assert "7" not in url_secrets(url)
+        assert hide("PW a+b A%20B k1 site=7", url_secrets(url)) == "... ... ... ... site=7"
 
 
 class TestPrintable:

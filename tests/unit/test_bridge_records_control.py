@@ -65,3 +65,17 @@ class TestControlCharacters:
         """Chinese names, emoji and punctuation are not control characters."""
         name = "东门 摄像头 #2 (café) 🚪"
         assert parse_as(DeviceState, device(ep_name=name), "10.0.0.1").ep_name == name
+
+
+class TestCredentialsInReasons:
+    def test_a_refused_ep_url_shows_no_password(self) -> None:
+        """The reason (a WARNING, a bridge/errors event, the console's page) shows the
+        refused value without the camera's password, also past the shortened length."""
+        url = "rtsp://admin:Secr3tCameraPassword@10.0.0.1:554/Streaming/Channels/101\x00"
+        with pytest.raises(RecordError) as info_:
+            parse_as(DeviceState, device(ep_url=url), "10.0.0.1")
+        reason = str(info_.value)
+        assert "U+0000" in reason
+        assert "rtsp://...@10.0.0.1" in reason
+        assert "Secr3t" not in reason
+        assert "admin" not in reason

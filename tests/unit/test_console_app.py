@@ -448,6 +448,21 @@ class TestPage:
         assert "rtsp://127.0.0.11:554/ch2" in page
         assert "IPC static (2)" in page
 
+    def test_a_refusal_reason_shows_no_url_credentials(
+        self, client: FlaskClient, view: View
+    ) -> None:
+        """A bridge/errors reason quoting a refused ep_url shows it without user info."""
+        view.apply(f"{BASE}/bridge/errors", orjson.dumps({
+            "ts": 990.0, "topic": f"{BASE}/devices/127.0.0.11/state", "code": "ep_url",
+            "reason": "ep_url: control character U+0000 not allowed "
+                      "(got 'rtsp://cam:campw@127.0.0.11/ch2\\x00')"}))
+        log_in(client)
+        model = client.get("/api/view").json
+        assert model is not None
+        (error,) = model["errors"]
+        assert "rtsp://...@127.0.0.11/ch2" in error["reason"]
+        assert "campw" not in client.get("/api/view").get_data(as_text=True)
+
     def test_topics_no_address_can_have_are_not_kept(self, view: View) -> None:
         """A device topic whose level is no IP address (too long, a junk scope) is
         refused by the bridge, so the console keeps nothing of it either: an app
