@@ -238,9 +238,14 @@ class ReceiverSection(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(strict=True, ge=0, le=65535)] = 9528
     strict: Annotated[bool, Field(strict=True)] = False
-    format: Format = "v1"  # the payload version reports are checked against
+    # The platform release it plays, and the format its (gateway) report is checked
+    # against instead of the release's own; the receiver knows the names (receiver/releases.py).
+    release: Annotated[str, Field(pattern=r"^V[0-9]R[0-9]C[0-9]{2}$")] = "V2R2C01"
+    format: Annotated[str, Field(pattern=r"^(v1|v2|F[1-8])$")] | None = None
     keep: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 200
-    login_address: Annotated[str, Field(min_length=1)] = "/DeviceStatus"
+    # The report URL(s) its login issues; unset: the release's own path(s).
+    login_address: Annotated[str, Field(min_length=1)] | None = None
+    login_devices_address: Annotated[str, Field(min_length=1)] | None = None
     login_period: Annotated[int, Field(strict=True, ge=1, le=86_400)] = 20
 
 

@@ -1,4 +1,7 @@
-"""The reference platform's Flask app: the report endpoint, the login, the page.
+"""The reference platform's Flask app: the report endpoints, the login, the page.
+
+The release it plays (`receiver.releases`) says where reports arrive and in
+which format each is checked, and which login variant answers.
 
 `create_app` builds one self-contained app; its state (kept reports, logins,
 counters, faults) lives in a `ReceiverState` reachable with `state_of(app)`,
@@ -15,18 +18,20 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 
-from bridge.report import Format
-from receiver.conformance import check_headers, check_report, versions_matched
+from receiver.conformance import check_headers, inspect, parse_report, versions_matched
 from receiver.faults import Fault, FaultError, FaultInjector, parse_fault
 from receiver.login import (
+    Issued,
     LoginRefused,
     LoginSettings,
     TokenBook,
-    check_login_args,
     login_answer,
     login_refusal,
+    login_request,
 )
+from receiver.releases import DEFAULT_RELEASE, Release, Route, checked, release
 from receiver.store import Report, ReportStore
+from receiver.tables import FormatName
 
 __all__ = ["LoginSettings", "ReceiverState", "create_app", "state_of"]
 
@@ -50,12 +55,17 @@ class ReceiverState:
     """Everything one app instance holds."""
 
     strict: bool
-    login: LoginSettings
+    login: Issued
     store: ReportStore
     faults: FaultInjector | None
-    format: Format = "v1"  # the payload version reports are checked against
+    release: Release
     tokens: TokenBook = field(default_factory=TokenBook)
     require_token: bool = False
+
+    @property
+    def format(self) -> FormatName:
+        """The format the (gateway) report is checked against."""
+        return self.release.gateway.formats[0]
 
 
 def state_of(app: Flask) -> ReceiverState:
@@ -76,21 +86,29 @@ def _show(value: object) -> str:
 
 def _log_report(report: Report) -> None:
     payload = report.payload if isinstance(report.payload, dict) else {}
-    devices = payload.get("sub_devices")
-    devices = devices if isinstance(devices, list) else []
-    online = sum(1 for d in devices if isinstance(d, dict) and d.get("ep_status") == "online")
+    statuses = report.device_statuses()
+    online = sum(1 for status in statuses.values() if status == "online")
     logger.info(
-        "report %s from gateway %s (%s): %d sub-devices online, %d offline, %d violations, "
-        "matches %s%s",
+        "report %s (%s at %s) from gateway %s (%s): %d sub-devices online, %d offline, "
+        "%d violations, matches %s%s",
         _show(report.report_id),
-        _show(payload.get("gateway_sn")),
-        _show(payload.get("gateway_status")),
+        report.format,
+        report.path,
+        _show(report.gateway),
+        _show(payload.get("gateway_status", "devices")),
         online,
-        len(devices) - online,
+        len(statuses) - online,
         len(report.violations),
         ", ".join(report.formats) or "no version",
         " (refused)" if report.rejected else "",
     )
+
+
+def issued(settings: LoginSettings, rel: Release) -> Issued:
+    """What a login issues under release `rel`: the addresses set, else the release's own."""
+    devices = rel.devices.paths[0] if rel.devices is not None else None
+    return Issued(settings.address or rel.gateway.paths[0],
+                  settings.devices_address or devices, settings.period, settings.new_names)
 
 
 def _fault_response(fault: Fault) -> Response:
@@ -116,22 +134,38 @@ def create_app(
     login: LoginSettings | None = None,
     keep: int = 200,
     faults: bool = False,
-    fmt: Format = "v1",
+    fmt: FormatName | None = None,
     require_token: bool = False,
+    release_name: str = DEFAULT_RELEASE,
 ) -> Flask:
-    """The reference platform, checking payload version `fmt`; `faults=True` adds /api/faults;
+    """The reference platform of release `release_name`, checking its gateway report against
+    `fmt` (one of the release's formats; None: its own); `faults=True` adds /api/faults;
     `require_token=True` answers 401 to a report without the token of its dev_sno's latest
-    login."""
+    login. ValueError for an unknown release or a format it does not offer."""
+    rel = checked(release(release_name), fmt)
     app = Flask(__name__)
     app.json = _JSON(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     injector = FaultInjector() if faults else None
-    state = ReceiverState(strict, login or LoginSettings(), ReportStore(keep), injector, fmt,
-                          TokenBook(), require_token)
+    state = ReceiverState(strict, issued(login or LoginSettings(), rel), ReportStore(keep),
+                          injector, rel, TokenBook(), require_token)
     app.extensions[_EXTENSION] = state
+    for route in rel.routes:
+        for path in route.paths:
+            app.add_url_rule(path, f"report {path}", _report_view(state, route, path),
+                             methods=["POST"])
 
-    @app.post("/DeviceStatus")
-    def device_status() -> Any:
+    _add_api_routes(app, state, keep)
+    if state.faults is not None:
+        _add_fault_routes(app, state.faults)
+    return app
+
+
+def _report_view(state: ReceiverState, route: Route, path: str) -> Any:
+    """The handler of POST `path`: one report of `route`, checked against its format."""
+    fmt = route.formats[0]
+
+    def receive() -> Any:
         body = request.get_data(cache=False)
         fault = _apply_fault(state.faults, "report")
         if fault is not None:
@@ -146,18 +180,28 @@ def create_app(
             return jsonify(status=1, message="token missing, unknown or replaced by a newer "
                            "login", error={"code": 401, "message": "invalid token",
                                            "status": "UNAUTHENTICATED"}), 401
-        payload, violations = check_report(body, state.format)
-        formats = tuple(versions_matched(payload, known=(state.format, list(violations))))
+        payload, violations = parse_report(body)
+        unmeasured: list[str] = []
+        if not violations:
+            verdict = inspect(payload, fmt)
+            violations, unmeasured = verdict.violations, verdict.unmeasured
+        formats = tuple(versions_matched(payload, known=(fmt, list(violations)),
+                                         candidates=route.formats))
         report_id = request.headers.get("X-Report-Id")
         violations += check_headers(request.headers.get("Content-Type"), report_id, payload)
         rejected = state.strict and bool(violations)
-        report = state.store.add(payload, violations, report_id, rejected, formats)
+        report = state.store.add(payload, violations, report_id, rejected, formats, fmt=fmt,
+                                 unmeasured=tuple(unmeasured), path=path)
         _log_report(report)
         if rejected:
             message = f"{len(violations)} violation(s) of the report contract"
             return jsonify(status=1, message=message, violations=violations), 422
         return jsonify(status=0, message="SUCCESS")
 
+    return receive
+
+
+def _add_api_routes(app: Flask, state: ReceiverState, keep: int) -> None:
     @app.get("/api/reports")
     def reports() -> Any:
         since = request.args.get("since")
@@ -185,18 +229,24 @@ def create_app(
         if fault is not None:
             logger.info("login answered by an injected fault: HTTP %d", fault.status)
             return _fault_response(fault)
-        dev_sno, hex_mac = request.args.get("dev_sno"), request.args.get("hex_mac")
-        seen = {"dev_sno": dev_sno, "hex_mac": hex_mac, "remote_addr": request.remote_addr}
+        variant = state.release.login
+        args = request.args
+        seen = {"dev_sno": args.get("mq_license_key") or args.get("dev_sno"),
+                "hex_mac": args.get("hex_mac"), "device_sn": args.get("device_sn"),
+                "remote_addr": request.remote_addr, "variant": variant}
         try:
-            check_login_args(dev_sno, hex_mac)
+            asked = login_request(variant, args)
         except LoginRefused as exc:
             state.store.add_login({**seen, "ok": False, "reason": str(exc)})
             logger.info("login refused: %s", exc)
             return jsonify(login_refusal(str(exc))), 400
-        state.store.add_login({**seen, "ok": True, "reason": ""})
-        logger.info("login of %s (%s): report to %s", dev_sno, hex_mac, state.login.address)
-        token = state.tokens.issue(dev_sno or "")
-        return jsonify(login_answer(state.login, token))  # carries the token: never log it
+        code = asked["code"] or ""
+        state.store.add_login({**seen, "dev_sno": code, "ok": True, "reason": ""})
+        logger.info("login (%s) of %s (%s): report to %s", variant, _show(code),
+                    _show(asked.get("hex_mac") or asked.get("device_sn")), state.login.address)
+        token = state.tokens.issue(code)
+        # carries the token: never log it
+        return jsonify(login_answer(variant, state.login, token, code))
 
     @app.get("/api/logins")
     def logins() -> Any:
@@ -212,10 +262,6 @@ def create_app(
         # The page only draws with textContent; the policy is a second line of defence.
         page.headers["Content-Security-Policy"] = _CSP
         return page
-
-    if state.faults is not None:
-        _add_fault_routes(app, state.faults)
-    return app
 
 
 def _add_fault_routes(app: Flask, injector: FaultInjector) -> None:

@@ -21,10 +21,11 @@ from bridge.config import ENV_CONFIG, ReceiverSection, load_config
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.options import add_common
-from bridge.report import FORMATS
-from receiver.app import create_app
+from receiver.app import create_app, state_of
 from receiver.login import LoginSettings
+from receiver.releases import RELEASE_NAMES, release
 from receiver.server import ReceiverServer
+from receiver.tables import FORMAT_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +70,17 @@ def parse_args(
     add("--grace", type=float, default=0.0, metavar="S",
         help="after SIGTERM/SIGINT, serve S s more (a second signal ends it), so a bridge "
         "stopped at the same moment still delivers its last report (default 0)")
-    add("--format", choices=FORMATS,
-        help="payload version reports are checked against (default v1; see docs/payload.md)")
+    add("--release", choices=RELEASE_NAMES,
+        help="the platform release to play: its login variant, report paths and tables "
+        "(default V2R2C01, the seed; docs/protocol.md)")
+    add("--format", choices=FORMAT_NAMES,
+        help="check the (gateway) report against this format of the release instead of its "
+        "own (e.g. v2 for V2R1C01, F3 for V2R6C01)")
     add("--keep", type=_positive, help="reports kept in memory (default 200)")
     add("--login-address",
-        help="report URL(s) the login answers, comma-separated (default /DeviceStatus)")
+        help="report URL(s) the login answers, comma-separated (default: the release's path)")
+    add("--login-devices-address",
+        help="sub-device report URL(s) a V6 login answers (default: the release's path)")
     add("--login-period", type=_positive, help="report period the login answers (default 20)")
     add(
         "--login-new-names",
@@ -86,9 +93,17 @@ def parse_args(
         settings = _file_settings(args.config, os.environ if environ is None else environ)
     except ConfigError as exc:
         parser.error(str(exc))
-    for key in ("host", "port", "strict", "format", "keep", "login_address", "login_period"):
+    for key in ("host", "port", "strict", "release", "format", "keep", "login_address",
+                "login_devices_address", "login_period"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(settings, key))
+    try:
+        offered = release(args.release).gateway.formats
+    except ValueError as exc:
+        parser.error(f"{exc} (--release or receiver.release)")
+    if args.format is not None and args.format not in offered:
+        parser.error(f"release {args.release} reports in {', '.join(offered)}, not "
+                     f"{args.format} (--format or receiver.format)")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be from 0 to 65535")
     if not 0 <= args.grace <= 60:
@@ -113,11 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_level != "DEBUG":
         # werkzeug logs every request at INFO, and the page polls every second.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    login = LoginSettings(args.login_address, args.login_period, args.login_new_names)
+    login = LoginSettings(args.login_address, args.login_period, args.login_new_names,
+                          args.login_devices_address)
     app = create_app(
         strict=args.strict, login=login, keep=args.keep, faults=args.faults, fmt=args.format,
-        require_token=args.require_token,
+        require_token=args.require_token, release_name=args.release,
     )
+    state = state_of(app)
     stop, again = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -135,14 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot listen on %s port %d: %s", args.host, args.port, exc.strerror)
         return 1
     logger.info(
-        "format=%s strict=%s faults=%s require_token=%s; login answers %s every %d s; "
-        "page at %s/",
-        args.format,
+        "release=%s (login %s; %s) strict=%s faults=%s require_token=%s; login answers %s "
+        "every %d s; page at %s/",
+        args.release,
+        state.release.login,
+        "; ".join(f"{r.formats[0]} at {', '.join(r.paths)}" for r in state.release.routes),
         args.strict,
         args.faults,
         args.require_token,
-        login.address,
-        login.period,
+        ", ".join(a for a in (state.login.address, state.login.devices_address) if a),
+        state.login.period,
         server.url,
     )
     # Timed waits: a signal that lands on the server's thread only sets a flag, and

@@ -1,16 +1,17 @@
-"""The conformance check of a status report, in either payload version.
+"""The conformance check of a status report, against the table of its format.
 
 `check_report` is pure: bytes in, the parsed JSON and a list of violations out,
 each naming its path (`sub_devices[1].ep_type: '9' is not one of "0".."4"`);
+`inspect` also lists the measured values the body leaves out (a box that cannot
+measure them says so by leaving them out; see `receiver.tables`);
 `check_headers` does the same for the POST's Content-Type and X-Report-Id;
-`versions_matched` says which payload versions a body conforms to.
+`versions_matched` says which of some formats a body conforms to.
 The reference platform shows these on its page and, in strict mode, refuses
 the report with them.
 
-Versions (docs/payload.md): "v1" is the seed release of the vendor's
-"设备状态上报内容" document; "v2" its V2R1C01 release (sophonai/bm1682), where
-each device carries an `ep_ext_data` object, `ep_location`, `dev_sno` and the
-gateway's `sw_version` are optional, and `ep_url` is not in the table.
+The formats are data (`receiver.tables.FORMATS`): this module walks a table
+(types, required keys, key order, value rules, nested objects and lists) and
+applies the checks across a list of devices its `Devices` entry asks for.
 
 Judgement calls where the documents are terse: a JSON integer is accepted where
 a float is asked for (`6` for `6.0`: JSON does not tell them apart), never the
@@ -22,23 +23,18 @@ or whitespace alone; the Content-Type names its charset, as the bridge sends it.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from itertools import pairwise
 
-from bridge.fields import TEMPERATURE_MAX, TEMPERATURE_MIN
-from bridge.report import FORMATS, Format
+from receiver.rules import describe, ip_key, type_name
+from receiver.tables import FORMAT_NAMES, FORMATS, Devices, Format, FormatName, Key
 
-Rule = Callable[[object], str | None]
-
-_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-_EP_TYPES = ("0", "1", "2", "3", "4")
+__all__ = ["FORMAT_NAMES", "Verdict", "check_headers", "check_payload", "check_report",
+           "inspect", "parse_report", "versions_matched"]
 
 
 class _Object(dict[str, object]):
@@ -69,144 +65,11 @@ def _finite(text: str) -> float:
     return number
 
 
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool | int | float | str):
-        shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-        return f"{_type_name(value)} ({shown[:40]})"
-    return _type_name(value)
-
-
-def _decimals(number: float) -> int:
-    exponent = Decimal(repr(number)).as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-# -- value rules: each returns the complaint (without the path) or None --
-
-
-def _one_of(*allowed: str) -> Rule:
-    shown = '"0".."4"' if allowed == _EP_TYPES else ", ".join(allowed)
-    return lambda v: None if v in allowed else f"{v!r} is not one of {shown}"
-
-
-def _non_empty(value: object) -> str | None:
-    if value == "":
-        return "must not be empty"
-    if isinstance(value, str) and not value.strip():
-        return f"{value!r} is blank (whitespace only)"
-    return None
-
-
-def _ip(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None  # the type check has complained already
-    if value != value.strip():
-        return f"{value!r} has surrounding whitespace"
-    return None if _ip_key(value) is not None else f"{value!r} is not an IPv4 or IPv6 address"
-
-
-def _mac(value: object) -> str | None:
-    if isinstance(value, str) and _MAC.fullmatch(value):
-        return None
-    return f"{value!r} is not a lower-case MAC like aa:bb:cc:dd:ee:ff"
-
-
-def _number(low: float, high: float | None, places: int) -> Rule:
-    def rule(value: object) -> str | None:
-        if not isinstance(value, int | float):
-            return None  # the type check has complained already
-        if value < low or (high is not None and value > high):
-            bounds = f"{low:g}..{high:g}" if high is not None else f">= {low:g}"
-            return f"{value!r} is out of range {bounds}"
-        if isinstance(value, float) and _decimals(value) > places:
-            return f"{value!r} has more than {places} decimal{'s' if places > 1 else ''}"
-        return None
-
-    return rule
-
-
-@dataclass(frozen=True)
-class _Key:
-    name: str
-    required: bool
-    kind: str  # "string" | "float" | "int" | "object" | "array"
-    rule: Rule | None = None
-
-
-_STATUS = _one_of("online", "offline")
-_GB = _number(0, None, 2)
-
-_TOP = (
-    _Key("gateway_ip", True, "string", _ip),
-    _Key("gateway_name", True, "string", _non_empty),
-    _Key("gateway_status", True, "string", _STATUS),
-    _Key("gateway_sn", True, "string", _non_empty),
-    _Key("dev_sno", True, "string", _non_empty),
-    _Key("gateway_ext_data", True, "object"),
-    _Key("sub_devices", True, "array"),
-)
-_EXT = (
-    _Key("sw_version", True, "string"),
-    _Key("sdk_version", False, "string"),
-    _Key("gateway_mac", False, "string", _mac),
-    _Key("cpu_usage", False, "float", _number(0, 100, 1)),
-    _Key("memory_size", False, "float", _GB),
-    _Key("memory_usage", False, "float", _number(0, 1, 2)),
-    _Key("disk_size", False, "float", _GB),
-    _Key("disk_free_size", False, "float", _GB),
-    _Key("temperature", False, "int", _number(TEMPERATURE_MIN, TEMPERATURE_MAX, 0)),
-)
-_DEVICE = (
-    _Key("ep_id", True, "string"),
-    _Key("ep_name", False, "string"),
-    _Key("ep_ip", True, "string", _ip),
-    _Key("ep_status", True, "string", _STATUS),
-    _Key("ep_location", True, "string", _non_empty),
-    _Key("ep_type", True, "string", _one_of(*_EP_TYPES)),
-    _Key("ep_url", False, "string"),
-)
-
-
-def _optional(keys: tuple[_Key, ...], *names: str) -> tuple[_Key, ...]:
-    return tuple(_Key(k.name, False, k.kind, k.rule) if k.name in names else k for k in keys)
-
-
-@dataclass(frozen=True)
-class _Schema:
-    top: tuple[_Key, ...]
-    ext: tuple[_Key, ...]
-    device: tuple[_Key, ...]
-    device_ext: tuple[_Key, ...] = ()  # the keys of each device's ep_ext_data, if it has one
-
-
-_SCHEMAS: dict[Format, _Schema] = {
-    "v1": _Schema(_TOP, _EXT, _DEVICE),
-    # The V2R1C01 table: ep_location is deprecated, ep_url gone, ep_ext_data new.
-    "v2": _Schema(
-        _optional(_TOP, "dev_sno"),
-        _optional(_EXT, "sw_version"),
-        (*_optional(tuple(k for k in _DEVICE if k.name != "ep_url"), "ep_location"),
-         _Key("ep_ext_data", True, "object")),
-        (_Key("sw_version", False, "string"), _Key("group_name", False, "string")),
-    ),
-}
-
 _KINDS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
     "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
 }
@@ -214,106 +77,144 @@ _KIND_NAMES = {
     "string": "a string",
     "float": "a number",
     "int": "an integer",
+    "bool": "a boolean",
     "object": "an object",
     "array": "an array",
 }
 
 
-def _check_object(path: str, obj: dict[str, object], keys: tuple[_Key, ...]) -> list[str]:
-    where = f"{path}." if path else ""
-    out = [f"{where}{k}: key given more than once" for k in getattr(obj, "duplicates", [])]
-    order = {key.name: i for i, key in enumerate(keys)}
-    for key in keys:
-        if key.name not in obj:
-            if key.required:
-                out.append(f"{where}{key.name}: required key is missing")
-            continue
-        value = obj[key.name]
-        if value is None and not key.required:
-            out.append(f"{where}{key.name}: null is not allowed (leave the key out)")
-        elif not _KINDS[key.kind](value):
-            expected = _KIND_NAMES[key.kind]
-            out.append(f"{where}{key.name}: expected {expected}, got {_describe(value)}")
-        elif key.rule is not None and (problem := key.rule(value)) is not None:
-            out.append(f"{where}{key.name}: {problem}")
-    out += [f"{where}{name}: unknown key" for name in obj if name not in order]
-    known = [name for name in obj if name in order]
-    for first, second in pairwise(known):
-        if order[first] > order[second]:
-            out.append(
-                f"{path or 'body'}: key {first!r} comes before {second!r}, "
-                "against the contract's key order"
-            )
-            break
-    return out
+@dataclass
+class Verdict:
+    """What the check of one body found: violations of the table, and the measured values
+    it leaves out (allowed: a box sends only what it measures)."""
+
+    violations: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
 
 
-def _ip_key(text: str) -> tuple[int, int] | None:
-    """(version, value) of an IP address, for sorting; None if `text` is not one."""
-    return _parse_ip(text) if len(text) <= _IP_MAX else None
+def _present(obj: dict[str, object], key: Key) -> str | None:
+    """The name `key` has in `obj`: its own, else the first alias given; None if absent."""
+    if key.name in obj:
+        return key.name
+    return next((alias for alias in key.aliases if alias in obj), None)
 
 
-_IP_MAX = 64  # longer than any address with a scope worth keeping in the cache
+class _Walk:
+    """One walk of a body through a format's table."""
+
+    def __init__(self, fmt: Format) -> None:
+        self.fmt = fmt
+        self.out = Verdict()
+
+    def walk_object(self, path: str, obj: dict[str, object], keys: tuple[Key, ...]) -> None:
+        where = f"{path}." if path else ""
+        violations = self.out.violations
+        violations += [f"{where}{k}: key given more than once"
+                       for k in getattr(obj, "duplicates", [])]
+        order: dict[str, int] = {}
+        inner: list[tuple[str, Key, object]] = []
+        for i, key in enumerate(keys):
+            name = _present(obj, key)
+            order.update(dict.fromkeys((key.name, *key.aliases), i))
+            if name is None:
+                if key.measured:
+                    self.out.unmeasured.append(f"{where}{key.name}")
+                elif key.required:
+                    violations.append(f"{where}{key.name}: required key is missing")
+                continue
+            violations += [f"{where}{other}: given beside {name!r}, another name of one key"
+                           for other in (key.name, *key.aliases) if other != name and other in obj]
+            value = obj[name]
+            if value is None and not key.required:
+                violations.append(f"{where}{name}: null is not allowed (leave the key out)")
+            elif not _KINDS[key.kind](value):
+                expected = _KIND_NAMES[key.kind]
+                violations.append(f"{where}{name}: expected {expected}, got {describe(value)}")
+            elif key.measured and value == "":
+                self.out.unmeasured.append(f"{where}{name}")
+            elif key.rule is not None and (problem := key.rule(value)) is not None:
+                violations.append(f"{where}{name}: {problem}")
+            elif key.keys:
+                inner.append((f"{where}{name}", key, value))
+        violations += [f"{where}{name}: unknown key" for name in obj if name not in order]
+        known = [name for name in obj if name in order]
+        for first, second in pairwise(known):
+            if order[first] > order[second]:
+                violations.append(
+                    f"{path or 'body'}: key {first!r} comes before {second!r}, "
+                    f"against {self.fmt.order_of} key order"
+                )
+                break
+        for inner_path, key, value in inner:
+            if isinstance(value, dict):
+                self.walk_object(inner_path, value, key.keys)
+            elif isinstance(value, list):
+                self.walk_array(inner_path, value, key.keys, obj)
+
+    def walk_array(self, path: str, items: list[object], keys: tuple[Key, ...],
+              parent: dict[str, object]) -> None:
+        devices = self.fmt.devices
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                self.out.violations.append(f"{path}[{i}]: expected an object, got "
+                                           f"{type_name(item)}")
+                continue
+            self.walk_object(f"{path}[{i}]", item, keys)
+            if devices is not None and devices.ep_id:
+                self._ep_id(f"{path}[{i}]", item, devices, parent.get("dev_sno"))
+        if devices is not None:
+            self._across(path, items, devices)
+
+    def _ep_id(self, path: str, device: dict[str, object], devices: Devices,
+               dev_sno: object) -> None:
+        ep_id, ep_ip = device.get("ep_id"), device.get(devices.ip)
+        if not isinstance(dev_sno, str) or not isinstance(ep_id, str):
+            return
+        if not devices.ep_id_is_ip:
+            if not ep_id.startswith(f"{dev_sno}__") or ep_id == f"{dev_sno}__":
+                self.out.violations.append(
+                    f"{path}.ep_id: {ep_id!r} is not dev_sno + '__' + an address or stream URL")
+            return
+        if not isinstance(ep_ip, str) or ep_ip != ep_ip.strip() or ip_key(ep_ip) is None:
+            return  # a violation already
+        expected = f"{dev_sno}__{ep_ip}"
+        if ep_id != expected:
+            self.out.violations.append(
+                f"{path}.ep_id: {ep_id!r} is not dev_sno + '__' + ep_ip ({expected!r})")
+
+    def _across(self, path: str, items: list[object], devices: Devices) -> None:
+        for unique in devices.unique:
+            seen: dict[object, int] = {}
+            for i, item in enumerate(items):
+                value = item.get(unique) if isinstance(item, dict) else None
+                if not isinstance(value, str):
+                    continue
+                key = ip_key(value) if unique == devices.ip else value
+                if key is None:
+                    continue
+                if key in seen:
+                    self.out.violations.append(
+                        f"{path}[{i}].{unique}: {value!r} repeats {path}[{seen[key]}]")
+                seen.setdefault(key, i)
+        if devices.sorted_by_ip:
+            self._sorted(path, items, devices.ip)
+
+    def _sorted(self, path: str, items: Iterable[object], ip: str) -> None:
+        sortable = []
+        for i, item in enumerate(items):
+            value = item.get(ip) if isinstance(item, dict) else None
+            key = ip_key(value) if isinstance(value, str) and value == value.strip() else None
+            if key is not None and isinstance(value, str):
+                sortable.append((key, i, value))
+        for (key_a, i, ip_a), (key_b, j, ip_b) in pairwise(sortable):
+            if key_a > key_b:
+                self.out.violations.append(
+                    f"{path}: not sorted by {ip} ([{i}] {ip_a!r} comes before [{j}] {ip_b!r})")
+                break
 
 
-# The same devices come in every report, and parsing addresses was the check's
-# largest cost: remember the answers (a few MB at most).
-@functools.lru_cache(maxsize=1 << 16)
-def _parse_ip(text: str) -> tuple[int, int] | None:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    return address.version, int(address)
-
-
-def _check_devices(report: dict[str, object], schema: _Schema) -> list[str]:
-    devices = report.get("sub_devices")
-    if not isinstance(devices, list):
-        return []
-    out: list[str] = []
-    dev_sno = report.get("dev_sno")
-    sortable: list[tuple[tuple[int, int], int, str]] = []
-    for i, device in enumerate(devices):
-        path = f"sub_devices[{i}]"
-        if not isinstance(device, dict):
-            out.append(f"{path}: expected an object, got {_type_name(device)}")
-            continue
-        out += _check_object(path, device, schema.device)
-        extra = device.get("ep_ext_data")
-        if schema.device_ext and isinstance(extra, dict):
-            out += _check_object(f"{path}.ep_ext_data", extra, schema.device_ext)
-        ep_ip, ep_id = device.get("ep_ip"), device.get("ep_id")
-        if not isinstance(ep_ip, str) or ep_ip != ep_ip.strip():
-            continue  # a violation already
-        key = _ip_key(ep_ip)
-        if key is not None:
-            sortable.append((key, i, ep_ip))
-            if isinstance(dev_sno, str) and isinstance(ep_id, str):
-                expected = f"{dev_sno}__{ep_ip}"
-                if ep_id != expected:
-                    out.append(
-                        f"{path}.ep_id: {ep_id!r} is not dev_sno + '__' + ep_ip ({expected!r})"
-                    )
-    seen: dict[tuple[int, int], int] = {}
-    for key, i, ep_ip in sortable:
-        if key in seen:
-            out.append(f"sub_devices[{i}].ep_ip: {ep_ip!r} repeats sub_devices[{seen[key]}]")
-        seen.setdefault(key, i)
-    for (key_a, i, ip_a), (key_b, j, ip_b) in pairwise(sortable):
-        if key_a > key_b:
-            out.append(
-                f"sub_devices: not sorted by ep_ip ([{i}] {ip_a!r} comes before [{j}] {ip_b!r})"
-            )
-            break
-    return out
-
-
-def check_report(body: bytes, fmt: Format = "v1") -> tuple[object | None, list[str]]:
-    """Parse one report body; return (the JSON value or None, its violations of `fmt`).
-
-    The value is None only when the body is not UTF-8 JSON at all.
-    """
+def parse_report(body: bytes) -> tuple[object | None, list[str]]:
+    """The JSON value of a report body and [], or None and why it is not UTF-8 JSON."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -324,33 +225,48 @@ def check_report(body: bytes, fmt: Format = "v1") -> tuple[object | None, list[s
         )
     except (ValueError, RecursionError) as exc:
         return None, [f"body: not JSON ({exc})"]
-    return data, check_payload(data, fmt)
+    return data, []
 
 
-def check_payload(data: object, fmt: Format = "v1") -> list[str]:
-    """The violations of payload version `fmt` in a body already parsed by `check_report`."""
+def check_report(body: bytes, fmt: FormatName = "v1") -> tuple[object | None, list[str]]:
+    """Parse one report body; return (the JSON value or None, its violations of `fmt`).
+
+    The value is None only when the body is not UTF-8 JSON at all.
+    """
+    data, problems = parse_report(body)
+    return data, problems or check_payload(data, fmt)
+
+
+def inspect(data: object, fmt: FormatName = "v1") -> Verdict:
+    """The violations of format `fmt` in a parsed body, and the measured values it leaves
+    out."""
+    walk = _Walk(FORMATS[fmt])
     if not isinstance(data, dict):
-        return [f"body: expected a JSON object, got {_type_name(data)}"]
-    schema = _SCHEMAS[fmt]
-    violations = _check_object("", data, schema.top)
-    ext = data.get("gateway_ext_data")
-    if isinstance(ext, dict):
-        violations += _check_object("gateway_ext_data", ext, schema.ext)
-    return violations + _check_devices(data, schema)
+        walk.out.violations.append(f"body: expected a JSON object, got {type_name(data)}")
+    else:
+        walk.walk_object("", data, walk.fmt.keys)
+    return walk.out
+
+
+def check_payload(data: object, fmt: FormatName = "v1") -> list[str]:
+    """The violations of format `fmt` in a body already parsed by `parse_report`."""
+    return inspect(data, fmt).violations
 
 
 def versions_matched(
-    data: object, known: tuple[Format, list[str]] | None = None
-) -> list[Format]:
-    """The payload versions that a parsed body conforms to, oldest first; [] for none.
+    data: object,
+    known: tuple[FormatName, list[str]] | None = None,
+    candidates: Iterable[FormatName] = ("v1", "v2"),
+) -> list[FormatName]:
+    """Which of `candidates` a parsed body conforms to, in their order; [] for none.
 
-    `known`: a version already checked and its violations, not checked again
-    (a report of 10,000 devices takes about half a second per version).
+    `known`: a format already checked and its violations, not checked again
+    (a report of 10,000 devices takes about half a second per format).
     """
     if data is None:
         return []
     found = dict([known]) if known is not None else {}
-    return [fmt for fmt in FORMATS
+    return [fmt for fmt in candidates
             if not (found[fmt] if fmt in found else check_payload(data, fmt))]
 
 

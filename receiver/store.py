@@ -8,8 +8,10 @@ clock tick as the previous one.
 
 Timelines are kept apart from the reports, change by change, so they reach
 further back than the `keep` latest reports: per gateway its `gateway_status`,
-per device (by `ep_ip`) its `ep_status`, and `absent` when a report no longer
-lists a device it listed before.
+per device (by its address, `ep_ip` or `media_device_ip`) its status, and
+`absent` when a report no longer lists a device it listed before. A report that
+carries devices alone (V5R7C01's and V6's second report) is kept under the code
+it names the box by (`dev_sno`, `mq_license_key`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from receiver.tables import FORMATS, Format
+from receiver.view import devices_of, identity, view
 
 TIMELINE_KEEP = 100  # changes kept per gateway or device
 TIMELINE_SUBJECTS = 50_000  # gateways and devices with a timeline, at most
@@ -34,21 +39,29 @@ class Report:
     payload: object
     report_id: str | None
     rejected: bool = False
-    formats: tuple[str, ...] = ()  # the payload versions the body conforms to
+    formats: tuple[str, ...] = ()  # the formats (of those the route offers) the body matches
+    format: str = "v1"  # the format it was checked against
+    unmeasured: tuple[str, ...] = ()  # the measured values it leaves out
+    path: str = "/DeviceStatus"  # where it was posted
+
+    @property
+    def table(self) -> Format:
+        """The table of the format it was checked against."""
+        return FORMATS[self.format]  # type: ignore[index]
 
     @property
     def gateway(self) -> str | None:
-        """The body's gateway_sn, if it is an object with a text one."""
-        sn = self.payload.get("gateway_sn") if isinstance(self.payload, dict) else None
-        return sn if isinstance(sn, str) else None
+        """What the body names its box by (gateway_sn; dev_sno or mq_license_key in a report
+        of devices alone), if it is an object with a text one."""
+        return identity(self.table, self.payload)
 
     def device_statuses(self) -> dict[str, object]:
-        """ep_status by ep_ip of the sub-devices the body lists (objects with a text ep_ip)."""
-        devices = self.payload.get("sub_devices") if isinstance(self.payload, dict) else None
-        if not isinstance(devices, list):
+        """Status by address of the devices the body lists (objects with a text address)."""
+        devices = self.table.devices
+        if devices is None:
             return {}
-        return {d["ep_ip"]: d.get("ep_status") for d in devices
-                if isinstance(d, dict) and isinstance(d.get("ep_ip"), str)}
+        return {d[devices.ip]: d.get(devices.status) for d in devices_of(self.table, self.payload)
+                if isinstance(d, dict) and isinstance(d.get(devices.ip), str)}
 
     def as_json(self) -> dict[str, Any]:
         """The shape of /api/reports: received_at, violations, payload (+ extras)."""
@@ -60,6 +73,10 @@ class Report:
             "report_id": self.report_id,
             "rejected": self.rejected,
             "formats": list(self.formats),
+            "format": self.format,
+            "path": self.path,
+            "unmeasured": list(self.unmeasured),
+            "view": view(self.table, self.payload),
         }
 
 
@@ -99,11 +116,16 @@ class ReportStore:
         report_id: str | None,
         rejected: bool = False,
         formats: tuple[str, ...] = (),
+        *,
+        fmt: str = "v1",
+        unmeasured: tuple[str, ...] = (),
+        path: str = "/DeviceStatus",
     ) -> Report:
         """Keep one checked report and count it."""
         with self._changed:
             self._last = max(self.clock(), self._last + 1e-6)
-            report = Report(self._last, tuple(violations), payload, report_id, rejected, formats)
+            report = Report(self._last, tuple(violations), payload, report_id, rejected, formats,
+                            fmt, unmeasured, path)
             self._reports.append(report)
             self._note_changes(report)
             self.stats.received += 1
@@ -147,7 +169,9 @@ class ReportStore:
         if gateway is None:
             return
         payload = report.payload if isinstance(report.payload, dict) else {}
-        statuses: dict[str, object] = {"": payload.get("gateway_status")}
+        statuses: dict[str, object] = {}
+        if report.table.carries != "devices":
+            statuses[""] = payload.get("gateway_status")
         statuses.update(report.device_statuses())
         known = self._devices.setdefault(gateway, set())
         for ip in known - statuses.keys():

@@ -122,8 +122,8 @@ class TestDeviceStatus:
             post(client, report, report_id=f"{SN}-b-7")
         [line] = [r.getMessage() for r in caplog.records if r.name == "receiver.app"]
         assert line == (
-            f"report {SN}-b-7 from gateway {SN} (online): 1 sub-devices online, 1 offline, "
-            "0 violations, matches v1"
+            f"report {SN}-b-7 (v1 at /DeviceStatus) from gateway {SN} (online): 1 sub-devices "
+            "online, 1 offline, 0 violations, matches v1"
         )
 
 
@@ -175,17 +175,27 @@ class TestReports:
 
 class TestLogin:
     def test_documented_names(self, client: FlaskClient) -> None:
-        """By default the login answers deviceMonitorAddr and deviceMonitorPeriod."""
+        """By default (V2R2C01) the login answers in L1: token, deviceMonitorAddr and
+        deviceMonitorPeriod, the MQ settings (of no MQ), in the table's order."""
         answer = client.get("/api/gateway/login", query_string=LOGIN_ARGS)
         assert answer.status_code == 200
         body = answer.get_json()
         token = body.pop("token")
+        code = LOGIN_ARGS["dev_sno"]
         assert body == {
-            "status": 0,
-            "message": "SUCCESS",
+            "imgServerAddr": "",
             "deviceMonitorAddr": "/DeviceStatus",
             "deviceMonitorPeriod": 20,
+            "rabbitmq": {
+                "host": "127.0.0.1", "port": 5672, "login": code, "password": "",
+                "queue": f"queue-dev-{code}",
+                "exchange": {"name": f"exchange-dev-{code}", "type": "topic", "passive": False,
+                             "durable": True, "auto_delete": False},
+            },
+            "arguments": {},
+            "message": "登录成功",
         }
+        assert list(answer.get_json()) == ["token", *body]
         assert len(token) == 32
         assert (
             client.get("/api/gateway/login", query_string=LOGIN_ARGS).get_json()["token"] != token

@@ -35,7 +35,7 @@ class TestArguments:
         args = parse_args([], environ={})
         assert (args.host, args.port, args.strict, args.faults) == ("127.0.0.1", 9528, False, False)
         assert (args.login_address, args.login_period, args.login_new_names) == (
-            "/DeviceStatus",
+            None,
             20,
             False,
         )
@@ -57,9 +57,37 @@ class TestArguments:
         path = tmp_path / "se3.toml"
         path.write_text('[receiver]\nformat = "v2"\n', encoding="utf-8")
 
-        assert parse_args([], environ={}).format == "v1"
+        assert parse_args([], environ={}).format is None
         assert parse_args(["--config", str(path)], environ={}).format == "v2"
         assert parse_args(["--config", str(path), "--format", "v1"], environ={}).format == "v1"
+
+    def test_release_from_flag_over_file(self, tmp_path: Path) -> None:
+        """--release picks the release played, `[receiver] release` its default: the seed."""
+        path = tmp_path / "se3.toml"
+        path.write_text('[receiver]\nrelease = "V6R1C01"\n', encoding="utf-8")
+
+        assert parse_args([], environ={}).release == "V2R2C01"
+        assert parse_args(["--config", str(path)], environ={}).release == "V6R1C01"
+        assert parse_args(["--config", str(path), "--release", "V5R7C01"],
+                          environ={}).release == "V5R7C01"
+
+    @pytest.mark.parametrize(("argv", "text", "complaint"), [
+        (["--release", "V6R1C01", "--format", "v2"], "",
+         "release V6R1C01 reports in F7, not v2"),
+        ([], '[receiver]\nrelease = "V9R9C09"\n', "unknown release 'V9R9C09'"),
+        (["--release", "V2R5C01"], "", "--release: invalid choice"),
+    ])
+    def test_a_release_it_does_not_play_exits_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], text: str,
+        complaint: str,
+    ) -> None:
+        """An unknown release, or a format the release does not offer, is refused at start."""
+        path = tmp_path / "se3.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(["--config", str(path), *argv], environ={})
+        assert stopped.value.code == 2
+        assert complaint in capsys.readouterr().err
 
     def test_unknown_format_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A version the receiver does not know is refused at start."""
