@@ -42,7 +42,7 @@ from bridge.releases import (
     check_format,
     release,
 )
-from bridge.report import BUILT, Format
+from bridge.report import BUILT
 from bridge.urls import split_urls
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]

@@ -131,7 +131,7 @@ class TestLoginVariants:
     @pytest.mark.parametrize(("args", "reason"), [
         ({"device_sn": SN}, "mq_license_key is missing"),
         ({"mq_license_key": CODE}, "device_sn is missing"),
-        ({"mq_license_key": CODE, "device_sn": "HQ DZ"}, "device_sn must be"),
+        ({"mq_license_key": CODE, "device_sn": "HQ DZ"}, "device_sn: must be"),
         ({**V6_LOGIN, "hex_mac": "e0a509000e6d"}, "hex_mac must be"),
     ])
     def test_l4_refusals(self, args: dict[str, str], reason: str) -> None:
