@@ -39,10 +39,13 @@ def canonical_ip(text: str) -> str:
     return str(ipaddress.ip_address(text))
 
 
-def ip_sort_key(ip: str) -> tuple[int, int]:
-    """Numeric order: all IPv4 before IPv6, each by value."""
+def ip_sort_key(ip: str) -> tuple[int, int, str]:
+    """Numeric order: all IPv4 before IPv6, each by value, then by scope: `fe80::1` before
+    `fe80::1%eth0` before `fe80::1%eth1`, whatever order they arrived in (the reference
+    platform's strict check uses this same order)."""
     if _CANONICAL_IPV4.fullmatch(ip):
         # inet_aton takes odd forms too ("1.2"), but only a canonical quad gets here.
-        return 4, int.from_bytes(socket.inet_aton(ip), "big")
+        return 4, int.from_bytes(socket.inet_aton(ip), "big"), ""
     addr = ipaddress.ip_address(ip)
-    return addr.version, int(addr)
+    scope = addr.scope_id if isinstance(addr, ipaddress.IPv6Address) else None
+    return addr.version, int(addr), scope or ""

@@ -8,11 +8,12 @@ describe values from untrusted bodies; they never echo more than 40 characters.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import re
 from collections.abc import Callable
 from decimal import Decimal
+
+from bridge.addresses import ip_sort_key
 
 Rule = Callable[[object], str | None]
 
@@ -118,17 +119,18 @@ def number(low: float, high: float | None, places: int | None = None) -> Rule:
     return rule
 
 
-def ip_key(text: str) -> tuple[int, int] | None:
-    """(version, value) of an IP address, for sorting; None if `text` is not one."""
+def ip_key(text: str) -> tuple[int, int, str] | None:
+    """(version, value, scope) of an IP address, for sorting (the bridge's own order,
+    bridge.addresses.ip_sort_key: `fe80::1%eth0` and `fe80::1%eth1` are two devices);
+    None if `text` is not one."""
     return _parse_ip(text) if len(text) <= _IP_MAX else None
 
 
 # The same devices come in every report, and parsing addresses was the check's
 # largest cost: remember the answers (a few MB at most).
 @functools.lru_cache(maxsize=1 << 16)
-def _parse_ip(text: str) -> tuple[int, int] | None:
+def _parse_ip(text: str) -> tuple[int, int, str] | None:
     try:
-        address = ipaddress.ip_address(text)
+        return ip_sort_key(text)
     except ValueError:
         return None
-    return address.version, int(address)

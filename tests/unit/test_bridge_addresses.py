@@ -83,7 +83,13 @@ class TestIpSortKey:
     def test_ipv4_key_is_version_and_value(self, value: int) -> None:
         """An IPv4 address sorts by (4, its integer value), as ipaddress says."""
         addr = ipaddress.IPv4Address(value)
-        assert ip_sort_key(str(addr)) == (4, value)
+        assert ip_sort_key(str(addr)) == (4, value, "")
+
+    def test_scoped_addresses_in_one_order(self) -> None:
+        """One address on two links is two devices, always in the same order."""
+        ips = ["fe80::1%eth1", "fe80::2", "fe80::1%eth0", "fe80::1", "10.0.0.1"]
+        assert sorted(ips, key=ip_sort_key) == [
+            "10.0.0.1", "fe80::1", "fe80::1%eth0", "fe80::1%eth1", "fe80::2"]
 
     def test_ipv4_before_ipv6(self) -> None:
         """The highest IPv4 address sorts before the lowest IPv6 one."""

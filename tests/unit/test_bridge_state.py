@@ -14,6 +14,7 @@ from bridge.records import parse_as
 from bridge.report import dumps
 from bridge.state import GatewayState, Outcome
 from bridge.topics import Kind, TopicRef, Topics, parse
+from receiver.conformance import check_payload
 from tests.fakes import FakeClock
 
 PREFIX = "se3"
@@ -832,6 +833,19 @@ class TestGatewayInfo:
         h = Harness()
 
         assert h.send(TOPICS.gateway_info, info(source="gw-collector-2")) == UNCHANGED
+
+
+class TestScopedAddresses:
+    @pytest.mark.parametrize("first", ["fe80::1%eth0", "fe80::1%eth1"])
+    def test_one_order_whatever_the_arrival(self, first: str) -> None:
+        """The same address on two links: one stable order (by scope), not by arrival, so
+        the report passes the strict platform's check and two reports are identical."""
+        h = Harness()
+        for ip in (first, *{"fe80::1%eth0", "fe80::1%eth1"} - {first}, "fe80::1"):
+            h.dev(ip, device())
+        order = [d["ep_ip"] for d in h.report()["sub_devices"]]
+        assert order == ["fe80::1", "fe80::1%eth0", "fe80::1%eth1"]
+        assert check_payload(h.report()) == []
 
 
 class TestTopicKinds:

@@ -476,6 +476,15 @@ class TestDeviceSorting:
             "sub_devices: not sorted by ep_ip ([0] 'fd00::1' comes before [1] '::1')"
         ]
 
+    def test_scoped_addresses_are_two_devices_in_one_order(self, report: dict[str, Any]) -> None:
+        """fe80::1 on eth0 and on eth1 are two devices, sorted by scope after the value."""
+        report["sub_devices"] = [device("fe80::1"), device("fe80::1%eth0"),
+                                 device("fe80::1%eth1"), device("fe80::2")]
+        assert violations_of(report) == []
+        report["sub_devices"][1:3] = reversed(report["sub_devices"][1:3])
+        assert violations_of(report) == ["sub_devices: not sorted by ep_ip "
+                                         "([1] 'fe80::1%eth1' comes before [2] 'fe80::1%eth0')"]
+
     def test_repeated_ip(self, report: dict[str, Any]) -> None:
         """Two sub-devices with one address are reported, since their ep_id would clash."""
         report["sub_devices"] = [device("10.0.0.1"), device("10.0.0.1")]
