@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 import certifi
 import requests
@@ -74,13 +74,16 @@ def _escape_control(text: str) -> str:
 
 
 def with_query(url: str, params: Mapping[str, str]) -> str:
-    """`url` with `params` in its query: an existing key of the same name is replaced, the
-    address's other parameters are kept in their order."""
+    """`url` with `params` appended to its query: the address's own parameters are kept
+    byte for byte, as the platform issued them (`sig=a%20b` stays so: a signature over
+    the query must still match), except one of the same name as an added one, which
+    the added one replaces."""
     if not params:
         return url
     parts = urlsplit(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    query = urlencode([*kept, *params.items()])
+    kept = [pair for pair in parts.query.split("&")
+            if pair and unquote_plus(pair.partition("=")[0]) not in params]
+    query = "&".join([*kept, urlencode(list(params.items()))])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 

@@ -429,6 +429,23 @@ class TestWithQuery:
 
         assert parse_qs(urlsplit(url).query) == {"x": ["1"], "token": ["new"], "dev_sno": ["D"]}
 
+    @pytest.mark.parametrize("query", ["sig=a%20b&x=1", "sig=a+b%2F%7e&x=%E9&flag&y=",
+                                       "a=%2fB&a=2"])
+    def test_the_issued_query_is_kept_byte_for_byte(self, query: str) -> None:
+        """The platform's query is not decoded and encoded again: a signature over it
+        still matches."""
+        url = with_query(f"http://h/r?{query}#f", {"token": "t k", "dev_sno": "D"})
+
+        assert url == f"http://h/r?{query}&token=t+k&dev_sno=D#f"
+
+    def test_the_issued_query_reaches_the_platform_as_issued(
+        self, sender: HttpSender, platform: Platform
+    ) -> None:
+        url = with_query(f"{platform.base}/ok?sig=a%20b&m=x%2By", {"token": "t"})
+        sender.post(url, b"{}", "id-q")
+
+        assert platform.received[-1].path == "/ok?sig=a%20b&m=x%2By&token=t"
+
     def test_nothing_to_add_leaves_the_url_as_it_is(self) -> None:
         """Without parameters the URL is returned untouched."""
         assert with_query("http://u:p@h/r?a=%20", {}) == "http://u:p@h/r?a=%20"
