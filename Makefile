@@ -3,6 +3,7 @@
 #   make run     the whole demo: broker, receiver, cameras, collectors, bridge
 #                (installs the runtime dependencies only)
 #   make test    lint, then every test (adds the dev extras: pytest, mypy, ...)
+#   make soak    the long soak (SOAK_SECONDS=1500): churn, outages, broker crashes
 #   make clean   removes generated state (var/: broker passwords, retained records)
 #
 # System packages come from apt (with sudo when not root), Python ones into
@@ -20,7 +21,7 @@ MQTT_PORT := 1883
 # Debian keeps mosquitto in /usr/sbin, which is not on a normal user's PATH.
 RUN_PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/sbin
 
-.PHONY: venv dev-venv deps browser-deps broker-setup run test lint bench clean
+.PHONY: venv dev-venv deps browser-deps broker-setup run test lint bench soak clean
 
 # venv: what the programs need to run; dev-venv: that plus the dev extras.
 venv: $(STAMP)
@@ -89,6 +90,12 @@ lint: dev-venv
 
 bench: dev-venv deps
 	PATH="$(RUN_PATH)" $(PY) -m bench
+
+# The long soak: churn, platform outages and broker crashes for SOAK_SECONDS
+# (default 25 minutes); prints RSS/fd/thread slopes and the final-state check.
+SOAK_SECONDS := 1500
+soak: dev-venv deps
+	PATH="$(RUN_PATH)" $(PY) -m bench.soak --duration $(SOAK_SECONDS)
 
 clean:
 	rm -rf var build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, footprint, ingest, latency, reportbuild
+from bench import coldstart, footprint, ingest, latency, reportbuild, soak
 from bench.stack import Row
 from demo.broker import find_mosquitto
 
@@ -35,6 +35,7 @@ BENCHES: dict[str, Bench] = {
     "ingest": ingest.run,
     "latency": latency.run,
     "footprint": footprint.run,
+    "soak": soak.run,
 }
 RESULTS = Path(__file__).resolve().with_name("results.json")
 

@@ -231,8 +231,8 @@ class Arrivals:
 class Platform:
     """The reference receiver on a free port, with arrival times."""
 
-    def __init__(self, keep: int = 20) -> None:
-        app = create_app(keep=keep)
+    def __init__(self, keep: int = 20, faults: bool = False) -> None:
+        app = create_app(keep=keep, faults=faults)
         self.arrivals = Arrivals(app.wsgi_app)
         app.wsgi_app = self.arrivals  # type: ignore[method-assign]
         self.server = ReceiverServer(app).start()
