@@ -252,10 +252,11 @@ class ReceiverSection(_Section):
 class ConsoleSection(_Section):
     """The box's management API and web console (`se3-console`)."""
 
-    listen: str = "127.0.0.1:5555"
+    listen: str = "127.0.0.1:5555"  # the "face" service: the page, the SE3 and face calls
+    system_listen: str = "127.0.0.1:8888"  # the "system" service: its monitor calls
     password_file: Path = Path("var/console/admin.pass")
 
-    @field_validator("listen")
+    @field_validator("listen", "system_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")

@@ -1,10 +1,17 @@
-"""The console's Flask app: `create_app` wires the blueprints to one `ConsoleState`.
+"""The console's Flask apps: `create_app` wires one service's blueprints to the
+`ConsoleState` both services share.
 
-    auth   the login form, and the check every request passes first
-    api    the vendor's calls and `GET /api/view`
-    pages  the web console at `/` and its forms
+    face service (`[console] listen`, the vendor's 5555):
+      auth      the login form, and the check every request passes first
+      api       the vendor's SE3 calls and `GET /api/view`
+      face      the SophonConfig and V6 face config calls (console.keys)
+      boxlogin  the box's login and password-change calls
+      pages     the web console at `/` and its forms
+    system service (`[console] system_listen`, the vendor's 8888):
+      auth, system (the monitor calls of V5R7C01 and V6), boxlogin
 
-Sessions are signed with a key made at start (a restart logs everyone out),
+Sessions are signed with a key made at start, one for both services (a restart
+logs everyone out; a login on either holds on both),
 the cookie is HttpOnly and SameSite=Strict, every form carries a CSRF token
 (Flask-WTF's CSRFProtect), and every answer carries a CSP that allows only the
 console's own scripts and styles.
@@ -12,13 +19,13 @@ console's own scripts and styles.
 
 from __future__ import annotations
 
-import secrets
+from typing import Literal
 
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from console import api, auth, pages
+from console import api, auth, boxlogin, face, pages, system
 from console.errors import ApiError, PublishError, error_response
 from console.sessions import LIFETIME
 from console.state import EXTENSION, ConsoleState
@@ -26,12 +33,14 @@ from console.state import EXTENSION, ConsoleState
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 MAX_BODY = 64 * 1024
+Service = Literal["face", "system"]
+SERVICES: tuple[Service, ...] = ("face", "system")
 
 
-def create_app(console: ConsoleState) -> Flask:
+def create_app(console: ConsoleState, service: Service = "face") -> Flask:
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=secrets.token_bytes(32),
+        SECRET_KEY=console.secret_key,
         SESSION_COOKIE_NAME="se3_console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
@@ -42,16 +51,22 @@ def create_app(console: ConsoleState) -> Flask:
     )
     app.extensions[EXTENSION] = console
     # The login check must run before the CSRF check: no session, no token talk.
-    app.register_blueprint(auth.bp)
+    app.before_request(auth.require_login)
     app.before_request(_whole_body_or_413)  # before the CSRF check reads the form
     csrf = CSRFProtect(app)
-    csrf.exempt(api.bp)  # header credentials only (api.bp refuses the session cookie)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(pages.bp)
+    # The calls: JSON, and header credentials only for a change (no cookie, no CSRF).
+    calls = (api.bp, face.bp, boxlogin.face_bp) if service == "face" else \
+        (system.bp, boxlogin.system_bp)
+    for bp in calls:
+        csrf.exempt(bp)
+        app.register_blueprint(bp)
+    if service == "face":
+        app.register_blueprint(auth.bp)  # the login form
+        app.register_blueprint(pages.bp)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.http_status, exc.kind, exc.message)
+        return error_response(exc.http_status, exc.kind, exc.message, exc.v6_code)
 
     @app.errorhandler(PublishError)
     def _publish_error(exc: PublishError) -> Response:

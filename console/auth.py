@@ -7,10 +7,13 @@ Two ways in, both as the one user `admin` with the password from
 - scripts: `Authorization: Basic admin:<password>` or `Bearer <password>` on
   each request (the vendor's calls take only these, never the cookie, so a
   forged cross-site form cannot use a browser's session).
-A 401 never asks the browser for Basic credentials (it would keep sending them,
-to cross-site forms too). Failed attempts count per client address: after 5 in
-a minute, its attempts are taken one every few seconds (console.throttle), the
-right password too, but it is never refused for others' wrong guesses.
+The box's own login calls (console.boxlogin) log in as the form does: they set
+the same session cookie. A 401 never asks the browser for Basic credentials (it
+would keep sending them, to cross-site forms too). Failed attempts (form, login
+calls, header credentials, a password change's old password) count per client
+address: after 5 in a minute, its attempts are taken one every few seconds
+(console.throttle), the right password too, but it is never refused for others'
+wrong guesses.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import base64
 import binascii
 import hmac
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import (
     Blueprint,
+    current_app,
     g,
     redirect,
     render_template,
@@ -43,9 +49,26 @@ _OPEN = frozenset({"auth.login", "static"})  # the login form and its css/js: no
 HEADER = "header"
 SESSION = "session"
 _failures_logged = Damper(burst=10, window=60.0)
+_View = TypeVar("_View", bound=Callable[..., object])
 
 
-@bp.before_app_request
+def open_to_all(view: _View) -> _View:
+    """Mark a view that needs no login (the box's login calls)."""
+    view.se3_open = True  # type: ignore[attr-defined]
+    return view
+
+
+def reads_only(view: _View) -> _View:
+    """Mark a POST view that changes nothing: a session may call it too."""
+    view.se3_reads = True  # type: ignore[attr-defined]
+    return view
+
+
+def _marked(mark: str) -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, mark, False))
+
+
 def require_login() -> BaseResponse | tuple[str, int] | None:
     """Let the request through only with a session or valid credentials in its header."""
     console = _console()
@@ -54,7 +77,7 @@ def require_login() -> BaseResponse | tuple[str, int] | None:
     if given is not None:
         wait = console.throttle.wait(client)
         if wait > 0:
-            return _throttled(wait)
+            return throttled(wait)
         user, password = given
         if hmac.compare_digest(user.encode(), USER.encode()) & console.password.matches(password):
             g.auth = HEADER
@@ -64,7 +87,7 @@ def require_login() -> BaseResponse | tuple[str, int] | None:
     if session.get("user") == USER and console.sessions.alive(session.get("sid")):
         g.auth = SESSION
         return None
-    if request.endpoint in _OPEN:
+    if request.endpoint in _OPEN or _marked("se3_open"):
         return None
     return _refuse("log in first: HTTP Basic admin:<password> or Authorization: Bearer <password>")
 
@@ -73,22 +96,11 @@ def require_login() -> BaseResponse | tuple[str, int] | None:
 def login() -> BaseResponse | tuple[str, int]:
     if request.method == "GET":
         return render_template("login.html", error=None), 200
-    console = _console()
-    client = request.remote_addr or "?"
-    wait = console.throttle.wait(client)
+    wait = throttled_for()
     if wait > 0:
-        return _throttled(wait)
-    user = request.form.get("username", "")
-    password = request.form.get("password", "")
-    if hmac.compare_digest(user.encode(), USER.encode()) & console.password.matches(password):
-        console.sessions.end(session.get("sid"))  # a session replaced is a session ended
-        session.clear()
-        session.permanent = True
-        session["user"] = USER
-        session["sid"] = console.sessions.start()
-        logger.info("console login from %s", client)
+        return throttled(wait)
+    if log_in(request.form.get("username", ""), request.form.get("password", ""), "login form"):
         return redirect(url_for("pages.index"), 303)
-    _failed(client, "login form")
     return render_template("login.html", error="Wrong user name or password."), 401
 
 
@@ -97,6 +109,47 @@ def logout() -> BaseResponse:
     _console().sessions.end(session.get("sid"))
     session.clear()
     return redirect(url_for("auth.login"), 303)
+
+
+def changes_need_header() -> BaseResponse | None:
+    """Before a call: one that changes something takes only the Authorization header.
+
+    The cookie would let a cross-site form act with a browser's session.
+    """
+    if request.method == "GET" or g.get("auth") == HEADER or _marked("se3_open") \
+            or _marked("se3_reads"):
+        return None
+    return error_response(401, UNAUTHORIZED, "this call needs HTTP Basic admin:<password> or "
+                                             "Authorization: Bearer <password>")
+
+
+def throttled_for() -> float:
+    """Seconds this client must wait before its next login attempt (0: none)."""
+    return _console().throttle.wait(request.remote_addr or "?")
+
+
+def check_password(user: str, password: str, how: str) -> bool:
+    """Whether `user`/`password` are the admin's; a failure counts for the throttle."""
+    console = _console()
+    if hmac.compare_digest(user.encode(), USER.encode()) & console.password.matches(password):
+        return True
+    _failed(request.remote_addr or "?", how)
+    return False
+
+
+def log_in(user: str, password: str, how: str) -> bool:
+    """Check the credentials and, when right, start a session (its cookie in the answer)."""
+    if not check_password(user, password, how):
+        return False
+    console = _console()
+    client = request.remote_addr or "?"
+    console.sessions.end(session.get("sid"))  # a session replaced is a session ended
+    session.clear()
+    session.permanent = True
+    session["user"] = USER
+    session["sid"] = console.sessions.start()
+    logger.info("console login (%s) from %s", how, client)
+    return True
 
 
 def _header_credentials() -> tuple[str, str] | None:
@@ -134,7 +187,7 @@ def _refuse(message: str) -> BaseResponse | tuple[str, int]:
     return render_template("login.html", error=None), 401
 
 
-def _throttled(wait: float) -> BaseResponse | tuple[str, int]:
+def throttled(wait: float) -> BaseResponse | tuple[str, int]:
     seconds = max(1, int(wait + 0.999))
     if not _wants_json():
         error = (f"Too many failed logins from this address: attempts are taken one at a "

@@ -1,8 +1,14 @@
 """`se3-console`: the entry point, and the only place that exits.
 
-    se3-console [--config PATH] [--listen HOST:PORT] [run]    serve until SIGTERM/SIGINT
+    se3-console [--config PATH] [--listen HOST:PORT] [--system-listen HOST:PORT] [run]
+                                                               serve until SIGTERM/SIGINT
     se3-console [--config PATH] password-file                  make the password file if
                                                                missing; print its path
+
+It serves two listeners, as the vendor's boxes do: the "face" service on
+`[console] listen` (the page, the SE3 calls, the config and face calls) and the
+"system" service on `[console] system_listen` (the monitor calls). Both share
+one password, one throttle and one set of sessions.
 
 Exit codes: 0 done, 1 could not start (address taken, password file), 2 bad
 configuration or usage.
@@ -23,7 +29,7 @@ from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.options import add_common
 from bridge.topics import Topics
-from console.app import create_app
+from console.app import Service, create_app
 from console.broker import BrokerLink
 from console.password import Password, PasswordError, ensure_password_file, read_password
 from console.server import ConsoleServer, parse_listen
@@ -39,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_common(parser)
     parser.add_argument("--listen", metavar="HOST:PORT", help="override console.listen")
+    parser.add_argument("--system-listen", metavar="HOST:PORT",
+                        help="override console.system_listen")
     sub = parser.add_subparsers(dest="command")
     for name, text in (("run", "serve the API and the console (the default)"),
                        ("password-file", "make the admin password file if missing; "
@@ -56,36 +64,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.gateway.serial()
         if args.command != "password-file":
             config.mqtt.password()
-        listen = parse_listen(args.listen or config.console.listen)
     except ConfigError as exc:
         print(f"se3-console: configuration error: {exc}", file=sys.stderr)
         return 2
-    except ValueError:
-        print(f"se3-console: --listen {args.listen!r}: must be HOST:PORT", file=sys.stderr)
-        return 2
+    listens: dict[Service, tuple[str, int]] = {}
+    options: tuple[tuple[Service, str, str | None, str], ...] = (
+        ("face", "--listen", args.listen, config.console.listen),
+        ("system", "--system-listen", args.system_listen, config.console.system_listen))
+    for service, flag, given, configured in options:
+        try:
+            listens[service] = parse_listen(given or configured)
+        except ValueError:
+            print(f"se3-console: {flag} {given!r}: must be HOST:PORT", file=sys.stderr)
+            return 2
     try:
         path = ensure_password_file(config.console.password_file)
-        password = Password(read_password(path))
+        password = Password(read_password(path), store=path)
     except PasswordError as exc:
         print(f"se3-console: console.password_file: {exc}", file=sys.stderr)
         return 1
     if args.command == "password-file":
         print(path)
         return 0
-    return _run(config, password, listen)
+    return _run(config, password, listens)
 
 
-def _run(config: Config, password: Password, listen: tuple[str, int]) -> int:
+def _run(config: Config, password: Password, listens: dict[Service, tuple[str, int]]) -> int:
     base = Topics(config.mqtt.topic_prefix, config.gateway.serial()).base
     view = View(base, config.bridge.max_devices, config.bridge.max_payload)
     link = BrokerLink(config.mqtt, base, view.apply)
-    app = create_app(ConsoleState(config, view, link, password))
-    server = ConsoleServer(app, *listen)
-    try:
-        server.start()
-    except OSError as exc:
-        logger.error("cannot listen on %s:%s: %s", listen[0], listen[1], exc.strerror or exc)
-        return 1
+    state = ConsoleState(config, view, link, password)
+    servers: list[ConsoleServer] = []
+    for service, (host, port) in listens.items():
+        server = ConsoleServer(create_app(state, service), host, port, name=service)
+        try:
+            server.start()
+        except OSError as exc:
+            logger.error("cannot listen on %s:%s (%s service): %s", host, port, service,
+                         exc.strerror or exc)
+            for started in servers:
+                started.stop()
+            return 1
+        servers.append(server)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -95,11 +115,13 @@ def _run(config: Config, password: Password, listen: tuple[str, int]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     link.start()
-    print(f"se3-console: {server.url}/ (user admin, password in "
-          f"{config.console.password_file})", file=sys.stderr, flush=True)
+    print(f"se3-console: {servers[0].url}/ (user admin, password in "
+          f"{config.console.password_file}); system service {servers[1].url}",
+          file=sys.stderr, flush=True)
     try:
         stop.wait()
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
         link.close()
     return 0

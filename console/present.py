@@ -14,6 +14,7 @@ from typing import Any
 from bridge.config import Config
 from bridge.hide import without_credentials
 from bridge.http import redact
+from bridge.releases import DEFAULT_RELEASE, RELEASES
 from bridge.urls import split_urls
 from console.view import Record, Snapshot, TargetLog
 
@@ -31,7 +32,12 @@ class Setting:
 
 @dataclass(frozen=True, slots=True)
 class InForce:
-    """The four settings and whether the bridge itself said so (`confirmed`)."""
+    """The settings and whether the bridge itself said so (`confirmed`).
+
+    The sub-device report's URLs and period (two-report releases), `reporter_id`
+    and the release come from the bridge's record where it names them, else from
+    the config topics and the file, as the others do before the bridge has spoken.
+    """
 
     report_url: Setting
     report_period: Setting
@@ -40,16 +46,29 @@ class InForce:
     confirmed: bool
     login: dict[str, Any] | None = None
     refused: tuple[dict[str, Any], ...] = ()
+    devices_report_url: Setting = Setting([], "none")
+    devices_report_period: Setting = Setting(None, "none")
+    reporter_id: Setting = Setting("", "none")
+    release: Setting = Setting(DEFAULT_RELEASE, "file")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def two_reports(self) -> bool:
+        """Whether the release in force sends the sub-devices in a report of their own."""
+        found = RELEASES.get(str(self.release.value))
+        return found is not None and found.devices is not None
+
 
 def in_force(snap: Snapshot, config: Config) -> InForce:
     """From the bridge's `bridge/settings`, else from the config topics and the file."""
+    fallback = _fallback(snap, config)
     told = snap.settings.data if snap.settings is not None else None
-    if told is not None:
-        return _told(told)
+    return fallback if told is None else _told(told, fallback)
+
+
+def _fallback(snap: Snapshot, config: Config) -> InForce:
     topic = snap.config
     file = config.platform
     if "report_url" in topic:
@@ -73,32 +92,65 @@ def in_force(snap: Snapshot, config: Config) -> InForce:
         sno = Setting(info_sno, "gateway")
     else:
         sno = Setting(config.gateway.dev_sno, "file" if config.gateway.dev_sno else "none")
-    return InForce(url, period, login, sno, confirmed=False)
+    devices_url = Setting([], "none")
+    if "devices_report_url" in topic:
+        devices_url = Setting([redact(u) for u in split_urls(topic["devices_report_url"])],
+                              "topic")
+    devices_period = Setting(None, "none")
+    if topic.get("devices_report_period", "").isdigit():
+        devices_period = Setting(int(topic["devices_report_period"]), "topic")
+    reporter = Setting(topic["reporter_id"], "topic") if topic.get("reporter_id") else \
+        Setting(sno.value, sno.source)
+    release = Setting(topic["release"], "topic") if topic.get("release") in RELEASES else \
+        Setting(file.release, "file")
+    return InForce(url, period, login, sno, confirmed=False, devices_report_url=devices_url,
+                   devices_report_period=devices_period, reporter_id=reporter, release=release)
 
 
-def _told(told: dict[str, Any]) -> InForce:
+def _told(told: dict[str, Any], fallback: InForce) -> InForce:
     def setting(name: str, default: Any) -> Setting:
         item = told.get(name)
         if not isinstance(item, dict):
             return Setting(default, "unknown")
         return Setting(item.get("value", default), str(item.get("source", "unknown")))
 
-    url = setting("report_url", [])
-    urls = url.value if isinstance(url.value, list) else [url.value]
-    url = Setting([redact(str(u)) for u in urls if u], url.source)
-    period = setting("report_period", 0)
-    if not isinstance(period.value, int | float) or isinstance(period.value, bool):
-        period = Setting(0, period.source)
+    def urls(name: str) -> Setting:
+        url = setting(name, [])
+        listed = url.value if isinstance(url.value, list) else [url.value]
+        return Setting([redact(str(u)) for u in listed if u], url.source)
+
+    def seconds(name: str) -> Setting:
+        period = setting(name, 0)
+        if not isinstance(period.value, int | float) or isinstance(period.value, bool):
+            return Setting(0, period.source)
+        return Setting(_whole(period.value), period.source)
+
+    def named(name: str) -> bool:
+        return isinstance(told.get(name), dict)
+
     login_url = setting("login_url", "")
     login_url = Setting(redact(str(login_url.value)) if login_url.value else "", login_url.source)
     sno = setting("dev_sno", "")
     login = told.get("login") if isinstance(told.get("login"), dict) else None
     listed = told.get("refused")
     refused: list[Any] = listed if isinstance(listed, list) else []
+    sno = Setting(str(sno.value or ""), sno.source)
+    reporter = setting("reporter_id", "")
+    if not named("reporter_id"):  # dev_sno unless a topic set one
+        topic = fallback.reporter_id.source == "topic"
+        reporter = fallback.reporter_id if topic else sno
+    release = setting("release", "")
     return InForce(
-        url, Setting(_whole(period.value), period.source), login_url,
-        Setting(str(sno.value or ""), sno.source), confirmed=True, login=login,
+        urls("report_url"), seconds("report_period"), login_url, sno, confirmed=True,
+        login=login,
         refused=tuple(_refusal(r) for r in refused[-10:] if isinstance(r, dict)),
+        devices_report_url=urls("devices_report_url") if named("devices_report_url")
+        else fallback.devices_report_url,
+        devices_report_period=seconds("devices_report_period")
+        if named("devices_report_period") else fallback.devices_report_period,
+        reporter_id=Setting(str(reporter.value or ""), reporter.source),
+        release=Setting(str(release.value), release.source)
+        if named("release") and release.value in RELEASES else fallback.release,
     )
 
 

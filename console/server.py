@@ -105,9 +105,13 @@ class _Server(CappedThreads, ThreadedWSGIServer):
 
 
 class ConsoleServer:
+    """One listener of the console (it has two: the face and the system service), each
+    with the same protections."""
+
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, name: str = "console") -> None:
         self.app = app
+        self.name = name
         self.host = host
         self._port = port
         self._tls = tls
@@ -141,9 +145,9 @@ class ConsoleServer:
             self._server.ssl_context = self._tls  # wsgi.url_scheme https
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.2},
-                                        name=f"console-{port}", daemon=True)
+                                        name=f"console-{self.name}-{port}", daemon=True)
         self._thread.start()
-        logger.info("console listening on %s", self.url)
+        logger.info("console (%s) listening on %s", self.name, self.url)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -52,6 +52,11 @@ class Sessions:
             del self._ids[sid]
             return False
 
+    def end_all(self) -> None:
+        """End every session (the password they were started with is no longer)."""
+        with self._lock:
+            self._ids.clear()
+
     def end(self, sid: object) -> None:
         with self._lock:
             if isinstance(sid, str):

@@ -1,20 +1,24 @@
-"""What one console app holds: its config, the view of the broker, the publisher,
-the admin password, the login throttle and the sessions in force. Reached in a
-request with `state()`."""
+"""What the console holds: its config, the view of the broker, the publisher, the
+admin password, the login throttle, the sessions in force and the key that signs
+session cookies. Both listeners' apps share one, so a login, a password change or
+a throttle on one holds on the other. Reached in a request with `state()`."""
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from flask import current_app
 
 from bridge.config import Config
-from bridge.topics import Topics
+from bridge.topics import Kind, Topics
+from console.calls import Change
+from console.errors import PublishError
 from console.password import Password
-from console.present import page_model
+from console.present import InForce, in_force, page_model
 from console.sessions import Sessions
 from console.throttle import LoginThrottle
 from console.view import View
@@ -39,13 +43,34 @@ class ConsoleState:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     sessions: Sessions = field(default_factory=Sessions)
     clock: Callable[[], float] = time.time
+    # Made at start (a restart logs everyone out); one for both listeners' cookies.
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     @property
     def sn(self) -> str:
         return self.config.gateway.serial()
 
     def config_topic(self, setting: str) -> str:
-        return f"{Topics(self.config.mqtt.topic_prefix, self.sn).base}/config/{setting}"
+        """The topic of `setting` (ValueError unless the bridge's topics have it)."""
+        kind = Kind(f"config/{setting}")
+        return f"{Topics(self.config.mqtt.topic_prefix, self.sn).base}/{kind.value}"
+
+    def publish(self, changes: Sequence[Change]) -> None:
+        """Publish each change (retained, QoS 1, acknowledged); stop at the first the
+        broker does not take, and say what was done before it."""
+        done: list[str] = []
+        for change in changes:
+            try:
+                self.publisher.publish(self.config_topic(change.setting), change.value,
+                                       retain=True)
+            except PublishError as exc:
+                if done:
+                    exc.message += f" (already applied: {', '.join(done)})"
+                raise
+            done.append(change.setting)
+
+    def in_force(self) -> InForce:
+        return in_force(self.view.snapshot(), self.config)
 
     def request_report(self) -> None:
         """Ask the bridge for a report now: a command topic, never retained."""

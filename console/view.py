@@ -29,7 +29,8 @@ from bridge.errors import RecordError
 from bridge.records import parse_record
 from bridge.topics import Kind, TopicError, parse
 
-CONFIG_SETTINGS = ("report_url", "report_period", "login_url", "dev_sno")
+CONFIG_SETTINGS = ("report_url", "report_period", "login_url", "dev_sno", "devices_report_url",
+                   "devices_report_period", "reporter_id", "release")
 _MAX_TARGETS = 64
 _MAX_COLLECTORS = 1024  # as many publishers as the bridge follows offline
 _MAX_TARGET_NAME = 2048

@@ -278,11 +278,13 @@ def running_collector(config: Path, broker: Broker, name: str, log: Path) -> Ite
 
 class TestCommand:
     def test_se3_console_serves_and_stops(self, tmp_path: Path, broker: Broker) -> None:
-        """`python -m console`: makes its 0600 password file, serves on a free port, exit 0."""
+        """`python -m console`: makes its 0600 password file, serves both services on free
+        ports, exit 0."""
         config = write_config(tmp_path / "b.toml", broker)
         password_file = tmp_path / "secret" / "admin.pass"
         with config.open("a", encoding="utf-8") as fh:
-            fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\npassword_file = "{password_file}"\n')
+            fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\nsystem_listen = "127.0.0.1:0"\n'
+                     f'password_file = "{password_file}"\n')
         env = {**os.environ, **broker.env("console")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "console", "--config", str(config)],
@@ -291,11 +293,12 @@ class TestCommand:
         )
         try:
             assert proc.stderr is not None
-            url = ""
+            url = system = ""
             for line in proc.stderr:
-                found = re.search(r"se3-console: (http://\S+)/ ", line)
+                found = re.search(r"se3-console: (http://\S+)/ .*system service (http://\S+)",
+                                  line)
                 if found:
-                    url = found.group(1)
+                    url, system = found.groups()
                     break
             assert url, "no address printed"
             assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
@@ -305,6 +308,11 @@ class TestCommand:
             answer = requests.get(f"{url}/SophonMQ/api/DevSno", auth=("admin", password),
                                   timeout=5)
             assert answer.status_code == 200
+            answer = requests.get(f"{system}/SophonSystem/api/monitor",
+                                  auth=("admin", password), timeout=5)
+            assert answer.status_code == 200
+            assert set(answer.json()["data"]) == {"dev_sno", "monitor_address_list",
+                                                  "report_period"}
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0
         finally:

@@ -3,7 +3,6 @@ answers and errors, and what the page shows (console.app, auth, api, pages)."""
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator
 
@@ -12,7 +11,6 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from bridge.config import Config, parse_config
 from console.app import create_app
 from console.errors import PublishError
 from console.password import Password
@@ -21,63 +19,17 @@ from console.sessions import Sessions
 from console.state import ConsoleState
 from console.throttle import LoginThrottle
 from console.view import View
+from tests.unit.console_kit import (
+    BASE,
+    BEARER,
+    PASSWORD,
+    Clock,
+    FakePublisher,
+    basic,
+    make_config,
+)
 
-SN = "SZCCKQRAIJBAH0002"
-BASE = f"se3/{SN}"
-PASSWORD = "correct horse battery"
-BEARER = {"Authorization": f"Bearer {PASSWORD}"}
 EVIL = "<img src=x onerror=alert(1)>"
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, bool]] = []
-        self.refuse: PublishError | None = None
-
-    def publish(self, topic: str, payload: str, retain: bool) -> None:
-        if self.refuse is not None:
-            raise self.refuse
-        self.sent.append((topic, payload, retain))
-
-    def is_connected(self) -> bool:
-        return True
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def make_config(**platform: object) -> Config:
-    return parse_config({
-        "gateway": {"sn": SN, "dev_sno": "FILESNO"},
-        "mqtt": {"username": "operator"},
-        "platform": {"report_url": "http://user:pw@127.0.0.1:9528/DeviceStatus?token=t0p",
-                     **platform},
-    })
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def view() -> View:
-    return View(BASE)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -101,10 +53,6 @@ def log_in(client: FlaskClient) -> None:
     answer = client.post("/login", data={
         "username": "admin", "password": PASSWORD, "csrf_token": csrf_token(client)})
     assert answer.status_code == 303
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 class TestAuthentication:

@@ -116,15 +116,19 @@ class TestLoginUrlAndDevSno:
 
 class TestConsoleConfig:
     def test_defaults(self) -> None:
-        """[console] defaults: loopback port 5555, password in var/console/admin.pass."""
+        """[console] defaults: loopback ports 5555 and 8888 (the face and the system
+        service), password in var/console/admin.pass."""
         config = parse_config({})
         assert config.console.listen == "127.0.0.1:5555"
+        assert config.console.system_listen == "127.0.0.1:8888"
         assert str(config.console.password_file) == "var/console/admin.pass"
 
     @pytest.mark.parametrize("listen", ["5555", "127.0.0.1", "127.0.0.1:x", "h:70000"])
     def test_bad_listen_named(self, listen: str) -> None:
         with pytest.raises(ConfigError, match=r"console\.listen: must be HOST:PORT"):
             parse_config({"console": {"listen": listen}})
+        with pytest.raises(ConfigError, match=r"console\.system_listen: must be HOST:PORT"):
+            parse_config({"console": {"system_listen": listen}})
 
     def test_unknown_key(self) -> None:
         with pytest.raises(ConfigError, match=r"console\.port: unknown key"):
