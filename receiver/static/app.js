@@ -1,5 +1,9 @@
 // The receiver's live page: polls /api/reports?since=... every second and
-// draws one card per gateway (by gateway_sn) from its latest report.
+// draws one card per box (by gateway_sn; a report of devices alone by the code
+// it names the box by) from its latest report. What to show of a report comes
+// with it (`view`, made from its format's table by receiver/view.py): its
+// facts and nested fields in table order, where its devices are and which of
+// their keys to show, so the page draws every release's report alike.
 // Filters by gateway and device (kept in the address: ?gateway=&device=); a
 // click on a report shows its body, a click on a device its status changes
 // (/api/timeline).
@@ -43,11 +47,19 @@
   const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
   const text = (v) => (v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
 
-  function gatewayKey(payload) {
-    if (isObject(payload) && typeof payload.gateway_sn === "string" && payload.gateway_sn) {
-      return payload.gateway_sn;
-    }
-    return "(unidentified)";
+  const viewOf = (r) => (isObject(r.view) ? r.view : { facts: [], fields: [], columns: [] });
+
+  function gatewayKey(r) {
+    const id = viewOf(r).identity;
+    return typeof id === "string" && id ? id : "(unidentified)";
+  }
+
+  // The report's list of devices (under the key its format, or its documents' examples, use).
+  function devicesOf(r) {
+    const v = viewOf(r);
+    const p = isObject(r.payload) ? r.payload : {};
+    const list = v.devices_key ? p[v.devices_key] : undefined;
+    return Array.isArray(list) ? list : [];
   }
 
   function statusBadge(status, cls) {
@@ -90,47 +102,79 @@
       ...parts.map(([k, v]) => el("span", { class: "metric" }, el("b", {}, k), " ", v)));
   }
 
-  function deviceRows(devices, violations) {
+  const MEDIA_TYPES = ["photo", "rtsp", "file", "gb28181"];
+
+  // One cell of a device row: the status as a badge, a type named, the rest as text.
+  function cell(v, column, value) {
+    const cls = column.replace(/_/g, "-");
+    if (column === v.status) return el("td", {}, statusBadge(value, cls));
+    if (column.endsWith("_type")) {
+      const named = TYPES[value] ? `${TYPES[value]} (${value})`
+        : MEDIA_TYPES.includes(value) ? value : null;
+      return el("td", { class: named ? cls : `${cls} bad` },
+        named ?? `unknown (${JSON.stringify(value) ?? "missing"})`);
+    }
+    const mono = column === v.ip || /_(id|location|url)$/.test(column);
+    return el("td", { class: mono ? `${cls} mono` : cls }, text(value));
+  }
+
+  function deviceRows(v, devices, violations) {
     const byRow = new Map();
-    for (const v of violations) {
-      const m = /^sub_devices\[(\d+)\]/.exec(v);
-      if (m) byRow.set(Number(m[1]), [...(byRow.get(Number(m[1])) || []), v]);
+    const prefix = `${v.devices_key}[`;
+    for (const problem of violations) {
+      if (!problem.startsWith(prefix)) continue;
+      const index = Number.parseInt(problem.slice(prefix.length), 10);
+      byRow.set(index, [...(byRow.get(index) || []), problem]);
     }
     return devices.map((d, i) => {
       const bad = byRow.get(i);
       if (!isObject(d)) {
         return el("tr", { class: "row-bad", title: (bad || []).join("\n") },
-          el("td", { colspan: 6 }, `not an object: ${text(d)}`));
+          el("td", { colspan: v.columns.length }, `not an object: ${text(d)}`));
       }
-      const type = TYPES[d.ep_type];
-      return el("tr", { "data-ep-ip": text(d.ep_ip),
+      return el("tr", { "data-ep-ip": text(d[v.ip]),
                         class: (bad ? "row-bad " : "") + "clickable",
                         title: bad ? bad.join("\n") : "click: this device's status changes" },
-        el("td", { class: "ep-ip mono" }, text(d.ep_ip)),
-        el("td", { class: "ep-name" }, text(d.ep_name)),
-        el("td", {}, statusBadge(d.ep_status, "ep-status")),
-        el("td", { class: type ? "ep-type" : "ep-type bad" },
-          type ? `${type} (${d.ep_type})` : `unknown (${JSON.stringify(d.ep_type) ?? "missing"})`),
-        el("td", { class: "ep-location mono" }, text(d.ep_location)),
-        el("td", { class: "ep-url mono" }, text(d.ep_url)));
+        ...v.columns.map((column) => cell(v, column, d[column])));
     });
   }
 
+  // The report's nested values (gateway_ext_data and below), as its table orders them.
+  function fields(v, unmeasured) {
+    const shown = v.fields.filter(([path]) => path !== "gateway_ext_data.sw_version");
+    if (!shown.length && !unmeasured.length) return null;
+    const short = (path) => path.replace(/^gateway_ext_data\./, "");
+    return el("details", { class: "fields" },
+      el("summary", {}, `${shown.length} field${shown.length === 1 ? "" : "s"} of ${v.format}` +
+        (unmeasured.length ? ` · ${unmeasured.length} not measured` : "")),
+      el("dl", {}, ...shown.flatMap(([path, value]) => [
+        el("dt", { class: "mono" }, short(path)), el("dd", { class: "mono" }, text(value))])),
+      unmeasured.length ? el("p", { class: "unmeasured" },
+        "not measured by the box: ", el("span", { class: "mono" },
+          unmeasured.map(short).join(", "))) : null);
+  }
+
+  const HEADED = ["gateway_name", "gateway_status", "gateway_sn"];
+
   function card(sn, entry) {
     const r = entry.report;
+    const v = viewOf(r);
     const p = isObject(r.payload) ? r.payload : {};
     const ext = isObject(p.gateway_ext_data) ? p.gateway_ext_data : {};
-    const devices = Array.isArray(p.sub_devices) ? p.sub_devices : [];
-    const online = devices.filter((d) => isObject(d) && d.ep_status === "online").length;
+    const devices = devicesOf(r);
+    const online = devices.filter((d) => isObject(d) && d[v.status] === "online").length;
     const received = new Date(r.received_at * 1000);
+    const alone = v.carries === "devices";
     const facts = [
-      ["IP", p.gateway_ip], ["MAC", ext.gateway_mac], ["dev_sno", p.dev_sno],
-      ["SDK", ext.sdk_version], ["X-Report-Id", r.report_id],
-    ].filter(([, v]) => v !== undefined && v !== null);
+      ...v.facts.filter(([key]) => !HEADED.includes(key)),
+      ["X-Report-Id", r.report_id], ["format", `${r.format} at ${r.path}`],
+    ].filter(([, value]) => value !== undefined && value !== null);
     const head = el("header", {},
-      el("h2", {}, el("span", { class: "gw-name" }, text(p.gateway_name) || "(no name)"),
+      el("h2", {}, el("span", { class: "gw-name" },
+        alone ? `devices of ${v.identity_key}` : text(p.gateway_name) || "(no name)"),
         " ", el("span", { class: "gw-sn mono" }, sn)),
-      statusBadge(p.gateway_status, "gw-status"),
+      alone ? el("span", { class: "badge devices-report" }, "sub-device report")
+        : statusBadge(p.gateway_status, "gw-status"),
       el("span", { class: "badge format", title: "payload versions this report conforms to" },
         matchedText(r)),
       r.rejected ? el("span", { class: "badge refused" }, "refused (422)") : null,
@@ -149,9 +193,9 @@
         el("h3", {}, `${r.violations.length} violation${r.violations.length === 1 ? "" : "s"} of the contract`),
         el("ul", {}, ...r.violations.map((v) => el("li", { class: "violation mono" }, v))));
     const table = el("table", { class: "devices" },
-      el("thead", {}, el("tr", {}, ...["IP", "name", "status", "type", "location", "URL"]
-        .map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...deviceRows(devices, r.violations)));
+      el("thead", {}, el("tr", {}, ...v.columns.map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...deviceRows(v, devices, r.violations)));
+    const unmeasured = Array.isArray(r.unmeasured) ? r.unmeasured : [];
     return el("section", {
       class: "gateway" + (r.violations.length ? " has-violations" : ""),
       "data-gateway-sn": sn,
@@ -160,11 +204,14 @@
       el("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, text(v))])),
       el("div", {}, counts, metrics(ext), last)),
     ext.sw_version !== undefined ? el("pre", { class: "sw-version" }, text(ext.sw_version)) : null,
+    fields(v, unmeasured),
     violations,
-    devices.length ? table : el("p", { class: "no-devices" }, "no sub-devices"));
+    devices.length ? table
+      : el("p", { class: "no-devices" }, v.devices_key === null && v.carries === "gateway"
+        ? "sub-devices come in their own report" : "no sub-devices"));
   }
 
-  // Which payload versions (v1, v2) the body conforms to, as the receiver judged it.
+  // Which of its release's formats the body conforms to, as the receiver judged it.
   function matchedText(r) {
     const formats = Array.isArray(r.formats) ? r.formats : [];
     return formats.length ? `matches ${formats.join(", ")}` : "matches no version";
@@ -185,14 +232,13 @@
   function renderRecent() {
     document.getElementById("recent").hidden = recent.length === 0;
     document.getElementById("recent-rows").replaceChildren(...recent.map((r, index) => {
-      const p = isObject(r.payload) ? r.payload : {};
-      const n = Array.isArray(p.sub_devices) ? p.sub_devices.length : "–";
+      const n = viewOf(r).devices_key ? devicesOf(r).length : "–";
       const verdict = (r.violations.length ? `${r.violations.length} violation(s)` : "conforming") +
         ` · ${matchedText(r)}`;
       return el("tr", { class: (r.violations.length ? "row-bad " : "") + "clickable",
                         "data-index": index, title: "click: the report's body" },
         el("td", {}, new Date(r.received_at * 1000).toLocaleTimeString()),
-        el("td", { class: "mono" }, gatewayKey(r.payload)),
+        el("td", { class: "mono" }, gatewayKey(r)),
         el("td", { class: "mono" }, text(r.report_id)),
         el("td", {}, n),
         el("td", {}, verdict + (r.rejected ? ", refused" : "")));
@@ -204,11 +250,10 @@
   const matches = (value, wanted) => !wanted || String(value).includes(wanted);
 
   function reportMatches(r) {
-    if (!matches(gatewayKey(r.payload), filter.gateway)) return false;
+    if (!matches(gatewayKey(r), filter.gateway)) return false;
     if (!filter.device) return true;
-    const p = isObject(r.payload) ? r.payload : {};
-    const devices = Array.isArray(p.sub_devices) ? p.sub_devices : [];
-    return devices.some((d) => isObject(d) && matches(text(d.ep_ip), filter.device));
+    const ip = viewOf(r).ip;
+    return devicesOf(r).some((d) => isObject(d) && matches(text(d[ip]), filter.device));
   }
 
   function applyFilters() {
@@ -267,13 +312,14 @@
   function showReport(r) {
     const when = new Date(r.received_at * 1000).toLocaleString();
     const meta = [
-      el("div", {}, `received ${when} · X-Report-Id ${r.report_id ?? "(none)"} · ${matchedText(r)}` +
+      el("div", {}, `received ${when} at ${r.path} · X-Report-Id ${r.report_id ?? "(none)"} · ` +
+        `checked as ${r.format} · ${matchedText(r)}` +
         (r.rejected ? " · refused (422)" : "")),
       r.violations.length
         ? el("ul", {}, ...r.violations.map((v) => el("li", { class: "mono" }, v)))
         : el("div", {}, "conforming"),
     ];
-    showDetail(`report from ${gatewayKey(r.payload)}`, meta, (_list, pre) => {
+    showDetail(`report from ${gatewayKey(r)}`, meta, (_list, pre) => {
       pre.textContent = JSON.stringify(r.payload, null, 2);
       pre.hidden = false;
     });
@@ -328,7 +374,7 @@
     const touched = new Set();
     for (const r of reports) {
       since = r.received_at;
-      const sn = gatewayKey(r.payload);
+      const sn = gatewayKey(r);
       const entry = gateways.get(sn) || { count: 0 };
       gateways.set(sn, { report: r, count: entry.count + 1 });
       touched.add(sn);

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from receiver.app import create_app
 from receiver.server import ReceiverServer
 from tests.browser.kit import CHROMIUM, CHROMIUM_ARGS, watched_page
+from tests.unit.test_receiver_releases import example
 
 SN = "SZCCKQRAIJBAH0002"
 OTHER_SN = "SZCCKQRAIJBAH0001"
@@ -144,7 +145,7 @@ def test_page_shows_reports_live(page: Page, server: ReceiverServer, tmp_path: P
     assert page.evaluate("window.__pwned") is None
     expect(card).not_to_have_class(re.compile(r"\bhas-violations\b"))
     expect(card.locator(".badge.format")).to_have_text("matches v1")
-    expect(page.locator("header.top .badge.format")).to_have_text("checks v1")
+    expect(page.locator("header.top .badge.format")).to_have_text("checks v1 at /DeviceStatus")
     expect(card.locator(".age")).to_have_text(re.compile(r"^[1-9]\d* s ago$"), timeout=WAIT_MS)
 
     post(server, report(
@@ -234,3 +235,42 @@ def test_report_body_timeline_and_filters(page: Page, server: ReceiverServer) ->
     expect(page.locator(f'[data-gateway-sn="{SN}"]')).to_be_visible(timeout=WAIT_MS)
     expect(page.locator(f'[data-gateway-sn="{OTHER_SN}"]')).to_be_hidden()
     expect(page.locator("#filter-gateway")).to_have_value(SN)
+
+
+def test_v6_page_shows_both_reports_with_their_fields(browser: Browser) -> None:
+    """A V6 platform's page: the box's report (F7) with its nested fields and what it did not
+    measure, and the media devices' report (F8) with its own columns, each in its card."""
+    system, media = example("F7"), example("F8")
+    del system["gateway_ext_data"]["tpu_info"]
+    with (ReceiverServer(create_app(release_name="V6R1C01"), host="127.0.0.1") as v6,
+          watched_page(browser, v6.url, "receiver", height=900) as page):
+        page.goto(f"{v6.url}/")
+        expect(page.locator("header.top .badge.release")).to_have_text("V6R1C01")
+        expect(page.locator("header.top .badge.format")).to_have_text([
+            "checks F7 at /box/monitor/status/report",
+            "checks F8 at /box/media/monitor/status/report"])
+        for path, body in (("/box/monitor/status/report", system),
+                           ("/box/media/monitor/status/report", media)):
+            request = urllib.request.Request(  # noqa: S310 -- the receiver on loopback
+                f"{v6.url}{path}", data=json.dumps(body, ensure_ascii=False).encode(),
+                headers={"Content-Type": "application/json; charset=utf-8",
+                         "X-Report-Id": f"{body.get('gateway_sn', 'media')}-t-1"})
+            with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+                assert answer.status == 200
+
+        box = page.locator(f'[data-gateway-sn="{system["gateway_sn"]}"]')
+        expect(box.locator(".gw-status")).to_have_text("online", timeout=WAIT_MS)
+        expect(box.locator(".facts")).to_contain_text(system["reporter_id"])
+        expect(box.locator("details.fields summary")).to_contain_text("of F7 · 1 not measured")
+        box.locator("details.fields summary").click()
+        expect(box.locator("details.fields dl")).to_contain_text("memory_info.svt_memory_usage")
+        expect(box.locator(".unmeasured")).to_contain_text("tpu_info")
+        expect(box.locator(".no-devices")).to_have_text("sub-devices come in their own report")
+
+        devices = page.locator(f'[data-gateway-sn="{media["mq_license_key"]}"]')
+        expect(devices.locator(".gw-name")).to_have_text("devices of mq_license_key")
+        row = devices.locator('tr[data-ep-ip="192.168.1.100"]')
+        expect(row.locator(".media-device-status")).to_have_text("online")
+        expect(row.locator(".media-device-type")).to_have_text("rtsp")
+        expect(row.locator(".permission-id")).to_have_text(media["sub_devices"][0]["permission_id"])
+        expect(devices.locator(".badge.format")).to_have_text("matches F8")
