@@ -42,7 +42,6 @@ from bridge.releases import (
     check_format,
     release,
 )
-from bridge.report import BUILT
 from bridge.urls import split_urls
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
@@ -161,9 +160,6 @@ class PlatformSection(_Section):
         chosen = info.data.get("release")
         if chosen is not None:  # else the release itself is refused
             check_format(chosen, value)
-            built = release(chosen).gateway_format(value)
-            if built not in BUILT:
-                raise ValueError(f"release {chosen}'s {built} report is not built by this version")
         return value
 
     @property

@@ -51,6 +51,9 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 Status = Literal["online", "offline"]
 EpType = Literal["0", "1", "2", "3", "4"]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Bytes = Annotated[int, Field(ge=0, le=1 << 60)]
+Celsius = Annotated[float, Field(ge=TEMPERATURE_MIN, le=TEMPERATURE_MAX, allow_inf_nan=False)]
+MediaType = Literal["photo", "rtsp", "file", "gb28181"]
 Short = Annotated[str, Field(max_length=256)]
 # Checked against a strict format by their own validators (surrounding blanks allowed).
 _FORMATTED = frozenset({"gateway_ip", "ep_ip", "gateway_mac"})
@@ -119,12 +122,59 @@ class GatewayInfo(_Record):
 
 
 class GatewayMetrics(_Fresh):
+    """What any Linux host measures of itself (collectors/host.py); each key optional."""
+
     cpu_usage: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
     memory_size: NonNegative | None = None
     memory_usage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     disk_size: NonNegative | None = None
     disk_free_size: NonNegative | None = None
     temperature: Annotated[int, Field(ge=TEMPERATURE_MIN, le=TEMPERATURE_MAX)] | None = None
+    # The nested reports of later releases (docs/topics.md, gateway/metrics).
+    cpu_model: Annotated[Short | None, Unknown] = None
+    cpu_freq_mhz: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)] | None = None
+    cpu_cores: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    memory_total_bytes: Bytes | None = None
+    memory_free_bytes: Bytes | None = None
+    disk_total_bytes: Bytes | None = None
+    disk_free_bytes: Bytes | None = None
+    uptime: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # seconds
+    core_temperature: Celsius | None = None
+    board_temperature: Celsius | None = None
+    fan_speed: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] | None = None
+
+
+class DiskRecord(_Checked):
+    """One disk of the hardware record, in bytes; `mounted` false: present, not mounted."""
+
+    mounted: bool
+    nominal_bytes: Bytes | None = None
+    total_bytes: Bytes | None = None
+    free_bytes: Bytes | None = None
+
+
+class MemoryRegion(_Checked):
+    """One of the Sophon memory regions (tpu, video), in bytes."""
+
+    total_bytes: Bytes
+    used_bytes: Bytes
+
+
+class GatewayHardware(_Fresh):
+    """What only a Sophon box knows (`gateway/hardware`, docs/hardware.md); each key optional.
+
+    Published, retained, by a local app or `se3-collector sophon`; the bridge
+    reads it for the reports of releases V2R6C01 on. A key left out is unknown.
+    """
+
+    tpu_usage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    tpu_description: Annotated[Short | None, Unknown] = None
+    tpu_memory: MemoryRegion | None = None
+    video_memory: MemoryRegion | None = None
+    board_memory_bytes: Bytes | None = None  # the memory on the board (all regions)
+    emmc_nominal_bytes: Bytes | None = None  # the board's eMMC as sold ("32.0G")
+    hdd: DiskRecord | None = None  # an external disk; left out: none is known
+    nnsdk_version: Annotated[Short | None, Unknown] = None
 
 
 class EpExtData(_Checked):
@@ -142,6 +192,10 @@ class DeviceState(_Fresh):
     ep_name: Name = ""
     ep_url: Annotated[Url | None, Unknown] = None
     ep_ext_data: EpExtData | None = None
+    # The sub-device reports of V5R7C01 and V6 (docs/payload.md); each optional.
+    media_type: MediaType | None = None  # else from ep_type: 0, 1, 4 photo; 2, 3 rtsp
+    media_device_id: Annotated[Short | None, Unknown] = None  # else derived (stable)
+    permission_id: Annotated[Short | None, Unknown] = None
 
     @field_validator("ep_ip")
     @classmethod
@@ -149,11 +203,12 @@ class DeviceState(_Fresh):
         return None if value is None else _ip(value)
 
 
-Record = GatewayInfo | GatewayMetrics | DeviceState
+Record = GatewayInfo | GatewayMetrics | GatewayHardware | DeviceState
 
 _MODELS: dict[Kind, type[_Record]] = {
     Kind.GATEWAY_INFO: GatewayInfo,
     Kind.GATEWAY_METRICS: GatewayMetrics,
+    Kind.GATEWAY_HARDWARE: GatewayHardware,
     Kind.DEVICE_STATE: DeviceState,
 }
 
@@ -193,7 +248,9 @@ def parse_as(model: type[R], payload: bytes, key: str = "", max_size: int = 16_3
         got = "" if err["type"] == "missing" else f" (got {_brief(err.get('input'))})"
         msg = err["msg"].removeprefix("Value error, ")
         more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
-        raise RecordError(f"{msg}{got}{more}", field=field) from None
+        # The code is a metric label: the top-level field, from a fixed set.
+        top = str(err["loc"][0]) if err["loc"] else ""
+        raise RecordError(f"{msg}{got}{more}", field=field, code=top) from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise RecordError(f"invalid record: {exc}", code="json") from None
     if isinstance(record, DeviceState) and record.ep_ip is not None and key and record.ep_ip != key:

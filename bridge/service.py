@@ -39,7 +39,7 @@ from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
 from bridge.platform import PlatformLink
 from bridge.reach import wait_connected
-from bridge.report import BUILT, Json
+from bridge.report import Json
 from bridge.rim import Rim
 from bridge.schedule import Schedule
 from bridge.settings import CONFIG_KINDS
@@ -86,9 +86,9 @@ class Bridge:
         self.boot = boot_id()
         limits = config.bridge
         self.state = GatewayState(
-            self.sn, limits.max_devices, limits.max_payload,
-            BUILT[config.platform.gateway_format],
+            self.sn, limits.max_devices, limits.max_payload, config.platform.gateway_format,
             limits.max_report_bytes, frozenset(device.ip for device in config.devices),
+            config.platform.platform_release.devices,
         )
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce

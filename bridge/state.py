@@ -30,14 +30,20 @@ from dataclasses import dataclass
 from bridge.arrivals import Arrivals
 from bridge.errors import RecordError
 from bridge.freshness import Clock, deadline
-from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
+from bridge.records import DeviceState, GatewayHardware, GatewayInfo, GatewayMetrics, parse_as
+from bridge.releases import CARRIES, ReportFormat
 from bridge.report import (
+    DEVICE_FIELDS,
     DeviceView,
-    Format,
+    Gateway,
     Json,
-    build,
+    build_devices_report,
+    build_gateway_report,
     device_body,
+    devices_key,
+    dumps,
     ip_sort_key,
+    missing_fields,
     splice,
 )
 from bridge.topics import ARRIVAL_METRICS as METRICS
@@ -86,16 +92,23 @@ class GatewayState:
         sn: str,
         max_devices: int = 20_000,
         max_payload: int = 16_384,
-        fmt: Format = "v1",
+        fmt: ReportFormat = "F2",
         max_report_bytes: int = 16 * 1024 * 1024,
         configured: frozenset[str] = frozenset(),
+        devices_fmt: ReportFormat | None = None,
     ) -> None:
         self.sn = sn
         # The `[[devices]]` of the config: only the devices collector may write their
         # topics (the broker's ACL denies them to apps), so they are never refused at
         # the cap, however many devices apps publish first.
         self.configured = configured
-        self.fmt = fmt  # the payload version of the reports
+        self.fmt: ReportFormat = fmt  # the format of the report with the gateway
+        self.devices_fmt: ReportFormat | None = None  # of the separate sub-device report
+        self.set_formats(fmt, devices_fmt)
+        # What the reports name the gateway by besides its records: `gateway_port`
+        # (F3-F5) and F7's `reporter_id` ("" : dev_sno).
+        self.port: int | None = None
+        self.reporter_id = ""
         self.max_devices = max_devices
         self.max_payload = max_payload
         # A report past a platform's body limit delivers nothing at all: devices that
@@ -107,14 +120,32 @@ class GatewayState:
         self.metrics: GatewayMetrics | None = None
         self._metrics_raw = b""
         self._metrics_deadline: float | None = None
+        self.hardware: GatewayHardware | None = None
+        self._hardware_raw = b""
+        self._hardware_deadline: float | None = None
         self.devices: dict[str, _Slot] = {}
         self._order: list[str] | None = []
         self.offline_sources: set[str] = set()
         self._expiries: list[tuple[float, str]] = []
         self._waiting: dict[str, tuple[str, bytes]] = {}  # ip -> (owner, record): _MAX_WAITING
-        self._bodies_for: tuple[str, Format] | None = None  # (dev_sno, fmt) of the kept bodies
+        self._bodies_for: tuple[str, ReportFormat] | None = None  # (dev_sno, fmt) of kept bodies
         # When each record with a ttl and no ts arrived, kept across restarts (bridge.arrivals).
         self.arrivals = Arrivals()
+
+    def set_formats(self, fmt: ReportFormat, devices_fmt: ReportFormat | None = None) -> None:
+        """The report formats from now on (a release switched): the gateway report's, and
+        the separate sub-device report's (None for a one-report release)."""
+        if (devices_fmt is None) != (CARRIES[fmt] == "both"):
+            raise ValueError(f"{fmt} with {devices_fmt}: one report carries the devices")
+        if devices_fmt is not None and CARRIES[devices_fmt] != "devices":
+            raise ValueError(f"{devices_fmt} is no sub-device report")
+        self.fmt, self.devices_fmt = fmt, devices_fmt
+        self._shown = DEVICE_FIELDS[self.device_format]
+
+    @property
+    def device_format(self) -> ReportFormat:
+        """The format whose device list carries the sub-devices."""
+        return self.fmt if self.devices_fmt is None else self.devices_fmt
 
     # -- feeding -------------------------------------------------------------
 
@@ -131,6 +162,8 @@ class GatewayState:
             return self._apply_metrics(payload, clock, replayed)
         if kind is Kind.GATEWAY_INFO:
             return self._apply_info(payload)
+        if kind is Kind.GATEWAY_HARDWARE:
+            return self._apply_hardware(payload, clock, replayed)
         if kind is Kind.COLLECTOR_STATUS:
             return self._apply_collector(ref.key, payload, clock)
         if kind is Kind.BRIDGE_ARRIVAL:  # our own writes echoed live say nothing new
@@ -250,6 +283,18 @@ class GatewayState:
         self._set_deadline(key, slot, deadline(at, slot.record.ttl, clock), now)
         return CHANGED if self._view(slot, now) != before else UNCHANGED
 
+    def _apply_hardware(self, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
+        if not payload:
+            self.hardware, self._hardware_raw, self._hardware_deadline = None, b"", None
+            return UNCHANGED
+        if payload != self._hardware_raw or self.hardware is None:
+            parsed = parse_as(GatewayHardware, payload, max_size=self.max_payload)
+            self.hardware, self._hardware_raw = parsed, payload
+        elif self.hardware.ts is not None or replayed:
+            return UNCHANGED  # keep the deadline judged at first arrival (as for metrics)
+        self._hardware_deadline = deadline(self.hardware.ts, self.hardware.ttl, clock)
+        return UNCHANGED  # like the metrics, it travels with the periodic report
+
     def _apply_info(self, payload: bytes) -> Outcome:
         if not payload:
             changed = self.info is not None
@@ -309,6 +354,8 @@ class GatewayState:
         if self.metrics is not None and (Kind.GATEWAY_METRICS, "", "") not in keys:
             self.metrics, self._metrics_raw, self._metrics_deadline = None, b"", None
             self.arrivals.forget(METRICS)
+        if self.hardware is not None and (Kind.GATEWAY_HARDWARE, "", "") not in keys:
+            self.hardware, self._hardware_raw, self._hardware_deadline = None, b"", None
         statuses = {ref.key for ref in seen if ref.kind is Kind.COLLECTOR_STATUS}
         back = self.offline_sources - statuses
         if back:
@@ -377,9 +424,9 @@ class GatewayState:
         return "online"
 
     def _view(self, slot: _Slot, now: float) -> tuple[object, ...]:
-        r = slot.record
-        extra = r.ep_ext_data if self.fmt == "v2" else None  # v1 does not send it
-        return (self._status(slot, now), r.ep_type, r.ep_location, r.ep_name, r.ep_url, extra)
+        """What the reports show of a device: a change of anything else sends none."""
+        record = slot.record
+        return (self._status(slot, now), *(getattr(record, name) for name in self._shown))
 
     def device_views(self, clock: Clock) -> list[DeviceView]:
         """Every device with its effective status, in report (IP) order."""
@@ -397,26 +444,80 @@ class GatewayState:
             return None
         return self.metrics
 
-    def report(self, clock: Clock, gateway_status: str = "online") -> Json | None:
-        """The report for now, or None while the gateway's identity is unknown."""
+    def current_hardware(self, clock: Clock) -> GatewayHardware | None:
+        due = self._hardware_deadline
+        if due is not None and due <= clock.monotonic():
+            return None
+        return self.hardware
+
+    def gateway(self, clock: Clock, gateway_status: str = "online") -> Gateway | None:
+        """The gateway's side of a report now, or None while its identity is unknown."""
         if self.info is None:
             return None
-        views = self.device_views(clock)
-        metrics = self.current_metrics(clock)
-        return build(self.sn, self.info, metrics, views, gateway_status, self.fmt)
+        return Gateway(self.sn, self.info, self.current_metrics(clock),
+                       self.current_hardware(clock), gateway_status, self.port,
+                       self.reporter_id)
+
+    def report(self, clock: Clock, gateway_status: str = "online") -> Json | None:
+        """The report with the gateway for now, or None while its identity is unknown."""
+        gateway = self.gateway(clock, gateway_status)
+        if gateway is None:
+            return None
+        views = self.device_views(clock) if self.devices_fmt is None else ()
+        return build_gateway_report(self.fmt, gateway, views)
+
+    def devices_report(self, clock: Clock) -> Json | None:
+        """The separate sub-device report for now; None for a one-report release or while
+        the gateway's identity (its dev_sno) is unknown."""
+        if self.devices_fmt is None or self.info is None:
+            return None
+        return build_devices_report(self.devices_fmt, self.info.dev_sno, self.device_views(clock))
+
+    def missing(self, clock: Clock) -> list[str]:
+        """The required fields the reports of the release in force have no value for."""
+        gateway = self.gateway(clock)
+        if gateway is None:
+            return ["gateway/info"]
+        names = missing_fields(self.fmt, gateway, self.device_views(clock))
+        if self.devices_fmt is not None:
+            names += missing_fields(self.devices_fmt, None, self.device_views(clock))
+        return names
 
     def report_body(
         self, clock: Clock, gateway_status: str = "online"
     ) -> tuple[bytes, int, int] | None:
-        """The report for now serialised, with its (online, all) device counts; None while
-        the gateway's identity is unknown. The same bytes as `dumps(report(...))`, made
-        from each device's kept entry, so a report costs about one serialisation."""
-        info = self.info
-        if info is None:
+        """The report with the gateway for now serialised, with its (online, all) device
+        counts; None while the gateway's identity is unknown. The same bytes as
+        `dumps(report(...))`, made from each device's kept entry, so a report costs
+        about one serialisation. For a two-report release it carries no devices (the
+        counts are still the devices')."""
+        gateway = self.gateway(clock, gateway_status)
+        if gateway is None:
             return None
+        head = build_gateway_report(self.fmt, gateway)
+        if self.devices_fmt is not None:
+            online, offline = self.counts(clock)
+            return dumps(head), online, online + offline
+        bodies, online = self._bodies(clock, gateway.info.dev_sno)
+        return splice(head, bodies), online, len(bodies)
+
+    def devices_body(self, clock: Clock) -> tuple[bytes, int, int] | None:
+        """The separate sub-device report for now serialised, with its (online, all)
+        device counts; None for a one-report release or while dev_sno is unknown."""
+        fmt, info = self.devices_fmt, self.info
+        if fmt is None or info is None:
+            return None
+        bodies, online = self._bodies(clock, info.dev_sno)
+        return splice(build_devices_report(fmt, info.dev_sno), bodies, devices_key(fmt)), \
+            online, len(bodies)
+
+    def _bodies(self, clock: Clock, dev_sno: str) -> tuple[list[bytes], int]:
+        """Each device's serialised entry in report order, kept until it changes, and the
+        number online."""
         if self._order is None:
             self._order = sorted(self.devices, key=ip_sort_key)
-        basis = (info.dev_sno, self.fmt)
+        fmt = self.device_format
+        basis = (dev_sno, fmt)
         if basis != self._bodies_for:
             for slot in self.devices.values():
                 slot.body = None
@@ -432,11 +533,10 @@ class GatewayState:
                 online += 1
             body = slot.body
             if body is None or slot.body_status != status:
-                body = device_body(info.dev_sno, DeviceView(ip, slot.record, status), self.fmt)
+                body = device_body(fmt, dev_sno, DeviceView(ip, slot.record, status))
                 slot.body, slot.body_status = body, status
             bodies.append(body)
-        head = build(self.sn, info, self.current_metrics(clock), (), gateway_status, self.fmt)
-        return splice(head, bodies), online, len(bodies)
+        return bodies, online
 
     def counts(self, clock: Clock) -> tuple[int, int]:
         """(online, offline) devices now."""

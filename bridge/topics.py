@@ -2,6 +2,7 @@
 
     {prefix}/{sn}/gateway/info
     {prefix}/{sn}/gateway/metrics
+    {prefix}/{sn}/gateway/hardware
     {prefix}/{sn}/devices/{ip}/state
     {prefix}/{sn}/collectors/{name}/status
     {prefix}/{sn}/apps/{user}/devices/{ip}/state   (an app's own space: its broker user)
@@ -42,6 +43,7 @@ APP_USER = re.compile(r"app(-[a-z0-9][a-z0-9-]{0,30})?")
 class Kind(enum.Enum):
     GATEWAY_INFO = "gateway/info"
     GATEWAY_METRICS = "gateway/metrics"
+    GATEWAY_HARDWARE = "gateway/hardware"
     DEVICE_STATE = "devices/state"
     COLLECTOR_STATUS = "collectors/status"
     BRIDGE_STATUS = "bridge/status"
@@ -67,6 +69,7 @@ class Kind(enum.Enum):
 _FIXED = {
     ("gateway", "info"): Kind.GATEWAY_INFO,
     ("gateway", "metrics"): Kind.GATEWAY_METRICS,
+    ("gateway", "hardware"): Kind.GATEWAY_HARDWARE,
     ("bridge", "status"): Kind.BRIDGE_STATUS,
     ("bridge", "report"): Kind.BRIDGE_REPORT,
     ("bridge", "errors"): Kind.BRIDGE_ERRORS,
@@ -179,6 +182,10 @@ class Topics:
     @property
     def gateway_metrics(self) -> str:
         return f"{self.base}/gateway/metrics"
+
+    @property
+    def gateway_hardware(self) -> str:
+        return f"{self.base}/gateway/hardware"
 
     def device_state(self, ip: str) -> str:
         return f"{self.base}/devices/{ip}/state"

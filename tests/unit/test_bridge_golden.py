@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bridge.releases import ReportFormat
 from bridge.report import FORMATS, Format, device_json, dumps, ip_sort_key
 from bridge.state import GatewayState
 from bridge.topics import Topics, parse
@@ -354,8 +355,12 @@ EXPECTED_BYTES_V2 = (
 ).encode()
 
 
+# The reference platform's names of the two flat formats it checks.
+AS_RELEASE_FORMAT: dict[Format, ReportFormat] = {"v1": "F2", "v2": "F1-MQ"}
+
+
 def v2_state(clock: FakeClock, fmt: Format = "v2") -> GatewayState:
-    state = GatewayState(SN, fmt=fmt)
+    state = GatewayState(SN, fmt=AS_RELEASE_FORMAT[fmt])
     feed(state, TOPICS.gateway_info, spec_info(), clock)
     feed(state, TOPICS.gateway_metrics, spec_metrics(), clock)
     feed(state, TOPICS.device_state("192.168.1.102"), device(
@@ -407,7 +412,7 @@ class TestFormatV2:
         clock = FakeClock()
         expected: dict[Format, dict[str, str]] = {"v1": {"sw_version": ""}, "v2": {}}
         for fmt in FORMATS:
-            state = GatewayState(SN, fmt=fmt)
+            state = GatewayState(SN, fmt=AS_RELEASE_FORMAT[fmt])
             feed(state, TOPICS.gateway_info, spec_info(
                 sw_version="", sdk_version="", gateway_mac=""), clock)
 
@@ -418,7 +423,7 @@ class TestFormatV2:
         clock = FakeClock()
         changed: dict[Format, bool] = {"v1": False, "v2": True}
         for fmt in FORMATS:
-            state = GatewayState(SN, fmt=fmt)
+            state = GatewayState(SN, fmt=AS_RELEASE_FORMAT[fmt])
             feed(state, TOPICS.gateway_info, spec_info(), clock)
             feed(state, TOPICS.device_state("10.0.0.1"), device("10.0.0.1"), clock)
             outcome = state.apply(parse(TOPICS.device_state("10.0.0.1"), PREFIX), orjson.dumps(
@@ -433,4 +438,4 @@ class TestFormatV2:
         views = state.device_views(clock)
         report = report_of(state, clock)
 
-        assert [device_json(DEV_SNO, v, "v2") for v in views] == report["sub_devices"]
+        assert [device_json("F1-MQ", DEV_SNO, v) for v in views] == report["sub_devices"]

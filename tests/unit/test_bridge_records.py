@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import RecordError, Se3Error
-from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as, parse_record
+from bridge.records import (
+    DeviceState,
+    GatewayHardware,
+    GatewayInfo,
+    GatewayMetrics,
+    parse_as,
+    parse_record,
+)
 from bridge.topics import Kind
 
 SW_VERSION = "build.date=2019年 08月 06日 星期二 17:42:49 CST\nVERSION: V2R1C01\n"
@@ -460,6 +467,10 @@ def check_contract(record: object) -> None:
         if record.temperature is not None:
             assert type(record.temperature) is int
             assert -100 <= record.temperature <= 300
+    elif isinstance(record, GatewayHardware):
+        assert record.tpu_usage is None or 0 <= record.tpu_usage <= 1
+        for region in (record.tpu_memory, record.video_memory):
+            assert region is None or min(region.total_bytes, region.used_bytes) >= 0
     elif isinstance(record, GatewayInfo):
         assert str(ipaddress.ip_address(record.gateway_ip)) == record.gateway_ip
         assert record.gateway_name
@@ -469,7 +480,7 @@ def check_contract(record: object) -> None:
         assert record.sdk_version is None or record.sdk_version.strip()
     else:
         raise AssertionError(f"unexpected record {record!r}")
-    if isinstance(record, GatewayMetrics | DeviceState):
+    if isinstance(record, GatewayMetrics | GatewayHardware | DeviceState):
         if record.ts is not None:
             assert math.isfinite(record.ts)
             assert record.ts > 0

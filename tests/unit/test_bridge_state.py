@@ -855,6 +855,7 @@ class TestTopicKinds:
         payloads = {
             Kind.GATEWAY_INFO: info(),
             Kind.GATEWAY_METRICS: js({"cpu_usage": 1.0}),
+            Kind.GATEWAY_HARDWARE: js({"tpu_usage": 0.5}),
             Kind.DEVICE_STATE: device(),
             Kind.COLLECTOR_STATUS: b"online",
         }
@@ -862,6 +863,7 @@ class TestTopicKinds:
             topic = {
                 Kind.GATEWAY_INFO: TOPICS.gateway_info,
                 Kind.GATEWAY_METRICS: TOPICS.gateway_metrics,
+                Kind.GATEWAY_HARDWARE: TOPICS.gateway_hardware,
                 Kind.DEVICE_STATE: TOPICS.device_state("10.0.0.1"),
                 Kind.COLLECTOR_STATUS: TOPICS.collector_status("c"),
                 Kind.BRIDGE_STATUS: TOPICS.bridge_status,

@@ -20,6 +20,7 @@ def built(topics: Topics, kind: Kind, key: str) -> str:
     fixed = {
         Kind.GATEWAY_INFO: topics.gateway_info,
         Kind.GATEWAY_METRICS: topics.gateway_metrics,
+        Kind.GATEWAY_HARDWARE: topics.gateway_hardware,
         Kind.BRIDGE_STATUS: topics.bridge_status,
         Kind.BRIDGE_REPORT: topics.bridge_report,
         Kind.BRIDGE_ERRORS: topics.bridge_errors,

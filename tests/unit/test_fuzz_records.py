@@ -26,7 +26,13 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import RecordError
-from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_record
+from bridge.records import (
+    DeviceState,
+    GatewayHardware,
+    GatewayInfo,
+    GatewayMetrics,
+    parse_record,
+)
 from bridge.report import dumps
 from bridge.state import GatewayState
 from bridge.topics import Kind, TopicError, Topics, parse
@@ -41,6 +47,7 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 MODELS: dict[Kind, type[Any]] = {
     Kind.GATEWAY_INFO: GatewayInfo,
     Kind.GATEWAY_METRICS: GatewayMetrics,
+    Kind.GATEWAY_HARDWARE: GatewayHardware,
     Kind.DEVICE_STATE: DeviceState,
 }
 FIELDS = sorted({name for model in MODELS.values() for name in model.model_fields})
@@ -104,6 +111,18 @@ def _optional_text(doc: dict[str, Any], key: str, check: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or bool(check(value))
 
 
+def _bytes(value: object) -> bool:
+    return type(value) is int and 0 <= value <= 2**60
+
+
+def _object(value: object, required: dict[str, Any], optional: dict[str, Any]) -> bool:
+    """A JSON object with each `required` key passing its check, each `optional` one absent,
+    null or passing; other keys ignored."""
+    return (isinstance(value, dict)
+            and all(k in value and check(value[k]) for k, check in required.items())
+            and all(_optional(value, k, check) for k, check in optional.items()))
+
+
 def _fresh(doc: dict[str, Any]) -> bool:
     return (_optional(doc, "ts", lambda v: _in(v, 0, math.inf) and v > 0)
             and _optional(doc, "ttl", lambda v: _in(v, 0, MONTH) and v > 0))
@@ -135,6 +154,29 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
                     for k in ("memory_size", "disk_size", "disk_free_size"))
             and (temperature is None or (type(temperature) is int
                                          and -100 <= temperature <= 300))
+            and _optional_text(doc, "cpu_model", lambda v: _text(v, 0, 256))
+            and _optional(doc, "cpu_freq_mhz", lambda v: _in(v, 0, 100_000) and v > 0)
+            and _optional(doc, "cpu_cores", lambda v: type(v) is int and 1 <= v <= 65_536)
+            and all(_optional(doc, k, _bytes) for k in (
+                "memory_total_bytes", "memory_free_bytes", "disk_total_bytes", "disk_free_bytes"))
+            and _optional(doc, "uptime", lambda v: _in(v, 0, math.inf))
+            and all(_optional(doc, k, lambda v: _in(v, -100, 300))
+                    for k in ("core_temperature", "board_temperature"))
+            and _optional(doc, "fan_speed", lambda v: _in(v, 0, 1_000_000))
+        )
+    if kind is Kind.GATEWAY_HARDWARE:
+        region = {"total_bytes": _bytes, "used_bytes": _bytes}
+        disk = dict.fromkeys(("nominal_bytes", "total_bytes", "free_bytes"), _bytes)
+        return (
+            _fresh(doc)
+            and _optional(doc, "tpu_usage", lambda v: _in(v, 0, 1))
+            and all(_optional_text(doc, k, lambda v: _text(v, 0, 256))
+                    for k in ("tpu_description", "nnsdk_version"))
+            and all(_optional(doc, k, lambda v: _object(v, region, {}))
+                    for k in ("tpu_memory", "video_memory"))
+            and all(_optional(doc, k, _bytes) for k in ("board_memory_bytes", "emmc_nominal_bytes"))
+            and _optional(doc, "hdd", lambda v: _object(
+                v, {"mounted": lambda m: isinstance(m, bool)}, disk))
         )
     ep_ip = doc.get("ep_ip")
     return (
@@ -147,6 +189,9 @@ def conforms(kind: Kind, doc: object, key: str = "") -> bool:
         and _optional(doc, "ep_ext_data", lambda v: isinstance(v, dict) and all(
             _optional_text(v, k, lambda t: _text(t, 0, 256)) for k in ("sw_version", "group_name")))
         and (ep_ip is None or (_ip(ep_ip) is not None and (not key or _ip(ep_ip) == key)))
+        and _optional(doc, "media_type", lambda v: v in ("photo", "rtsp", "file", "gb28181"))
+        and all(_optional_text(doc, k, lambda v: _text(v, 0, 256))
+                for k in ("media_device_id", "permission_id"))
     )
 
 
