@@ -67,6 +67,16 @@ class GatewaySection(_Section):
     sdk_version: str = ""
     sdk_version_file: Path | None = None
     data_path: Path = Path("/data")
+    # `gateway_port` of the reports of V2R6C01 on: the port of the box's application;
+    # 0: the console's ([console] listen).
+    port: Annotated[int, Field(strict=True, ge=0, le=65535)] = 0
+    # The V6 system report's `reporter_id`; "": dev_sno (config/reporter_id may set it).
+    reporter_id: str = ""
+
+    @field_validator("reporter_id")
+    @classmethod
+    def _reporter_id(cls, value: str) -> str:
+        return rules.reporter_id(value) if value else value
 
     @field_validator("sn")
     @classmethod
@@ -160,6 +170,10 @@ class PlatformSection(_Section):
         chosen = info.data.get("release")
         if chosen is not None:  # else the release itself is refused
             check_format(chosen, value)
+            # Until the bridge sends the separate sub-device report (bridge/service.py):
+            # a V5R7C01 or V6 platform would get half of what it expects.
+            if release(chosen).devices is not None:
+                raise ValueError(f"release {chosen} (two reports) is not sent by this version")
         return value
 
     @property
@@ -322,6 +336,12 @@ class Config(_Section):
                 raise ValueError(f"device ip {device.ip} is listed twice")
             seen.add(device.ip)
         return value
+
+    def gateway_port(self) -> int | None:
+        """The reports' `gateway_port`: `gateway.port`, else the console's; None if neither
+        is a fixed port."""
+        port = self.gateway.port or int(self.console.listen.rpartition(":")[2])
+        return port or None
 
     def require(self, *keys: str) -> None:
         """Raise a ConfigError naming every dotted key in `keys` that is empty."""

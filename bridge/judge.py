@@ -18,6 +18,7 @@ from bridge.inforce import (
     period_in_force,
     url_source,
 )
+from bridge.missing import missing_from_records
 from bridge.observation import Event, Observation, text
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
 from bridge.verdict import Devices, Status
@@ -147,6 +148,13 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
     if obs.errors_seen:
         notes.append(f"{obs.errors_seen} message(s) rejected while watching (bridge/errors)")
     targets = {name: obs.targets[name] for name in sorted(obs.targets)}
+    platform = config.platform
+    in_force = platform.platform_release
+    shown = " + ".join((platform.gateway_format, *in_force.reports[1:]))
+    missing = missing_from_records(
+        in_force.name, platform.format, obs.sn, info=obs.info, metrics=obs.metrics,
+        hardware=obs.hardware, devices=obs.devices, port=config.gateway_port(),
+        reporter_id=config.gateway.reporter_id)
     return Status(
         gateway_sn=obs.sn, broker=f"{config.mqtt.host}:{config.mqtt.port}", bridge=bridge,
         collectors=collectors, gateway=gateway, metrics_age=metrics_age,
@@ -156,6 +164,7 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         waited=waited, now=now, problems=problems, notes=notes,
         settings_known=force is not None, period=period, period_source=period_source,
         login_state=login_state, refused=refused, pending=pending,
+        release=f"{in_force.name}: {shown}", missing=missing,
     )
 
 

@@ -157,22 +157,26 @@ def cpu_info_v5(gaps: Gaps, metrics: GatewayMetrics | None, path: str) -> Json:
     return out
 
 
-def memory_info_v5(gaps: Gaps, gateway: Gateway, path: str) -> Json:
+# The memory keys of each generation: (board total, whole, free, used, usage).
+_MEMORY_V5 = ("hardware_total_memory", "total_memory", "total_free_memory",
+              "total_used_memory", "total_memory_scale")
+_MEMORY_V6 = ("total_memory", "svt_memory", "svt_free_memory", "svt_used_memory",
+              "svt_memory_usage")
+
+
+def _memory_info(gaps: Gaps, gateway: Gateway, keys: tuple[str, ...], path: str) -> Json:
+    """`memory_info`: the board's memory, the three regions' totals, then each region."""
     memory = _memory(gateway.metrics, gateway.hardware)
-    whole = memory.whole
-    hardware = gateway.hardware
+    whole, hardware = memory.whole, gateway.hardware
+    board, total, free, used, usage = keys
     out: Json = {}
-    gaps.text(out, "hardware_total_memory",
-              size_text(None if hardware is None else hardware.board_memory_bytes),
-              f"{path}.hardware_total_memory")
-    gaps.text(out, "total_memory", size_text(None if whole is None else whole.total),
-              f"{path}.total_memory")
-    gaps.text(out, "total_free_memory", size_text(None if whole is None else whole.free),
-              f"{path}.total_free_memory")
-    gaps.text(out, "total_used_memory", size_text(None if whole is None else whole.used),
-              f"{path}.total_used_memory")
-    gaps.value(out, "total_memory_scale", None if whole is None else _rate(whole.used, whole.total),
-               f"{path}.total_memory_scale")
+    gaps.text(out, board, size_text(None if hardware is None else hardware.board_memory_bytes),
+              f"{path}.{board}")
+    gaps.text(out, total, size_text(None if whole is None else whole.total), f"{path}.{total}")
+    gaps.text(out, free, size_text(None if whole is None else whole.free), f"{path}.{free}")
+    gaps.text(out, used, size_text(None if whole is None else whole.used), f"{path}.{used}")
+    gaps.value(out, usage, None if whole is None else _rate(whole.used, whole.total),
+               f"{path}.{usage}")
     _regions(gaps, out, memory, path)
     return out
 
@@ -240,7 +244,7 @@ def ext_f4(gaps: Gaps, gateway: Gateway, path: str = "gateway_ext_data") -> Json
     gaps.text(out, "sdk_version", info.sdk_version, f"{path}.sdk_version")
     gaps.text(out, "gateway_mac", info.gateway_mac, f"{path}.gateway_mac")
     out["cpu_info"] = cpu_info_v5(gaps, metrics, f"{path}.cpu_info")
-    out["memory_info"] = memory_info_v5(gaps, gateway, f"{path}.memory_info")
+    out["memory_info"] = _memory_info(gaps, gateway, _MEMORY_V5, f"{path}.memory_info")
     out["disk_info"] = disk_info_v5(gaps, gateway, f"{path}.disk_info")
     gaps.value(out, "temperature", (None if metrics is None else metrics.temperature),
                f"{path}.temperature")
@@ -310,22 +314,7 @@ def ext_f7(gaps: Gaps, gateway: Gateway, path: str = "gateway_ext_data") -> Json
     gaps.text(cpu, "cpu_freg", _freq(metrics), f"{path}.cpu_info.cpu_freg")
     gaps.text(cpu, "cpu_cores", _cores(metrics), f"{path}.cpu_info.cpu_cores")
     out["cpu_info"] = cpu
-    memory = _memory(metrics, hardware)
-    whole = memory.whole
-    mem: Json = {}
-    mpath = f"{path}.memory_info"
-    board_memory = None if hardware is None else hardware.board_memory_bytes
-    gaps.text(mem, "total_memory", size_text(board_memory), f"{mpath}.total_memory")
-    gaps.text(mem, "svt_memory", size_text(None if whole is None else whole.total),
-              f"{mpath}.svt_memory")
-    gaps.text(mem, "svt_free_memory", size_text(None if whole is None else whole.free),
-              f"{mpath}.svt_free_memory")
-    gaps.text(mem, "svt_used_memory", size_text(None if whole is None else whole.used),
-              f"{mpath}.svt_used_memory")
-    gaps.value(mem, "svt_memory_usage", None if whole is None else _rate(whole.used, whole.total),
-               f"{mpath}.svt_memory_usage")
-    _regions(gaps, mem, memory, mpath)
-    out["memory_info"] = mem
+    out["memory_info"] = _memory_info(gaps, gateway, _MEMORY_V6, f"{path}.memory_info")
     total, free, _used = _disk(metrics)
     out["emmc"] = _disk_v6(gaps, None if total is None else True,
                            (None if hardware is None else hardware.emmc_nominal_bytes), total, free,

@@ -26,6 +26,7 @@ class Observation:
     collectors: dict[str, bytes] = field(default_factory=dict)
     info: bytes | None = None
     metrics: bytes | None = None
+    hardware: bytes | None = None
     devices: dict[str, bytes] = field(default_factory=dict)
     report_url: bytes | None = None
     config: dict[str, bytes] = field(default_factory=dict)  # other config topics, by name
@@ -52,6 +53,8 @@ class Observation:
             self.info = payload or None
         elif ref.kind is Kind.GATEWAY_METRICS:
             self.metrics = payload or None
+        elif ref.kind is Kind.GATEWAY_HARDWARE:
+            self.hardware = payload or None
         elif ref.kind is Kind.DEVICE_STATE:
             self._set(self.devices, ref.key, payload)
         elif ref.kind is Kind.REPORT_URL:

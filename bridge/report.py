@@ -144,34 +144,31 @@ _HEADS: dict[ReportFormat, Callable[[Gaps, Gateway], Json]] = {
 }
 
 
-def _entry_flat(dev_sno: str, view: DeviceView) -> Json:
+def _entry_seed(dev_sno: str, view: DeviceView) -> Json:
+    """The keys every flat format's device starts with, in the tables' order."""
     record = view.record
-    out: Json = {
+    return {
         "ep_id": ep_id(dev_sno, view.ip),
         "ep_name": record.ep_name,
         "ep_ip": view.ip,
         "ep_status": view.status,
+        # Optional in F1-MQ ("sent when known"), but every record carries one.
         "ep_location": record.ep_location,
         "ep_type": record.ep_type,
     }
-    if record.ep_url is not None:
-        out["ep_url"] = record.ep_url
+
+
+def _entry_flat(dev_sno: str, view: DeviceView) -> Json:
+    out = _entry_seed(dev_sno, view)
+    if view.record.ep_url is not None:
+        out["ep_url"] = view.record.ep_url
     return out
 
 
 def _entry_f1_mq(dev_sno: str, view: DeviceView) -> Json:
-    record = view.record
-    out: Json = {
-        "ep_id": ep_id(dev_sno, view.ip),
-        "ep_name": record.ep_name,
-        "ep_ip": view.ip,
-        "ep_status": view.status,
-        # Optional in this variant ("sent when known"), but every record carries one.
-        "ep_location": record.ep_location,
-        "ep_type": record.ep_type,
-    }
+    out = _entry_seed(dev_sno, view)
     ext: Json = {}
-    extra = record.ep_ext_data
+    extra = view.record.ep_ext_data
     if extra is not None:
         if extra.sw_version is not None:
             ext["sw_version"] = extra.sw_version

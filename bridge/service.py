@@ -90,6 +90,8 @@ class Bridge:
             limits.max_report_bytes, frozenset(device.ip for device in config.devices),
             config.platform.platform_release.devices,
         )
+        self.state.port = config.gateway_port()
+        self.state.reporter_id = config.gateway.reporter_id
         self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce
         # The same topics come again and again (refreshes, replays): parse each once.

@@ -68,6 +68,11 @@ def format_state(status: Status) -> str:
     if d.invalid:
         detail.append(f"{d.invalid} invalid")
     lines.append(f"  devices     {d.total}: {', '.join(detail)}")
+    if s.release:
+        lines.append(f"  release     {s.release}")
+        if s.missing:
+            lines.append(f"  missing     {len(s.missing)}: {', '.join(s.missing)} "
+                         "(no source: sent as \"\", as the document's absent value, or left out)")
     said = "" if s.settings_known else ", by the config: the bridge has not said"
     urls = ", ".join(s.urls)
     if s.login_url is not None:

@@ -54,6 +54,8 @@ class Status:
     login_state: Event | None = None  # bridge/settings' login: state, at, error
     refused: list[Event] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # targets not seen yet, within a period
+    release: str = ""  # the platform release, and its report formats ("V6R1C01: F7 + F8")
+    missing: list[str] = field(default_factory=list)  # what its reports cannot fill
 
     @property
     def healthy(self) -> bool:
@@ -93,5 +95,7 @@ class Status:
             "targets": self.targets,
             "login": self.login,
             "errors": {"seen": self.errors_seen, "last": self.errors},
+            "release": self.release,
+            "missing": self.missing,
             "waited": round(self.waited, 1),
         }

@@ -134,3 +134,17 @@ class TestConfig:
 
         assert code == 2
         assert "platform.release: " in capsys.readouterr().err
+
+
+class TestGatewayPort:
+    def test_defaults_to_the_consoles_port(self) -> None:
+        """gateway_port is the console's port unless [gateway] port says otherwise."""
+        assert parse_config({"console": {"listen": "0.0.0.0:8080"}}).gateway_port() == 8080
+        assert parse_config({"gateway": {"port": 80}}).gateway_port() == 80
+
+    def test_none_without_a_fixed_port(self) -> None:
+        assert parse_config({"console": {"listen": "127.0.0.1:0"}}).gateway_port() is None
+
+    def test_reporter_id_checked_by_its_rule(self) -> None:
+        with pytest.raises(ConfigError, match=r"gateway\.reporter_id: "):
+            parse_config({"gateway": {"reporter_id": "  "}})

@@ -408,3 +408,34 @@ class TestInForce:
         status = status_of(obs)
         assert any("bridge/settings is not a JSON object" in n for n in status.notes)
         assert status.urls == [URL]
+
+
+class TestMissing:
+    def test_release_and_what_its_report_misses(self) -> None:
+        """status names the release in force and the required fields nothing measures."""
+        status = status_of(healthy_observation())
+
+        assert status.release == "V2R2C01: F2"
+        assert status.missing == [
+            "gateway_ext_data.sdk_version", "gateway_ext_data.memory_size",
+            "gateway_ext_data.memory_usage", "gateway_ext_data.disk_size",
+            "gateway_ext_data.disk_free_size", "gateway_ext_data.temperature"]
+        assert "  missing     6: gateway_ext_data.sdk_version, " in format_text(status)
+        assert json.loads(format_json(status))["missing"] == status.missing
+
+    def test_the_hardware_record_fills_what_only_a_sophon_box_knows(self) -> None:
+        """Under V2R6C01 the hardware record's TPU memory regions are no longer missing."""
+        cfg = config(release="V2R6C01")
+        without = status_of(healthy_observation(), cfg).missing
+        obs = healthy_observation()
+        obs.add(f"{BASE}/gateway/hardware", json.dumps({
+            "tpu_memory": {"total_bytes": 4 << 30, "used_bytes": 1 << 29}}).encode(), True)
+        with_hardware = status_of(obs, cfg).missing
+
+        assert "gateway_ext_data.memory_info.tpu.total" in without
+        assert "gateway_ext_data.memory_info.tpu.total" not in with_hardware
+        assert status_of(obs, cfg).release == "V2R6C01: F4"
+
+    def test_no_gateway_info(self) -> None:
+        """Without gateway/info no report is sent: that is what is missing."""
+        assert status_of(observed(("bridge/status", b"online"))).missing == ["gateway/info"]

@@ -1,0 +1,51 @@
+"""Each one-report release end to end: records through a real mosquitto and the bridge,
+configured for that release, to a real platform, as that release's table says.
+
+The records are those of the golden reports (tests/unit/test_bridge_formats.py):
+a box that measures what the vendor's example shows, with its hardware record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.releases import ReportFormat
+from demo.broker import Broker
+from receiver.server import ReceiverServer
+from tests.integration.stack import SN, publish, running_bridge, wait_report, write_config
+from tests.unit.test_bridge_formats import DEVICE, EXPECTED, HARDWARE, INFO, METRICS
+
+
+def dumped(record: Any) -> dict[str, Any]:
+    found: dict[str, Any] = record.model_dump(exclude_none=True)
+    return found
+
+
+@pytest.mark.parametrize(("release", "fmt", "sent"), [
+    ("V2R1C01", "v1", "F1"),
+    ("V5R6C01", "port", "F3"),
+    ("V2R6C01", "v1", "F4"),
+])
+def test_release_sends_its_report(tmp_path: Path, broker: Broker, platform: ReceiverServer,
+                                  release: str, fmt: str, sent: ReportFormat) -> None:
+    """The bridge sends exactly the release's report: its table's keys, in order, with the
+    measured values, `gateway_port` from [gateway] port."""
+    config = write_config(tmp_path / "bridge.toml", broker, f"{platform.url}/DeviceStatus",
+                          release=release, format=fmt)
+    text = config.read_text(encoding="utf-8").replace("[gateway]\n", "[gateway]\nport = 80\n")
+    config.write_text(text, encoding="utf-8")
+    publish(broker, "collector", {
+        "gateway/info": dumped(INFO),
+        "gateway/metrics": dumped(METRICS),
+        "gateway/hardware": dumped(HARDWARE),
+        f"devices/{DEVICE.ip}/state": dumped(DEVICE.record),
+    })
+    with running_bridge(config, broker, tmp_path / "bridge.log"):
+        report = wait_report(platform, lambda r: True)
+
+    expected = {**EXPECTED[sent], "gateway_sn": SN}
+    assert report.payload == expected
+    assert str(report.payload) == str(expected)  # the same keys in the same order
