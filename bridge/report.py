@@ -25,7 +25,6 @@ report had to leave out or fill with the vendor's "absent" value.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal, get_args
 
 import orjson
 
@@ -38,11 +37,6 @@ from bridge.reportparts import Gaps
 from bridge.reportparts import Gateway as Gateway
 from bridge.reportparts import Json as Json
 from bridge.reportparts import ep_id as ep_id
-
-# The reference platform's names of the two flat versions it checks (receiver/):
-# "v1" is F2, "v2" is F1-MQ.
-Format = Literal["v1", "v2"]
-FORMATS: tuple[Format, ...] = get_args(Format)
 
 # (key, decimals) in the seed's order; None: an int, sent as is.
 _METRICS: tuple[tuple[str, int | None], ...] = (

@@ -14,9 +14,17 @@ import pytest
 
 from bridge.releases import ReportFormat
 from demo.broker import Broker
+from receiver.app import create_app
 from receiver.server import ReceiverServer
 from tests.integration.stack import SN, publish, running_bridge, wait_report, write_config
-from tests.unit.test_bridge_formats import DEVICE, EXPECTED, HARDWARE, INFO, METRICS
+from tests.unit.test_bridge_formats import (
+    AS_RECEIVER,
+    DEVICE,
+    EXPECTED,
+    HARDWARE,
+    INFO,
+    METRICS,
+)
 
 
 def dumped(record: Any) -> dict[str, Any]:
@@ -29,10 +37,26 @@ def dumped(record: Any) -> dict[str, Any]:
     ("V5R6C01", "port", "F3"),
     ("V2R6C01", "v1", "F4"),
 ])
-def test_release_sends_its_report(tmp_path: Path, broker: Broker, platform: ReceiverServer,
-                                  release: str, fmt: str, sent: ReportFormat) -> None:
+def test_release_sends_its_report(tmp_path: Path, broker: Broker, release: str, fmt: str,
+                                  sent: ReportFormat) -> None:
     """The bridge sends exactly the release's report: its table's keys, in order, with the
-    measured values, `gateway_port` from [gateway] port."""
+    measured values, `gateway_port` from [gateway] port; the reference platform of the
+    same release, strict, finds no violation."""
+    platform = ReceiverServer(create_app(strict=True, release_name=release,
+                                         fmt=AS_RECEIVER[sent])).start()
+    try:
+        report = _run(tmp_path, broker, platform, release, fmt)
+    finally:
+        platform.stop()
+
+    expected = {**EXPECTED[sent], "gateway_sn": SN}
+    assert report.payload == expected
+    assert str(report.payload) == str(expected)  # the same keys in the same order
+    assert (report.violations, report.rejected) == ((), False)
+
+
+def _run(tmp_path: Path, broker: Broker, platform: ReceiverServer, release: str,
+         fmt: str) -> Any:
     config = write_config(tmp_path / "bridge.toml", broker, f"{platform.url}/DeviceStatus",
                           release=release, format=fmt)
     text = config.read_text(encoding="utf-8").replace("[gateway]\n", "[gateway]\nport = 80\n")
@@ -44,8 +68,4 @@ def test_release_sends_its_report(tmp_path: Path, broker: Broker, platform: Rece
         f"devices/{DEVICE.ip}/state": dumped(DEVICE.record),
     })
     with running_bridge(config, broker, tmp_path / "bridge.log"):
-        report = wait_report(platform, lambda r: True)
-
-    expected = {**EXPECTED[sent], "gateway_sn": SN}
-    assert report.payload == expected
-    assert str(report.payload) == str(expected)  # the same keys in the same order
+        return wait_report(platform, lambda r: True)

@@ -28,6 +28,7 @@ from bridge.report import (
     dumps,
     missing_fields,
 )
+from receiver.tables import FormatName
 
 GIB, MIB = 2**30, 2**20
 SN = "HQDZKE5BJJFJH0047"
@@ -65,13 +66,14 @@ HARDWARE = record(
     nnsdk_version="2.0.3_20200512_175058",
 )
 GATEWAY = Gateway(SN, INFO, METRICS, HARDWARE, "online", 80)
+# ep_type 3 (IPC dynamic): 2 (IPC static) is in the seed's table but not in F2-F4's.
 DEVICE = DeviceView("192.168.1.101", record(
-    DeviceState, ep_status="online", ep_type="2", ep_location=LOCATION, ep_name="",
+    DeviceState, ep_status="online", ep_type="3", ep_location=LOCATION, ep_name="",
     ep_url="rtsp://192.168.1.101:554/ch2"), "online")
 
 FLAT_DEVICE = {
     "ep_id": f"{DEV_SNO}__192.168.1.101", "ep_name": "", "ep_ip": "192.168.1.101",
-    "ep_status": "online", "ep_location": LOCATION, "ep_type": "2",
+    "ep_status": "online", "ep_location": LOCATION, "ep_type": "3",
     "ep_url": "rtsp://192.168.1.101:554/ch2",
 }
 TOP = {"gateway_ip": "192.168.1.64", "gateway_name": "hyf64", "gateway_status": "online",
@@ -314,3 +316,31 @@ class TestText:
     def test_uptime(self, seconds: float, words: str, compact: str) -> None:
         """F5's uptime for people ("1 day, 9 hours"), F7's as its example ("2hours,40minutes")."""
         assert (uptime_words(seconds), uptime_compact(seconds)) == (words, compact)
+
+
+# The reference platform's name of each format (it calls F1-MQ by its older name, v2).
+AS_RECEIVER: dict[ReportFormat, FormatName] = {
+    "F1": "F1", "F1-MQ": "v2", "F2": "F2", "F3": "F3", "F4": "F4", "F5": "F5", "F6": "F6",
+    "F7": "F7", "F8": "F8",
+}
+
+
+class TestAgainstTheReferencePlatform:
+    """The reference platform checks each format by its own tables (receiver/tables.py),
+    written independently of this builder: every golden body passes them."""
+
+    @pytest.mark.parametrize("fmt", list(EXPECTED))
+    def test_golden_body_has_no_violation(self, fmt: ReportFormat) -> None:
+        from receiver.conformance import check_report
+
+        _payload, violations = check_report(dumps(built(fmt)), AS_RECEIVER[fmt])
+        assert violations == []
+
+    @pytest.mark.parametrize("fmt", ["F4", "F5", "F7"])
+    def test_a_plain_host_has_no_violation_either(self, fmt: ReportFormat) -> None:
+        """Without the hardware record, what is left out is left out the platform's way."""
+        from receiver.conformance import check_report
+
+        body = dumps(build_gateway_report(fmt, TestMissing.HOST))
+        _payload, violations = check_report(body, AS_RECEIVER[fmt])
+        assert violations == []

@@ -9,13 +9,13 @@ expected bytes are written out by hand in the key order of the report's tables (
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
 
 from bridge.releases import ReportFormat
-from bridge.report import FORMATS, Format, device_json, dumps, ip_sort_key
+from bridge.report import device_json, dumps, ip_sort_key
 from bridge.state import GatewayState
 from bridge.topics import Topics, parse
 from receiver.conformance import check_report, versions_matched
@@ -356,6 +356,8 @@ EXPECTED_BYTES_V2 = (
 
 
 # The reference platform's names of the two flat formats it checks.
+Format = Literal["v1", "v2"]
+FORMATS: tuple[Format, ...] = ("v1", "v2")
 AS_RELEASE_FORMAT: dict[Format, ReportFormat] = {"v1": "F2", "v2": "F1-MQ"}
 
 
