@@ -49,3 +49,14 @@ def ip_sort_key(ip: str) -> tuple[int, int, str]:
     addr = ipaddress.ip_address(ip)
     scope = addr.scope_id if isinstance(addr, ipaddress.IPv6Address) else None
     return addr.version, int(addr), scope or ""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address (`127.0.0.1`, `::1`, `localhost`) is reachable from this
+    box only; a wildcard or any other address or name is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # a name: what it resolves to may change

@@ -113,6 +113,7 @@ def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -
         if not as_json:
             # What is known now, at once; then what we wait for, and only then wait.
             print(statustext.format_state(reader.summary()), flush=True)
+            print(statustext.format_console(config.console), flush=True)
             if reader.will_watch():
                 print(f"  ...         waiting up to {watch:g} s for a delivery attempt to each "
                       f"target (the bridge reports every {reader.period():g} s)", flush=True)

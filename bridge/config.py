@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from bridge import rules
-from bridge.addresses import canonical_ip
+from bridge.addresses import canonical_ip, is_loopback
 from bridge.errors import ConfigError
 from bridge.fields import ExtText, Location, Name, Url, no_control
 from bridge.releases import (
@@ -265,6 +265,11 @@ class ConsoleSection(_Section):
     listen: str = "127.0.0.1:5555"  # the "face" service: the page, the SE3 and face calls
     system_listen: str = "127.0.0.1:8888"  # the "system" service: its monitor calls
     password_file: Path = Path("var/console/admin.pass")
+    # Off loopback the console serves HTTPS only: with this certificate and key, else
+    # with one it makes beside password_file (bridge.certificate).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False  # plain HTTP off loopback too (a WARNING at each start)
 
     @field_validator("listen", "system_listen")
     @classmethod
@@ -273,6 +278,29 @@ class ConsoleSection(_Section):
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:5555")
         return value
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> ConsoleSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: name both or neither")
+        return self
+
+    def listeners(self) -> list[str]:
+        """Every HOST:PORT the console listens on (face, then system)."""
+        return [self.listen, self.system_listen]
+
+    def certificate_files(self) -> tuple[Path, Path]:
+        """(certificate, key): the ones named, else the ones made beside password_file."""
+        if self.tls_cert is not None and self.tls_key is not None:
+            return self.tls_cert, self.tls_key
+        return self.password_file.parent / "tls.crt", self.password_file.parent / "tls.key"
+
+    def https(self, host: str) -> bool:
+        """Whether a listener on `host` serves HTTPS: with a certificate named, or off
+        loopback unless insecure_http."""
+        if self.tls_cert is not None:
+            return True
+        return not is_loopback(host) and not self.insecure_http
 
 
 class DeviceEntry(_Section):

@@ -1,11 +1,13 @@
-"""`se3-bridge status` shown: the state known at once, then the deliveries watched, notes
-and the verdict, as text for a person or JSON for a script.
+"""`se3-bridge status` shown: the state known at once, how the console is reached, then
+the deliveries watched, notes and the verdict, as text for a person or JSON for a script.
 """
 
 from __future__ import annotations
 
 import orjson
 
+from bridge.addresses import is_loopback
+from bridge.config import ConsoleSection
 from bridge.observation import Event
 from bridge.verdict import Status
 
@@ -88,6 +90,28 @@ def format_state(status: Status) -> str:
     for entry in s.refused:
         lines.append(f"  REFUSED     config/{entry.get('setting')} = {entry.get('value')!r}: "
                      f"{entry.get('reason')}{_ago(entry.get('at'), s.now)}")
+    return "\n".join(lines)
+
+
+def format_console(section: ConsoleSection) -> str:
+    """How the console is reached, each listener a line: plain HTTP and why, or HTTPS
+    and the SHA-256 fingerprint of its certificate (what a browser's warning shows)."""
+    from bridge.certificate import CertificateError, fingerprint
+
+    lines = []
+    for listen in section.listeners():
+        host = listen.rpartition(":")[0].strip("[]")
+        if not section.https(host):
+            why = "loopback" if is_loopback(host) else "insecure_http: readable on the network"
+            lines.append(f"  console     http://{listen} ({why})")
+            continue
+        cert, _ = section.certificate_files()
+        try:
+            known = f"certificate SHA-256 {fingerprint(cert)}"
+        except CertificateError as exc:
+            known = ("no certificate yet (the console makes it at its first start)"
+                     if not cert.exists() else str(exc))
+        lines.append(f"  console     https://{listen}, {known}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -48,7 +49,12 @@ def create_app(console: ConsoleState, service: Service = "face") -> Flask:
         SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=MAX_BODY,
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a page may stay open all day
+        # Over HTTPS Flask-WTF also wants a Referer naming this host; the page sends none
+        # (Referrer-Policy: no-referrer), and the token with a SameSite=Strict cookie is
+        # the protection.
+        WTF_CSRF_SSL_STRICT=False,
     )
+    app.session_interface = _SessionInterface()
     app.extensions[EXTENSION] = console
     # The login check must run before the CSRF check: no session, no token talk.
     app.before_request(auth.require_login)
@@ -99,6 +105,14 @@ def create_app(console: ConsoleState, service: Service = "face") -> Flask:
         return response
 
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is `Secure` when it is set over HTTPS (a listener off
+    loopback), so the browser never sends it over plain HTTP."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure
 
 
 def _whole_body_or_413() -> None:

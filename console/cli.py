@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from bridge.certificate import CertificateError
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
@@ -34,6 +35,7 @@ from console.broker import BrokerLink
 from console.password import Password, PasswordError, ensure_password_file, read_password
 from console.server import ConsoleServer, parse_listen
 from console.state import ConsoleState
+from console.tls import server_context
 from console.view import View
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,14 @@ def _run(config: Config, password: Password, listens: dict[Service, tuple[str, i
     state = ConsoleState(config, view, link, password)
     servers: list[ConsoleServer] = []
     for service, (host, port) in listens.items():
-        server = ConsoleServer(create_app(state, service), host, port, name=service)
+        try:
+            tls = server_context(config.console, host)
+        except CertificateError as exc:
+            logger.error("%s", exc)
+            for started in servers:
+                started.stop()
+            return 1
+        server = ConsoleServer(create_app(state, service), host, port, name=service, tls=tls)
         try:
             server.start()
         except OSError as exc:

@@ -20,10 +20,12 @@ kill -9, stop, reboot, power cut, security. Each leaves the services running for
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -51,16 +53,20 @@ WHEELHOUSE = "/srv/wheelhouse"
 SN = "SZCCKQRAIJBAH0002"
 UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3-bridge",
          "se3-console")
-# The console on the box's LAN address, as deploy/README.md shows how to set it.
-CONSOLE = f"http://{GUEST_IP}:5555"
+# The console on the box's LAN address, as deploy/README.md shows how to set it: off
+# loopback, HTTPS with the certificate it made at its first start.
+CONSOLE = f"https://{GUEST_IP}:5555"
 CONSOLE_PASS = "/var/lib/se3-console/admin.pass"
+CONSOLE_CERT = "/var/lib/se3-console/tls.crt"
+CONSOLE_KEY = "/var/lib/se3-console/tls.key"
 MONITOR_URL = "/SophonFogSys/api/MonitorServerUrl"
 # One call to the console from inside the box: method, path, JSON body ('' for none),
 # and whether to send the admin password (HTTP Basic, read from its file as root).
-# Prints the status and the body.
+# The console's certificate is pinned (read from its file). Prints the status and the body.
 CONSOLE_CALL = f"""
-import base64, sys, urllib.error, urllib.request
+import base64, ssl, sys, urllib.error, urllib.request
 method, path, body, auth = sys.argv[1:]
+pinned = ssl.create_default_context(cafile="{CONSOLE_CERT}")
 request = urllib.request.Request("{CONSOLE}" + path, method=method,
                                  data=body.encode() if body else None)
 request.add_header("Content-Type", "application/json")
@@ -69,7 +75,7 @@ if auth == "yes":
         secret = base64.b64encode(b"admin:" + fh.read().strip().encode()).decode()
     request.add_header("Authorization", "Basic " + secret)
 try:
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    with urllib.request.urlopen(request, timeout=10, context=pinned) as answer:
         print(answer.status, answer.read().decode())
 except urllib.error.HTTPError as error:
     print(error.code, error.read().decode())
@@ -325,9 +331,24 @@ class TestDeployment:
         pid = box.show("se3-console", "MainPID")
         assert mode == "600"
         assert owner == box.container.run("stat", "-c", "%u", f"/proc/{pid}").stdout.strip()
+        assert box.container.run("stat", "-c", "%a", CONSOLE_KEY).stdout.strip() == "600"
         assert box.console("GET", MONITOR_URL, auth=False)[0] == 401
-        # The host, a neighbour on the LAN, gets the same 401 at the box's address.
-        assert requests.get(CONSOLE + MONITOR_URL, timeout=10).status_code == 401
+        # The host, a neighbour on the LAN, sees the certificate whose fingerprint the
+        # console logged and `se3-bridge status` shows, and with it pinned gets the same
+        # 401 at the box's address; plain HTTP gets no page.
+        served = ssl.get_server_certificate((GUEST_IP, 5555), timeout=10)
+        digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest().upper()
+        print_ = ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+        shown = box.container.run("se3-bridge", "status", "--wait", "0", check=False).stdout
+        assert f"https://{GUEST_IP}:5555, certificate SHA-256 {print_}" in shown, shown
+        journal = box.container.run("journalctl", "-u", "se3-console", "--no-pager").stdout
+        assert f"SHA-256 fingerprint {print_}" in journal
+        pinned = VAR / "console.crt"
+        pinned.write_text(served, encoding="ascii")
+        assert requests.get(CONSOLE + MONITOR_URL, verify=str(pinned),
+                            timeout=10).status_code == 401
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://{GUEST_IP}:5555{MONITOR_URL}", timeout=10)
         deadline = time.monotonic() + 20
         # The console answers from the bridge's settings once it has them.
         while True:

@@ -74,7 +74,7 @@ def tight(monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleServer]:
     monkeypatch.setattr(console_server, "MAX_PER_ADDRESS", 2)
     app = Flask(__name__)
     app.add_url_rule("/", "index", lambda: "ok")
-    srv = ConsoleServer(app, host="0.0.0.0").start()
+    srv = ConsoleServer(app).start()  # on 127.0.0.1, reached from other 127.x sources
     try:
         yield srv
     finally:
