@@ -9,6 +9,7 @@ a reload. Forms post back here with their CSRF token and come back to `/`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
@@ -23,17 +24,25 @@ bp = Blueprint("pages", __name__)
 POLL_MS = 2000
 MAX_ROWS = 1000  # devices drawn on the page (every two seconds); /api/view has them all
 LABELS = {
+    "release": "Platform release",
     "report_url": "Report URL",
     "report_period": "Report period",
+    "devices_report_url": "Sub-device report URL",
+    "devices_report_period": "Sub-device report period",
     "login_url": "Login URL",
     "dev_sno": "Authorisation code (dev_sno)",
+    "reporter_id": "Reporter id",
 }
+# Shown (and settable) only under a release that uses them.
+TWO_REPORTS = ("devices_report_url", "devices_report_period")
+REPORTER = ("reporter_id",)
 
 
 @bp.route("/")
 def index() -> str:
-    return render_template("index.html", m=state().model(), labels=LABELS, poll_ms=POLL_MS,
-                           max_rows=MAX_ROWS)
+    model = state().model()
+    return render_template("index.html", m=model, labels=LABELS, forms=_forms(model),
+                           poll_ms=POLL_MS, max_rows=MAX_ROWS)
 
 
 @bp.route("/status")
@@ -47,14 +56,14 @@ def change(name: str) -> BaseResponse:
         abort(404)
     value = "" if request.form.get("clear") else request.form.get("value", "")
     try:
-        checked = _check(name, value)
-        console = state()
-        console.publisher.publish(console.config_topic(name), checked, retain=True)
+        wanted = calls.setting(name, value, name)
+        state().publish([wanted])
     except ApiError as exc:
         flash(f"{LABELS[name]} not changed: {exc.message}", "error")
     except PublishError as exc:
         flash(f"{LABELS[name]} not changed: {exc.message}", "error")
     else:
+        checked = wanted.value
         shown = redact(checked) if "://" in checked else checked
         done = f"set to {shown}" if checked else "cleared: the next source is in force"
         flash(f"{LABELS[name]} {done}.", "ok")
@@ -72,18 +81,16 @@ def report_now() -> BaseResponse:
     return redirect(url_for("pages.index"), 303)
 
 
+def _forms(model: dict[str, Any]) -> list[str]:
+    """The settings the page offers to change under the release in force."""
+    release = model["release"]
+    hidden = (() if release["two_reports"] else TWO_REPORTS) + \
+        (() if release["reporter_id"] else REPORTER)
+    return [name for name in LABELS if name not in hidden]
+
+
 def problem_page(message: str, status_code: int) -> tuple[str, int]:
     return render_template("problem.html", message=message), status_code
-
-
-def _check(name: str, value: str) -> str:
-    if name == "report_url":
-        return calls.report_urls(value)
-    if name == "report_period":
-        return calls.report_period(value.strip())
-    if name == "login_url":
-        return calls.login_url({"login_url": value}).value
-    return calls.dev_sno({"dev_sno": value}).value
 
 
 @bp.app_template_filter("ago")

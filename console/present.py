@@ -240,17 +240,34 @@ def devices(snap: Snapshot, now: float) -> list[dict[str, Any]]:
 
 
 def targets(snap: Snapshot, settings: InForce) -> list[dict[str, Any]]:
-    """Each target in force with the bridge's last word on it."""
-    names = list(settings.report_url.value)
-    if not settings.confirmed:  # the bridge's own view is unknown: show what it reported to
-        names += [name for name in snap.targets if name not in names]
-    in_force_now = set(settings.report_url.value)
+    """Each target in force with the bridge's last word on it; under a two-report
+    release, the gateway report's (`report` "gateway") and then the sub-device
+    report's ("devices")."""
+    reports = [("gateway", settings.report_url)]
+    if settings.two_reports:
+        reports.append(("devices", settings.devices_report_url))
     rows = []
-    for name in names:
-        log = snap.targets.get(name, TargetLog())
-        source = settings.report_url.source if name in in_force_now else "earlier"
-        rows.append({"url": name, "source": source, **asdict(log)})
+    listed: set[str] = set()
+    for report, urls in reports:
+        for name in urls.value:
+            log = snap.targets.get(name, TargetLog())
+            rows.append({"url": name, "source": urls.source, "report": report, **asdict(log)})
+            listed.add(name)
+    if not settings.confirmed:  # the bridge's own view is unknown: show what it reported to
+        rows += [{"url": name, "source": "earlier", "report": "", **asdict(log)}
+                 for name, log in snap.targets.items() if name not in listed]
     return rows
+
+
+def release_view(settings: InForce) -> dict[str, Any]:
+    """The release in force, what it sends, and every release there is (for the form)."""
+    name = str(settings.release.value)
+    found = RELEASES.get(name)
+    return {"name": name, "source": settings.release.source,
+            "reports": list(found.reports) if found else [],
+            "two_reports": settings.two_reports,
+            "reporter_id": found is not None and found.gateway == "F7",
+            "all": list(RELEASES)}
 
 
 def page_model(snap: Snapshot, config: Config, sn: str, now: float,
@@ -265,6 +282,7 @@ def page_model(snap: Snapshot, config: Config, sn: str, now: float,
         "devices": devices(snap, now),
         "targets": targets(snap, settings),
         "settings": settings.as_dict(),
+        "release": release_view(settings),
         "settings_note": "" if settings.confirmed else NOT_CONFIRMED,
         "errors": [_error(e) for e in snap.errors][-10:],
     }

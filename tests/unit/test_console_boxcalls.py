@@ -5,6 +5,7 @@ password-change calls, each with its answers and its release's error shape
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -532,3 +533,72 @@ class TestPasswordChange:
         assert error(answer)["status"] == "INTERNAL_ERROR"
         assert error(answer)["message"].startswith("password not changed: cannot write")
         assert face.get("/api/view", headers=BEARER).status_code == 200
+
+
+class TestPage:
+    """The page shows the release in force and sets it; under a two-report release it
+    shows (and sets) the sub-device report's URLs and period, and both reports' targets."""
+
+    def page(self, face: FlaskClient) -> str:
+        if face.get_cookie("se3_console") is None:
+            face.post("/sophon/v2/face/login", json={"username": "admin", "password": PASSWORD})
+        answer = face.get("/")
+        assert answer.status_code == 200
+        return answer.get_data(as_text=True)
+
+    def token(self, face: FlaskClient) -> str:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', self.page(face))
+        assert found
+        return found.group(1)
+
+    def test_a_one_report_release_shows_one_report(self, face: FlaskClient) -> None:
+        page = self.page(face)
+        assert re.search(r'id="setting-release".*V2R2C01.*\(F2\)', page)
+        assert 'id="form-release"' in page
+        assert '<option value="V6R1C01">' in page
+        assert 'id="form-devices_report_url"' not in page
+        assert 'id="setting-devices_report_url"' not in page
+        assert 'id="form-reporter_id"' not in page
+
+    def test_the_release_is_set_through_its_topic(
+            self, face: FlaskClient, publisher: FakePublisher) -> None:
+        token = self.token(face)
+        answer = face.post("/settings/release", data={"value": "V6R1C01", "csrf_token": token})
+        assert answer.status_code == 303
+        assert publisher.sent == [(f"{BASE}/config/release", "V6R1C01", True)]
+        face.post("/settings/release", data={"value": "V6R9C01", "csrf_token": token})
+        assert len(publisher.sent) == 1
+        assert "Platform release not changed: release: unknown release" in self.page(face)
+
+    def test_a_two_report_release_shows_both(self, face: FlaskClient, view: View) -> None:
+        settings_record(view, release={"value": "V6R1C01", "source": "topic"},
+                        devices_report_url={"value": ["http://127.0.0.1:4/media"],
+                                            "source": "login"},
+                        devices_report_period={"value": 60, "source": "login"},
+                        reporter_id={"value": "site-7", "source": "topic"})
+        view.apply(f"{BASE}/bridge/report", orjson.dumps({
+            "target": "http://127.0.0.1:4/media", "ok": False, "status": 503, "ts": 999}))
+        page = self.page(face)
+        assert re.search(r'id="setting-release".*V6R1C01.*F7 \+ F8: two reports', page)
+        assert re.search(r'id="setting-devices_report_url".*http://127.0.0.1:4/media.*login',
+                         page)
+        assert re.search(r'id="setting-devices_report_period".*60 s', page)
+        assert re.search(r'id="setting-reporter_id".*site-7', page)
+        rows = re.findall(r'data-url="([^"]+)" data-report="(\w+)"', page)
+        assert rows == [("http://127.0.0.1:3/r", "gateway"),
+                        ("http://127.0.0.1:4/media", "devices")]
+        assert "HTTP 503" in page
+        for name in ("devices_report_url", "devices_report_period", "reporter_id"):
+            assert f'id="form-{name}"' in page
+
+    def test_the_sub_device_report_is_set_from_the_page(
+            self, face: FlaskClient, view: View, publisher: FakePublisher) -> None:
+        view.apply(f"{BASE}/config/release", b"V5R7C01")
+        token = self.token(face)
+        face.post("/settings/devices_report_url",
+                  data={"value": "http://127.0.0.1:9061/box/device", "csrf_token": token})
+        face.post("/settings/devices_report_period", data={"value": "0", "csrf_token": token})
+        assert publisher.sent == [(f"{BASE}/config/devices_report_url",
+                                   "http://127.0.0.1:9061/box/device", True)]
+        assert "Sub-device report period not changed: devices_report_period: must be" in \
+            self.page(face)
