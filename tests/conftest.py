@@ -12,6 +12,7 @@ fixed time: waits end on an event, or on a condition polled up to a deadline.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -212,3 +213,14 @@ def collect(
         if granted[0].is_failure:
             raise PermissionError(f"subscription to {topic_filter} as {role}: {granted[0]}")
         yield collected
+
+
+def closed_by_peer(sock: socket.socket, within: float) -> bool:
+    """Whether the other side closes `sock` within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from bridge.certificate import fingerprint, make_self_signed
 from demo.broker import Broker
 from receiver.app import create_app
 from receiver.server import ReceiverServer
@@ -276,6 +277,32 @@ def running_collector(config: Path, broker: Broker, name: str, log: Path) -> Ite
         proc.wait()
 
 
+@contextmanager
+def console_process(config: Path, broker: Broker) -> Iterator[tuple[subprocess.Popen[str],
+                                                                    list[str]]]:
+    """`python -m console` as broker role `console`, and its log up to the line with its
+    addresses; killed at the end if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console", "--config", str(config), "--log-level", "INFO"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, **broker.env("console")}, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("se3-console: "):
+                break
+        yield proc, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
 class TestCommand:
     def test_se3_console_serves_and_stops(self, tmp_path: Path, broker: Broker) -> None:
         """`python -m console`: makes its 0600 password file, serves both services on free
@@ -285,22 +312,11 @@ class TestCommand:
         with config.open("a", encoding="utf-8") as fh:
             fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\nsystem_listen = "127.0.0.1:0"\n'
                      f'password_file = "{password_file}"\n')
-        env = {**os.environ, **broker.env("console")}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "console", "--config", str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env=env, text=True,
-        )
-        try:
-            assert proc.stderr is not None
-            url = system = ""
-            for line in proc.stderr:
-                found = re.search(r"se3-console: (http://\S+)/ .*system service (http://\S+)",
-                                  line)
-                if found:
-                    url, system = found.groups()
-                    break
-            assert url, "no address printed"
+        with console_process(config, broker) as (proc, seen):
+            found = re.search(r"se3-console: (http://\S+)/ .*system service (http://\S+)",
+                              seen[-1])
+            assert found, seen
+            url, system = found.groups()
             assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
             password = password_file.read_text(encoding="utf-8").strip()
             assert len(password) >= 16
@@ -315,58 +331,32 @@ class TestCommand:
                                                   "report_period"}
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stderr is not None:
-                proc.stderr.close()
 
 
-def test_se3_console_https_fingerprint_in_its_log_and_in_status(
-        tmp_path: Path, broker: Broker) -> None:
-    """`se3-console` with `[console] tls_cert`/`tls_key` serves HTTPS (here on loopback,
-    where the tests may listen); the certificate's SHA-256 fingerprint is in its log and
-    in `se3-bridge status`, and is the one it serves."""
-    from bridge.certificate import fingerprint, make_self_signed
-
-    cert, key = tmp_path / "tls" / "box.crt", tmp_path / "tls" / "box.key"
-    make_self_signed(cert, key, ["localhost"], ["127.0.0.1"])
-    config = write_config(tmp_path / "b.toml", broker)
-    with config.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\nsystem_listen = "127.0.0.1:0"\n'
-                 f'password_file = "{tmp_path / "secret" / "admin.pass"}"\n'
-                 f'tls_cert = "{cert}"\ntls_key = "{key}"\n')
-    env = {**os.environ, **broker.env("console")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "console", "--config", str(config), "--log-level", "INFO"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=env, text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        seen: list[str] = []
-        for line in proc.stderr:
-            seen.append(line)
-            if "se3-console: " in line:
-                break
-        url = re.search(r"se3-console: (https://\S+)/ ", seen[-1])
-        assert url, seen
-        print_ = fingerprint(cert)
-        assert any(print_ in line for line in seen), seen
-        answer = requests.get(f"{url.group(1)}/api/view", verify=str(cert), timeout=5)
-        assert answer.status_code == 401
-        status = subprocess.run(
-            [sys.executable, "-m", "bridge", "--config", str(config), "status", "--wait", "0"],
-            env={**os.environ, **broker.env("monitor")}, capture_output=True, text=True,
-            timeout=30, check=False)
-        shown = f"https://127.0.0.1:0, certificate SHA-256 {print_}"
-        assert status.stdout.count(shown) == 2, (status.stdout, status.stderr)  # both listeners
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    def test_se3_console_https_fingerprint_in_its_log_and_in_status(
+            self, tmp_path: Path, broker: Broker) -> None:
+        """`se3-console` with `[console] tls_cert`/`tls_key` serves HTTPS (here on loopback,
+        where the tests may listen); the certificate's SHA-256 fingerprint is in its log and
+        in `se3-bridge status`, and is the one it serves."""
+        cert, key = tmp_path / "tls" / "box.crt", tmp_path / "tls" / "box.key"
+        make_self_signed(cert, key, ["localhost"], ["127.0.0.1"])
+        config = write_config(tmp_path / "b.toml", broker)
+        with config.open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[console]\nlisten = "127.0.0.1:0"\nsystem_listen = "127.0.0.1:0"\n'
+                     f'password_file = "{tmp_path / "secret" / "admin.pass"}"\n'
+                     f'tls_cert = "{cert}"\ntls_key = "{key}"\n')
+        with console_process(config, broker) as (proc, seen):
+            url = re.search(r"se3-console: (https://\S+)/ ", seen[-1])
+            assert url, seen
+            print_ = fingerprint(cert)
+            assert any(print_ in line for line in seen), seen
+            answer = requests.get(f"{url.group(1)}/api/view", verify=str(cert), timeout=5)
+            assert answer.status_code == 401
+            status = subprocess.run(
+                [sys.executable, "-m", "bridge", "--config", str(config), "status", "--wait", "0"],
+                env={**os.environ, **broker.env("monitor")}, capture_output=True, text=True,
+                timeout=30, check=False)
+            shown = f"https://127.0.0.1:0, certificate SHA-256 {print_}"
+            assert status.stdout.count(shown) == 2, (status.stdout, status.stderr)  # both listeners
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0

@@ -14,7 +14,7 @@ import bridge.metrics
 from bridge.metrics import serve
 from bridge.stats import Stats
 from demo.broker import free_port
-from tests.conftest import wait_until
+from tests.conftest import closed_by_peer, wait_until
 
 
 @pytest.fixture
@@ -26,17 +26,6 @@ def listener(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[WSGIServer, int]
     yield server, port
     server.shutdown()
     server.server_close()
-
-
-def closed_by_peer(sock: socket.socket, within: float) -> bool:
-    """Whether the other side closes `sock` within `within` seconds."""
-    sock.settimeout(within)
-    try:
-        return sock.recv(1024) == b""
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
 
 
 def scrape_ok(port: int) -> bool:

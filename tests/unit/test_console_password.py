@@ -9,6 +9,7 @@ import pytest
 
 from console.password import Password, PasswordError, ensure_password_file, read_password
 from console.throttle import LoginThrottle
+from tests.unit.console_kit import Clock
 
 
 class TestPasswordFile:
@@ -58,26 +59,11 @@ class TestPasswordFile:
         assert not password.matches("\udcff")
 
 
-class Paced:
-    """A settable clock whose sleep moves it on, and the sleeps asked for."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 class TestThrottle:
     def test_five_failures_then_one_attempt_every_interval(self) -> None:
         """Up to 5 failures a minute an address tries at will; then each attempt waits
         its turn, `interval` after the one before; other addresses are not slowed."""
-        clock = Paced()
+        clock = Clock()
         throttle = LoginThrottle(limit=5, window=60.0, interval=3.0, clock=clock,
                                  sleep=clock.sleep)
         for _ in range(5):
@@ -109,7 +95,7 @@ class TestThrottle:
     def test_a_success_does_not_clear_the_failures(self) -> None:
         """The right password from a script behind the same address does not hand a
         guesser five new free tries."""
-        clock = Paced()
+        clock = Clock()
         throttle = LoginThrottle(limit=2, window=60.0, interval=3.0, clock=clock,
                                  sleep=clock.sleep)
         throttle.failed("a")

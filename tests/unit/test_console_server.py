@@ -15,7 +15,7 @@ from flask import Flask
 from bridge.logs import Damper
 from console import server as console_server
 from console.server import ConsoleServer
-from tests.conftest import wait_until
+from tests.conftest import closed_by_peer, wait_until
 
 
 @pytest.fixture
@@ -86,16 +86,6 @@ def _connect(srv: ConsoleServer, source: str) -> socket.socket:
                                     source_address=(source, 0))
 
 
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
-    sock.settimeout(seconds)
-    try:
-        return sock.recv(1024) == b""
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
-
-
 def _get(srv: ConsoleServer, source: str) -> bytes:
     with _connect(srv, source) as sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -120,11 +110,33 @@ def test_one_address_cannot_take_every_connection(tight: ConsoleServer) -> None:
         wait_until(lambda: tight._server._per_address.get("127.0.0.2") == 2,  # type: ignore[union-attr]
                    what="both slow connections taken")
         with _connect(tight, "127.0.0.2") as extra:
-            assert _closed_within(extra, 0.8)  # before the held ones time out
+            assert closed_by_peer(extra, within=0.8)  # before the held ones time out
         assert _get(tight, "127.0.0.3").endswith(b"ok")
     finally:
         for sock in held:
             sock.close()
+
+
+def test_32_slow_connections_from_one_neighbour_leave_the_admin_in() -> None:
+    """With the console's own limits: a neighbour's 32 slow connections (which took every
+    slot before) hold 8; the admin, at another address, is served at once."""
+    app = Flask(__name__)
+    app.add_url_rule("/", "index", lambda: "ok")
+    srv = ConsoleServer(app).start()
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(32):
+            sock = _connect(srv, "127.0.0.8")
+            slow.append(sock)
+            sock.sendall(b"GET / HTTP/1.1\r\nX-Slow: ")
+        assert srv._server is not None
+        wait_until(lambda: srv._server._per_address.get("127.0.0.8")  # type: ignore[union-attr]
+                   == console_server.MAX_PER_ADDRESS, what="the neighbour's share taken")
+        assert _get(srv, "127.0.0.9").endswith(b"ok")
+    finally:
+        for sock in slow:
+            sock.close()
+        srv.stop()
 
 
 def test_a_trickling_request_is_cut_off_at_its_deadline(tight: ConsoleServer) -> None:
@@ -140,7 +152,7 @@ def test_a_trickling_request_is_cut_off_at_its_deadline(tight: ConsoleServer) ->
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
-            closed = _closed_within(sock, 0.2)
+            closed = closed_by_peer(sock, within=0.2)
         assert closed, "a trickling request was still held after 8 s"
         assert time.monotonic() - start < 5
 
