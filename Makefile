@@ -82,7 +82,8 @@ run: deps venv broker-setup
 test: deps browser-deps dev-venv
 	$(MAKE) --no-print-directory lint
 	@# Two workers: most tests wait on processes and sockets, not the CPU (3 min, not 6).
-	PATH="$(RUN_PATH)" $(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	@# -rs: each skipped test is listed with its reason at the end.
+	PATH="$(RUN_PATH)" $(VENV)/bin/pytest -q -rs -p no:cacheprovider -n 2 --dist loadgroup
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .

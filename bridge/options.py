@@ -1,6 +1,7 @@
 """The command-line options every program takes (README, the programs).
 
-`--config PATH`, `--log-level` and `--log-json` are accepted before and after
+`--version` prints the program's name and the project's version. `--config PATH`,
+`--log-level` and `--log-json` are accepted before and after
 a subcommand alike (`se3-bridge --config x run` and `se3-bridge run --config x`),
 so scripts and unit files need not know where a program's subcommand begins.
 """
@@ -12,6 +13,17 @@ import argparse
 from bridge.logs import LEVELS
 
 
+def version() -> str:
+    """The installed project's version (`--version` of every program)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("se3-bridge")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def add_common(parser: argparse.ArgumentParser, *, subcommand: bool = False) -> None:
     """Add the shared options to `parser` (`subcommand`: a parser below the program's)."""
 
@@ -19,6 +31,10 @@ def add_common(parser: argparse.ArgumentParser, *, subcommand: bool = False) -> 
     # cannot hide the same option given before the subcommand.
     def default(value: object) -> object:
         return argparse.SUPPRESS if subcommand else value
+
+    if not subcommand:
+        parser.add_argument("--version", action="version",
+                            version=f"%(prog)s {version()}")
 
     parser.add_argument(
         "--config", metavar="PATH", default=default(None), help="config file (else $SE3_CONFIG)"

@@ -169,6 +169,8 @@ class PlatformLink:
             target.offer(body, count)
 
     def update_targets(self) -> None:
+        if not self._announce:
+            return  # a snapshot: it reports to no one, so it has no targets
         urls, source = self.settings.report_urls()
         self._targets.set_auth(self.settings.auth())
         added = self._targets.update(urls, issued_by_login=source == "login")

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         code: int = args.handler(config, args)
     except ConfigError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
         return 2
     except RecordError as exc:
         print(f"{PROG}: record refused: {exc}", file=sys.stderr)
@@ -89,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(device, subcommand=True)
     device.add_argument("--ip", required=True)
     device.add_argument("--status", required=True, choices=("online", "offline"))
-    device.add_argument("--type", choices=("0", "1", "2", "3", "4"), help="ep_type")
-    device.add_argument("--location", help="ep_location (a UUID in practice)")
+    device.add_argument("--type", choices=("0", "1", "2", "3", "4"), required=True,
+                        help="ep_type (required)")
+    device.add_argument("--location", required=True,
+                        help="ep_location, a UUID in practice (required)")
     device.add_argument("--name", default="", help="ep_name")
     device.add_argument("--url", default="", help="ep_url, e.g. rtsp://IP:554/ch2")
     device.add_argument("--sw-version", default="", metavar="TEXT",

@@ -15,13 +15,11 @@ one it took: mosquitto acknowledges a publish its ACL denies as if it stored it
 under MQTT 3.1.1, and answers 0x87 "Not authorized" in the PUBACK under MQTT 5.
 A refused publish is a `PublishRefused` (exit 1) naming the topic and the user.
 
-`publish remove` first looks for the record (a subscription to the device
-records: the broker replays retained records before it acknowledges a second,
-fence subscription), so that removing a device that has no record says so
-(`NoRecord`, exit 1) instead of claiming a deletion. mosquitto grants a
-subscription its ACL will never feed, so a user that may not read device
-records (the write-only `app`) sees none at all; with no record of any device
-in sight, whether this one had a record is unknown, and the command says that.
+`publish remove` first looks for the record (a subscription to the user's own
+device records — an app user reads its own space, the `collector` user the
+collectors' — the broker replays retained records before it acknowledges a
+second, fence subscription), so that removing a device that has no record says
+so (`NoRecord`, exit 1) instead of claiming a deletion.
 """
 
 from __future__ import annotations
@@ -66,6 +64,15 @@ class DeviceUpdate:
     group_name: str = ""
 
 
+# The record's keys as `publish device` takes them.
+FLAGS = {
+    "ep_status": "--status", "ep_type": "--type", "ep_location": "--location",
+    "ep_ip": "--ip", "ep_name": "--name", "ep_url": "--url", "ttl": "--ttl", "ts": "ts",
+    "source": "--source", "ep_ext_data.sw_version": "--sw-version",
+    "ep_ext_data.group_name": "--group-name",
+}
+
+
 def canonical_ip(text: str) -> str:
     """`text` as an IP address in canonical form, or RecordError."""
     try:
@@ -94,7 +101,12 @@ def device_payload(update: DeviceUpdate, ts: float, max_size: int = 16_384) -> b
     if update.source is not None:
         record["source"] = update.source
     payload = orjson.dumps(record)
-    parse_record(Kind.DEVICE_STATE, payload, key=ip, max_size=max_size)
+    try:
+        parse_record(Kind.DEVICE_STATE, payload, key=ip, max_size=max_size)
+    except RecordError as exc:
+        # Said in the command's own words: the flag, not the record's key.
+        flag = FLAGS.get(exc.field, exc.field)
+        raise RecordError(exc.reason, field=flag, code=exc.code) from None
     return payload
 
 
@@ -127,13 +139,11 @@ class _Session:
         self._acks: dict[int, ReasonCode] = {}
         self._look_for = look_for
         self.found: bytes | None = None  # the retained payload of `look_for`
-        self.seen_any = False  # any retained message came through the subscription
         self._replayed = threading.Event()
         self._fence: ReplayFence | None = None
         if look_for is not None:
             topics = Topics(config.mqtt.topic_prefix, config.gateway.serial())
-            self._fence = ReplayFence(topics.device_state("+"), topics.fence,
-                                      self._replayed.set)
+            self._fence = ReplayFence(_topic(config, "+"), topics.fence, self._replayed.set)
         self.conn = connect_once(config.mqtt, "publish", timeout, mqtt5=True,
                                  before_start=self._install)
 
@@ -150,10 +160,8 @@ class _Session:
         self._acks[mid] = reason
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.retain:
-            self.seen_any = True
-            if msg.topic == self._look_for:
-                self.found = bytes(msg.payload) or None
+        if msg.retain and msg.topic == self._look_for:
+            self.found = bytes(msg.payload) or None
 
     def replayed(self) -> bool:
         """Wait for the retained replay of `look_for`; False if the broker refused to show it."""
@@ -198,6 +206,10 @@ def publish_device(config: Config, update: DeviceUpdate, ts: float, timeout: flo
                           f"--source out or give {user!r}", field="--source")
     payload = device_payload(update, ts, config.bridge.max_payload)
     ip = canonical_ip(update.ip)
+    if APP_USER.fullmatch(user) and ip in {canonical_ip(d.ip) for d in config.devices}:
+        raise RecordError(f"device {ip} is configured ([[devices]] in the config): the devices "
+                          "collector publishes it, and the bridge refuses an app's record for "
+                          "it", field="--ip", code="claimed")
     send(config, _topic(config, ip), payload, timeout)
     logger.info("device %s published as %s", ip, update.status)
 
@@ -217,9 +229,9 @@ def remove_device(config: Config, ip: str, timeout: float) -> None:
         session.publish(topic, b"")
     finally:
         session.close()
-    if not visible or not session.seen_any:
+    if not visible:
         logger.info("device %s: delete published (whether it had a record is unknown: "
-                    "broker user %r sees no device records)", ip, config.mqtt.username)
+                    "broker user %r may not read its device records)", ip, config.mqtt.username)
     elif session.found is None:
         raise NoRecord(f"device {ip} has no record on the broker for gateway "
                        f"{config.gateway.serial()}: nothing to remove (check --ip)")

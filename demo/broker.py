@@ -64,7 +64,7 @@ USERS: dict[str, str] = {
     "collector-gateway": "the gateway collector daemon",
     "collector-devices": "the devices collector daemon",
     "collector": "one-shot collector runs and scripts standing in for a collector",
-    "app": "local apps: device records and status in apps/app/ (write-only)",
+    "app": "local apps: device records and status in apps/app/ (its own, nothing else)",
     "operator": "the config topics, by hand or script; reads everything",
     "console": "the console: operator rights",
     "debug": "read-only, for people with mosquitto_sub",
@@ -292,7 +292,7 @@ def render(
 
 
 def _app_block(base: str, name: str) -> str:
-    return (f"user {name}\ntopic write {base}/apps/{name}/devices/+/state\n"
+    return (f"user {name}\ntopic readwrite {base}/apps/{name}/devices/+/state\n"
             f"topic write {base}/apps/{name}/status\n")
 
 

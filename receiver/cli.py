@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from bridge.config import ENV_CONFIG, ReceiverSection, load_config
 from bridge.errors import ConfigError
@@ -92,7 +93,7 @@ def parse_args(
     try:
         settings = _file_settings(args.config, os.environ if environ is None else environ)
     except ConfigError as exc:
-        parser.error(str(exc))
+        _config_error(str(exc))
     for key in ("host", "port", "strict", "release", "format", "keep", "login_address",
                 "login_devices_address", "login_period"):
         if getattr(args, key) is None:
@@ -100,7 +101,7 @@ def parse_args(
     try:
         offered = release(args.release).gateway.formats
     except ValueError as exc:
-        parser.error(f"{exc} (--release or receiver.release)")
+        _config_error(f"{exc} (--release or receiver.release)")
     if args.format is not None and args.format not in offered:
         parser.error(f"release {args.release} reports in {', '.join(offered)}, not "
                      f"{args.format} (--format or receiver.format)")
@@ -114,6 +115,12 @@ def parse_args(
             "add --allow-remote to serve it"
         )
     return args
+
+
+def _config_error(message: str) -> NoReturn:
+    """A bad config file: its error alone, without the usage (that is for bad flags)."""
+    print(f"se3-receiver: configuration error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _file_settings(path: str | None, environ: Mapping[str, str]) -> ReceiverSection:

@@ -280,6 +280,7 @@ class TestSnapshot:
         assert json.loads(done.stdout) == SPEC_PAYLOAD
         assert done.stdout.startswith("{\n  ")  # pretty, for a person
         assert "connected to broker" in done.stderr
+        assert "reporting to" not in done.stderr  # it reports to no one
         assert platform.state.store.reports() == []
 
     def test_snapshot_without_a_broker_exits_1(self, tmp_path: Path, broker: Broker) -> None:

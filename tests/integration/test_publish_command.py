@@ -75,11 +75,11 @@ class TestRemove:
         assert "device 127.0.0.99 has no record on the broker" in done.stderr
         assert "record deleted" not in done.stderr
 
-    def test_remove_by_a_write_only_user_does_not_guess(
+    def test_an_app_removes_its_own_record_and_is_told_so(
         self, broker: Broker, tmp_path: Path
     ) -> None:
-        """The app may not read device records: its remove deletes, exits 0, and says that
-        whether there was a record is unknown (not 'has no record')."""
+        """An app reads its own space: its remove says 'record deleted' (exit 0), and a
+        second remove of the same device says it has no record (exit 1), as README says."""
         config = write_config(tmp_path / "se3.toml", broker)
         assert publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
                        "--type", "4", "--location", "loc-12",
@@ -87,8 +87,11 @@ class TestRemove:
         with collect(broker, f"{BASE}/apps/app/devices/{SPARE_IP}/state") as seen:
             done = publish(broker, config, "remove", "--ip", SPARE_IP, role="app")
             assert done.returncode == 0, done.stderr
-            assert "whether it had a record is unknown" in done.stderr
+            assert f"device {SPARE_IP} record deleted" in done.stderr
             seen.wait_for(lambda msgs: bool(msgs) and msgs[-1].payload == b"")
+        again = publish(broker, config, "remove", "--ip", SPARE_IP, role="app")
+        assert again.returncode == 1, again.stderr
+        assert f"device {SPARE_IP} has no record on the broker" in again.stderr
 
     def test_remove_of_an_existing_device_deletes_it(
         self, broker: Broker, tmp_path: Path

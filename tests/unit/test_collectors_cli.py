@@ -101,7 +101,7 @@ class TestExitCodes:
                         "--group-name", "g" * 257)
 
         assert code == 2
-        assert "ep_ext_data.group_name" in err
+        assert "record refused: --group-name" in err
 
     def test_config_after_the_command(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--config is accepted after the command as well."""
@@ -112,13 +112,47 @@ class TestExitCodes:
     def test_refused_record_never_connects(
         self, capsys: pytest.CaptureFixture[str], conf: Path
     ) -> None:
-        """A record the bridge would refuse is refused before any connection, exit 2."""
+        """A record the bridge would refuse is refused before any connection, exit 2,
+        naming the flag."""
         code, err = run(
             capsys, "--config", str(conf), "publish", "device", "--ip", "127.0.0.12",
-            "--status", "online", "--type", "2",
+            "--status", "online", "--type", "2", "--location", " ",
         )
         assert code == 2
-        assert "record refused: ep_location" in err
+        assert "record refused: --location" in err
+
+    def test_missing_flags_are_all_named(
+        self, capsys: pytest.CaptureFixture[str], conf: Path
+    ) -> None:
+        """Without --type and --location, both are named at once (and --help marks them)."""
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["--config", str(conf), "publish", "device", "--ip", "127.0.0.12",
+                      "--status", "online"])
+        assert stopped.value.code == 2
+        assert "required: --type, --location" in capsys.readouterr().err
+
+    def test_an_app_is_told_a_configured_device_is_configured(
+        self, capsys: pytest.CaptureFixture[str], conf: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """As an app user, a [[devices]] address is refused before sending, saying why."""
+        conf.write_text(conf.read_text(encoding="utf-8")
+                        + '[[devices]]\nip = "127.0.0.11"\nlocation = "L"\ntype = "2"\n',
+                        encoding="utf-8")
+        monkeypatch.setenv("SE3_MQTT_USERNAME", "app")
+        code, err = run(capsys, "--config", str(conf), "publish", "device", "--ip",
+                        "127.0.0.11", "--status", "online", "--type", "2", "--location", "L")
+        assert code == 2
+        assert "device 127.0.0.11 is configured ([[devices]] in the config)" in err
+
+    def test_configuration_errors_say_so(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        """A bad config is introduced as one, as in every program."""
+        path = tmp_path / "bad.toml"
+        path.write_text("[collectors]\nbogus = 1\n", encoding="utf-8")
+        code, err = run(capsys, "--config", str(path), "devices")
+        assert code == 2
+        assert err.startswith("se3-collector: configuration error: ")
 
     def test_bad_ip(self, capsys: pytest.CaptureFixture[str], conf: Path) -> None:
         """An --ip that is no IP address is refused with exit 2."""
@@ -177,17 +211,36 @@ class TestDevicePayload:
     @pytest.mark.parametrize(
         ("update", "field"),
         [
-            (DeviceUpdate(ip="127.0.0.12", status="online", type="2"), "ep_location"),
-            (DeviceUpdate(ip="127.0.0.12", status="online", location="L"), "ep_type"),
-            (DeviceUpdate(ip="127.0.0.12", status="up", type="2", location="L"), "ep_status"),
+            (DeviceUpdate(ip="127.0.0.12", status="online", type="2"), "--location"),
+            (DeviceUpdate(ip="127.0.0.12", status="online", location="L"), "--type"),
+            (DeviceUpdate(ip="127.0.0.12", status="up", type="2", location="L"), "--status"),
             (DeviceUpdate(ip="127.0.0.12", status="online", type="2", location="L", ttl=0),
-             "ttl"),
+             "--ttl"),
             (DeviceUpdate(ip="127.0.0.12", status="online", type="2", location="L", source=""),
-             "source"),
+             "--source"),
         ],
     )
     def test_refused(self, update: DeviceUpdate, field: str) -> None:
-        """What the bridge would refuse raises RecordError naming the field."""
+        """What the bridge would refuse raises RecordError naming the command's flag."""
         with pytest.raises(RecordError) as caught:
             device_payload(update, ts=5.0)
         assert caught.value.field == field
+
+
+class TestVersion:
+    @pytest.mark.parametrize("program", ["bridge.cli", "collectors.cli", "receiver.cli",
+                                         "console.cli"])
+    def test_every_program_says_its_version(
+        self, program: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`--version` prints the program's name and the installed version, exit 0."""
+        import importlib
+        import importlib.metadata
+
+        module = importlib.import_module(program)
+        with pytest.raises(SystemExit) as stopped:
+            module.main(["--version"])
+        assert stopped.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("se3-")
+        assert importlib.metadata.version("se3-bridge") in out

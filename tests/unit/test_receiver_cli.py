@@ -127,7 +127,10 @@ class TestArguments:
             parse_args(["--config", str(path)], environ={})
 
         assert stopped.value.code == 2
-        assert key in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert key in err
+        assert err.startswith("se3-receiver: configuration error: ")
+        assert "usage:" not in err  # the usage is for bad flags, not for a bad file
 
     @pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "::1", "localhost"])
     def test_loopback_hosts(self, host: str) -> None:
