@@ -220,6 +220,7 @@ class Bridge:
                 logger.info("records deleted while disconnected are gone from the report")
                 self.schedule.changed(self.clock.monotonic())
             self.link.forget_unseen({ref.kind for ref in self._seen})
+            self._dev_sno_in_force()
         if not self._replayed:
             logger.info("retained state received: %d devices", len(self.state.devices))
         self._replayed, self._fence_deadline, self._seen = True, None, None
@@ -245,6 +246,7 @@ class Bridge:
             self._seen.add(ref)
         if ref.kind in CONFIG_KINDS:
             self.link.apply_setting(topic, ref.kind, payload)
+            self._dev_sno_in_force()
             return
         try:
             outcome = self.state.apply(ref, payload, self.clock, replayed)
@@ -262,6 +264,16 @@ class Bridge:
             self.link.gateway_changed(self.state.info)
         if outcome.changed:
             self.schedule.changed(self.clock.monotonic())
+
+    def _dev_sno_in_force(self) -> None:
+        """One report, one dev_sno: config/dev_sno, when set, is the body's as it is the
+        login's (its query), also before gateway/info has been republished with it."""
+        value, source = self.settings.dev_sno()
+        wanted = value if source == "topic" else ""
+        if wanted != self.state.dev_sno:
+            self.state.dev_sno = wanted
+            if self.state.info is not None:
+                self.schedule.changed(self.clock.monotonic())
 
     def _write_arrivals(self, now: float) -> None:
         """Keep the arrivals of records without `ts` on the broker (bridge.arrivals): only

@@ -131,6 +131,9 @@ class GatewayState:
         self._bodies_for: tuple[str, ReportFormat] | None = None  # (dev_sno, fmt) of kept bodies
         # When each record with a ttl and no ts arrived, kept across restarts (bridge.arrivals).
         self.arrivals = Arrivals()
+        # config/dev_sno when set: the dev_sno in force, in the body as in the login's
+        # query, before the gateway collector has republished gateway/info with it.
+        self.dev_sno = ""
 
     def set_formats(self, fmt: ReportFormat, devices_fmt: ReportFormat | None = None) -> None:
         """The report formats from now on (a release switched): the gateway report's, and
@@ -452,11 +455,19 @@ class GatewayState:
 
     def gateway(self, clock: Clock, gateway_status: str = "online") -> Gateway | None:
         """The gateway's side of a report now, or None while its identity is unknown."""
-        if self.info is None:
+        info = self.info_in_force()
+        if info is None:
             return None
-        return Gateway(self.sn, self.info, self.current_metrics(clock),
+        return Gateway(self.sn, info, self.current_metrics(clock),
                        self.current_hardware(clock), gateway_status, self.port,
                        self.reporter_id)
+
+    def info_in_force(self) -> GatewayInfo | None:
+        """gateway/info with the dev_sno in force (`dev_sno`, when set)."""
+        info = self.info
+        if info is None or not self.dev_sno or info.dev_sno == self.dev_sno:
+            return info
+        return info.model_copy(update={"dev_sno": self.dev_sno})
 
     def report(self, clock: Clock, gateway_status: str = "online") -> Json | None:
         """The report with the gateway for now, or None while its identity is unknown."""
@@ -469,9 +480,10 @@ class GatewayState:
     def devices_report(self, clock: Clock) -> Json | None:
         """The separate sub-device report for now; None for a one-report release or while
         the gateway's identity (its dev_sno) is unknown."""
-        if self.devices_fmt is None or self.info is None:
+        info = self.info_in_force()
+        if self.devices_fmt is None or info is None:
             return None
-        return build_devices_report(self.devices_fmt, self.info.dev_sno, self.device_views(clock))
+        return build_devices_report(self.devices_fmt, info.dev_sno, self.device_views(clock))
 
     def missing(self, clock: Clock) -> list[str]:
         """The required fields the reports of the release in force have no value for."""
@@ -504,7 +516,7 @@ class GatewayState:
     def devices_body(self, clock: Clock) -> tuple[bytes, int, int] | None:
         """The separate sub-device report for now serialised, with its (online, all)
         device counts; None for a one-report release or while dev_sno is unknown."""
-        fmt, info = self.devices_fmt, self.info
+        fmt, info = self.devices_fmt, self.info_in_force()
         if fmt is None or info is None:
             return None
         bodies, online = self._bodies(clock, info.dev_sno)

@@ -18,7 +18,13 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 
-from receiver.conformance import check_headers, inspect, parse_report, versions_matched
+from receiver.conformance import (
+    check_headers,
+    check_query,
+    inspect,
+    parse_report,
+    versions_matched,
+)
 from receiver.faults import Fault, FaultError, FaultInjector, parse_fault
 from receiver.login import (
     Issued,
@@ -189,6 +195,7 @@ def _report_view(state: ReceiverState, route: Route, path: str) -> Any:
                                          candidates=route.formats))
         report_id = request.headers.get("X-Report-Id")
         violations += check_headers(request.headers.get("Content-Type"), report_id, payload)
+        violations += check_query(request.args.get("dev_sno"), payload)
         rejected = state.strict and bool(violations)
         report = state.store.add(payload, violations, report_id, rejected, formats, fmt=fmt,
                                  unmeasured=tuple(unmeasured), path=path)

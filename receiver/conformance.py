@@ -33,7 +33,8 @@ from itertools import pairwise
 from receiver.rules import describe, ip_key, type_name
 from receiver.tables import FORMAT_NAMES, FORMATS, Devices, Format, FormatName, Key
 
-__all__ = ["FORMAT_NAMES", "Verdict", "check_headers", "check_payload", "check_report",
+__all__ = ["FORMAT_NAMES", "Verdict", "check_headers", "check_payload", "check_query",
+           "check_report",
            "inspect", "parse_report", "versions_matched"]
 
 
@@ -134,6 +135,10 @@ class _Walk:
                 self.out.unmeasured.append(f"{where}{name}")
             elif key.rule is not None and (problem := key.rule(value)) is not None:
                 violations.append(f"{where}{name}: {problem}")
+            elif (not key.required and not key.empty_ok and isinstance(value, str)
+                  and not value.strip()):
+                violations.append(f"{where}{name}: {value!r} is blank: an optional value "
+                                  "that is not known is left out, not sent empty")
             elif key.keys:
                 inner.append((f"{where}{name}", key, value))
         violations += [f"{where}{name}: unknown key" for name in obj if name not in order]
@@ -268,6 +273,15 @@ def versions_matched(
     found = dict([known]) if known is not None else {}
     return [fmt for fmt in candidates
             if not (found[fmt] if fmt in found else check_payload(data, fmt))]
+
+
+def check_query(dev_sno: str | None, payload: object) -> list[str]:
+    """The query's `dev_sno` (a login-issued address's) names the body's: one report, one
+    authorisation code."""
+    body = payload.get("dev_sno") if isinstance(payload, dict) else None
+    if dev_sno is None or not isinstance(body, str) or dev_sno == body:
+        return []
+    return [f"query dev_sno: {dev_sno[:40]!r} is not the body's dev_sno {body[:40]!r}"]
 
 
 def check_headers(content_type: str | None, report_id: str | None, payload: object) -> list[str]:

@@ -45,6 +45,9 @@ class Key:
     rule: Rule | None = None
     keys: tuple[Key, ...] = ()  # an object's keys, or those of each object of a list
     measured: bool = False  # only the hardware knows it: absent or "" is noted, not a violation
+    # An optional string sent blank is a violation (unknown is left out), unless "" is
+    # one of its values (ep_name: "" when none).
+    empty_ok: bool = False
     aliases: tuple[str, ...] = ()  # other names a document of the release uses for it
 
 
@@ -134,7 +137,7 @@ _V1_EXT = (
 )
 _V1_DEVICE = (
     Key("ep_id", "string"),
-    Key("ep_name", "string", False),
+    Key("ep_name", "string", False, empty_ok=True),
     Key("ep_ip", "string", rule=rules.ip),
     Key("ep_status", "string", rule=_STATUS),
     Key("ep_location", "string", rule=rules.non_empty),
@@ -251,7 +254,7 @@ _F6 = (
         Key("ep_status", "string", rule=_STATUS),
         Key("ep_location", "string", rule=rules.non_empty),
         Key("ep_type", "string", rule=_MEDIA_TYPES),
-        Key("ep_name", "string", False),
+        Key("ep_name", "string", False, empty_ok=True),
     )),
 )
 

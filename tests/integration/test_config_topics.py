@@ -48,6 +48,11 @@ def platform() -> Iterator[ReceiverServer]:
     server.stop()
 
 
+def dev_sno_of(report: Any) -> object:
+    payload = report.payload
+    return payload.get("dev_sno") if isinstance(payload, dict) else None
+
+
 def settings_doc(seen: Collected, predicate: Any = lambda d: True) -> dict[str, Any]:
     """The newest bridge/settings that satisfies `predicate` (waits for it)."""
     def docs(msgs: list[Any]) -> list[dict[str, Any]]:
@@ -156,6 +161,35 @@ class TestLoginTopics:
             assert not any(token in text for token in platform.state.tokens.issued)
         finally:
             publish(broker, "operator", {"config/login_url": b"", "config/dev_sno": b""})
+
+    def test_a_new_dev_sno_is_one_dev_sno_in_query_and_body(
+        self, tmp_path: Path, broker: Broker
+    ) -> None:
+        """After config/dev_sno (PUT DevSno), every report carries the new code in its body
+        as in its query, before gateway/info is republished with it (no gateway collector
+        runs here): the strict platform, which checks they match, refuses none."""
+        strict = ReceiverServer(create_app(login=LoginSettings(period=1), require_token=True,
+                                           strict=True)).start()
+        login = f"{strict.url}/api/gateway/login"
+        config = write_config(tmp_path / "b.toml", broker, login_url=login)
+        publish_spec_example(broker)
+        try:
+            with running_bridge(config, broker, tmp_path / "bridge.log"):
+                wait_report(strict, lambda r: not r.rejected)
+                changed = time.time()
+                publish(broker, "operator", {"config/dev_sno": b"NEWCODE02"})
+                new = wait_report(strict, lambda r: dev_sno_of(r) == "NEWCODE02",
+                                  timeout=WITHIN + 1, after=changed)
+                wait_report(strict, lambda r: True, after=new.received_at)
+            after = [r for r in strict.state.store.reports() if r.received_at > changed]
+            assert after
+            assert not [r.violations for r in after if r.rejected]
+            bodies = [r.payload for r in after if isinstance(r.payload, dict)]
+            assert all(b["sub_devices"][0]["ep_id"].startswith("NEWCODE02__")
+                       for b in bodies if b["dev_sno"] == "NEWCODE02")
+        finally:
+            publish(broker, "operator", {"config/dev_sno": b""})
+            strict.stop()
 
     def test_clearing_the_login_url_falls_back_to_the_file(
         self, tmp_path: Path, broker: Broker, home: ReceiverServer, platform: ReceiverServer

@@ -20,6 +20,9 @@ JSON_UTF8 = "application/json; charset=utf-8"
 LOGIN_ARGS = {"dev_sno": "ZKZCPI000120190807142601", "hex_mac": "0xe0a509000e6d"}
 
 
+REPORT_HEADERS = {"Content-Type": JSON_UTF8, "X-Report-Id": f"{SN}-boot1-1"}
+
+
 def post(client: FlaskClient, report: object, report_id: str = f"{SN}-boot1-1") -> Any:
     body = report if isinstance(report, bytes) else json.dumps(report, ensure_ascii=False).encode()
     return client.post(
@@ -85,6 +88,20 @@ class TestDeviceStatus:
         """With strict, a conforming report is still answered SUCCESS."""
         client = create_app(strict=True).test_client()
         assert post(client, spec_example()).get_json() == {"status": 0, "message": "SUCCESS"}
+
+    def test_strict_refuses_a_query_dev_sno_other_than_the_bodys(self) -> None:
+        """One report, one dev_sno: the login-issued query's code is the body's."""
+        client = create_app(strict=True).test_client()
+        body = spec_example()
+        answer = client.post(f"/DeviceStatus?token=t&dev_sno=OTHER{body['dev_sno']}",
+                             data=json.dumps(body), headers=REPORT_HEADERS)
+        assert answer.status_code == 422
+        assert answer.get_json()["violations"] == [
+            f"query dev_sno: 'OTHER{body['dev_sno']}' is not the body's dev_sno "
+            f"{body['dev_sno']!r}"]
+        answer = client.post(f"/DeviceStatus?token=t&dev_sno={body['dev_sno']}",
+                             data=json.dumps(body), headers=REPORT_HEADERS)
+        assert answer.status_code == 200
 
     def test_header_violations(self, client: FlaskClient) -> None:
         """A missing X-Report-Id and a wrong Content-Type are violations too."""

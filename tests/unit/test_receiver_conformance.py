@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from receiver.conformance import check_headers, check_payload, check_report, versions_matched
+from receiver.conformance import (
+    check_headers,
+    check_payload,
+    check_query,
+    check_report,
+    versions_matched,
+)
 
 # The 返回信息 block of device-status-report.zh.md, verbatim (a Python literal, not JSON).
 SPEC_BLOCK = r"""
@@ -542,6 +548,31 @@ class TestBlankValues:
         assert violations_of(report) == [
             f"sub_devices[0].ep_location: {blank!r} is blank (whitespace only)"
         ]
+
+    @pytest.mark.parametrize(("where", "key", "value"), [
+        ("gateway_ext_data", "sdk_version", ""), ("gateway_ext_data", "sdk_version", "  "),
+        ("sub_devices", "ep_url", ""), ("sub_devices", "ep_url", " \t")])
+    def test_blank_optional_values(
+        self, report: dict[str, Any], where: str, key: str, value: str
+    ) -> None:
+        """An optional value that is not known is left out, never sent blank."""
+        holder = report[where][0] if where == "sub_devices" else report[where]
+        holder[key] = value
+        path = f"{where}[0]" if where == "sub_devices" else where
+        assert violations_of(report) == [
+            f"{path}.{key}: {value!r} is blank: an optional value that is not known is "
+            "left out, not sent empty"]
+
+    def test_an_empty_ep_name_is_a_value(self, report: dict[str, Any]) -> None:
+        """ep_name is "" when the device has none: the table says so."""
+        report["sub_devices"][0]["ep_name"] = ""
+        assert violations_of(report) == []
+
+    def test_the_query_names_the_bodys_dev_sno(self, report: dict[str, Any]) -> None:
+        assert check_query(report["dev_sno"], report) == []
+        assert check_query(None, report) == []
+        assert check_query("NEWCODE", report) == [
+            f"query dev_sno: 'NEWCODE' is not the body's dev_sno {report['dev_sno']!r}"]
 
     @pytest.mark.parametrize("key", ["gateway_name", "gateway_sn", "dev_sno"])
     def test_whitespace_only_identity(self, report: dict[str, Any], key: str) -> None:
