@@ -66,3 +66,13 @@ class TestMetricsListener:
         wait_until(lambda: scrape_ok(port), timeout=5, what="a scrape")
         answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
         assert "se3_broker_connected 1.0" in answer.text
+
+
+def test_headers_past_their_size_are_refused_431(listener: tuple[WSGIServer, int]) -> None:
+    """The metrics listener bounds a request's headers as the console does
+    (bridge.listener): past 16 KiB a 431, not megabytes held."""
+    _, port = listener
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X-Pad: " + b"a" * 20_000 + b"\r\n\r\n")
+        answer = sock.recv(1024)
+    assert answer.startswith(b"HTTP/1.0 431")
