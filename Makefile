@@ -1,7 +1,9 @@
 # se3-bridge: the demo stack, the tests and their set-up, from a fresh Debian box.
 #
 #   make run     the whole demo: broker, receiver, cameras, collectors, bridge
-#                (installs the runtime dependencies only)
+#                (installs the runtime dependencies only); RELEASE=V6R1C01 make run
+#                plays another platform release, MQTT_PORT=... RECEIVER_PORT=...
+#                METRICS_PORT=... CONSOLE_PORT=... SYSTEM_PORT=... other ports
 #   make test    lint, then every test (adds the dev extras: pytest, mypy, ...)
 #   make soak    the long soak (SOAK_SECONDS=1500): churn, outages, broker crashes
 #   make clean   removes generated state (var/: broker passwords, retained records)
@@ -17,11 +19,19 @@ DEV_STAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 MQTT_DIR := var/mqtt
-MQTT_PORT := 1883
+# The demo's platform release and ports (README): from the environment, else these.
+RELEASE ?= V2R2C01
+MQTT_PORT ?= 1883
+RECEIVER_PORT ?= 9528
+METRICS_PORT ?= 9530
+CONSOLE_PORT ?= 5555
+SYSTEM_PORT ?= 8888
+# The config of this run: config/demo.toml with the release and ports above.
+DEMO_CONFIG := var/demo.toml
 # Debian keeps mosquitto in /usr/sbin, which is not on a normal user's PATH.
 RUN_PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/sbin
 
-.PHONY: venv dev-venv deps browser-deps broker-setup run test lint bench soak clean
+.PHONY: venv dev-venv deps browser-deps demo-config broker-setup run test lint bench soak clean
 
 # venv: what the programs need to run; dev-venv: that plus the dev extras.
 venv: $(STAMP)
@@ -63,15 +73,22 @@ browser-deps:
     || echo "make browser-deps: could not install chromium; the browser test will be skipped"; \
 fi
 
-broker-setup: deps venv
-	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT) --config config/demo.toml
+demo-config: venv
+	@$(PY) -m demo.config --release $(RELEASE) --out $(DEMO_CONFIG) --port mqtt=$(MQTT_PORT) \
+  --port receiver=$(RECEIVER_PORT) --port metrics=$(METRICS_PORT) \
+  --port console=$(CONSOLE_PORT) --port system=$(SYSTEM_PORT)
+
+broker-setup: deps venv demo-config
+	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT) --config $(DEMO_CONFIG)
 
 run: deps venv broker-setup
-	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port 9528 --port 9530 --port 5555
-	@$(PY) -m console --config config/demo.toml --log-level WARNING password-file >/dev/null
+	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port $(RECEIVER_PORT) \
+  --port $(METRICS_PORT) --port $(CONSOLE_PORT) --port $(SYSTEM_PORT)
+	@$(PY) -m console --config $(DEMO_CONFIG) --log-level WARNING password-file >/dev/null
 	@echo
-	@echo "  Reports as the platform sees them:  http://127.0.0.1:9528/"
-	@echo "  The box's console and API:          http://127.0.0.1:5555/  (user admin)"
+	@echo "  Platform release $(RELEASE); reports as the platform sees them:"
+	@echo "                                      http://127.0.0.1:$(RECEIVER_PORT)/"
+	@echo "  The box's console and API:          http://127.0.0.1:$(CONSOLE_PORT)/  (user admin)"
 	@echo "    its password:  cat var/console/admin.pass"
 	@echo "  Everything on the broker:"
 	@echo "    XDG_CONFIG_HOME=$(MQTT_DIR)/clients/debug mosquitto_sub -t 'se3/#' -v"
