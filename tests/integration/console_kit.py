@@ -1,5 +1,6 @@
-"""The console for integration tests: in this process, on a free port, connected to a
-test broker as a given role, and HTTP helpers for its calls."""
+"""The console for integration tests: in this process, its two services (face and
+system) on free ports, connected to a test broker as a given role, and HTTP helpers
+for its calls."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import requests
 
 from bridge.config import parse_config
 from bridge.topics import Topics
-from console.app import create_app
+from console.app import SERVICES, Service, create_app
 from console.broker import BrokerLink
 from console.password import Password, ensure_password_file, read_password
 from console.server import ConsoleServer
@@ -25,18 +26,22 @@ TIMEOUT = 5.0
 
 
 class RunningConsole:
-    def __init__(self, server: ConsoleServer, state: ConsoleState, link: BrokerLink,
-                 password: str) -> None:
-        self.server = server
+    def __init__(self, servers: dict[Service, ConsoleServer], state: ConsoleState,
+                 link: BrokerLink, password: str) -> None:
+        self.server = servers["face"]
         self.state = state
         self.link = link
         self.password = password
-        self.url = server.url
+        self.url = self.server.url
+        self.system_url = servers["system"].url
 
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """A request with `Authorization: Bearer <password>` (unless headers say otherwise)."""
+    def call(self, method: str, path: str, service: Service = "face",
+             **kwargs: Any) -> requests.Response:
+        """A request to `service` with `Authorization: Bearer <password>` (unless headers
+        say otherwise)."""
         headers = {"Authorization": f"Bearer {self.password}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=TIMEOUT,
+        url = self.url if service == "face" else self.system_url
+        return requests.request(method, f"{url}{path}", headers=headers, timeout=TIMEOUT,
                                 **kwargs)
 
 
@@ -51,13 +56,15 @@ def running_console(config_path: Path, broker: Broker, role: str = "console",
     base = Topics(config.mqtt.topic_prefix, config.gateway.serial()).base
     view = View(base, config.bridge.max_devices, config.bridge.max_payload)
     link = BrokerLink(config.mqtt, base, view.apply)
-    state = ConsoleState(config, view, link, Password(password))
-    server = ConsoleServer(create_app(state)).start()
+    state = ConsoleState(config, view, link, Password(password, store=password_file))
+    servers = {service: ConsoleServer(create_app(state, service), name=service).start()
+               for service in SERVICES}
     link.start()
     try:
         if wait_connected:
             assert link.connected.wait(10), "console did not connect to the broker"
-        yield RunningConsole(server, state, link, password)
+        yield RunningConsole(servers, state, link, password)
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
         link.close()
