@@ -29,6 +29,7 @@ from typing import Any
 from bridge.logs import Damper
 
 logger = logging.getLogger(__name__)
+_handshakes = Damper(burst=5, window=60.0)
 
 
 class CappedThreads:
@@ -111,8 +112,10 @@ class BoundedRequests:
     A subclass says its limits in `request_limits()` (read at each connection)."""
 
     connection: socket.socket
+    client_address: Any
     rfile: Any
     wfile: Any
+    _shaken = True  # the TLS handshake (if any) went through
 
     def request_limits(self) -> RequestLimits:
         raise NotImplementedError
@@ -121,15 +124,32 @@ class BoundedRequests:
         super().setup()  # type: ignore[misc]
         limits = self.request_limits()
         self.connection.settimeout(limits.idle)
+        self._shaken = True
         if isinstance(self.connection, ssl.SSLSocket):
             # Here, not in the accepting thread: a client that stalls its handshake
             # holds its own connection's thread only, and for `idle` at most (the
             # whole handshake is bounded by the socket's timeout).
-            self.connection.do_handshake()
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                # A browser meeting a self-signed certificate, plain HTTP, a scanner:
+                # one damped line, no traceback, and the connection is closed.
+                self._shaken = False
+                allowed, suppressed = _handshakes.allow("failed")
+                if allowed:
+                    logger.info("TLS handshake with %s failed: %s%s",
+                                self.client_address[0] if self.client_address else "?",
+                                getattr(exc, "reason", None) or exc,
+                                f" ({suppressed} more)" if suppressed else "")
+                return
         self.rfile.close()
         self.rfile = _RequestReader(self.connection, limits)
         self.wfile.close()
         self.wfile = _Writer(self.connection, limits.idle)
+
+    def handle(self) -> None:
+        if self._shaken:
+            super().handle()  # type: ignore[misc]
 
     def handle_one_request(self) -> None:
         if isinstance(self.rfile, _RequestReader):

@@ -23,6 +23,7 @@ from bridge.statustext import format_console
 from console import server as console_server
 from console.server import ConsoleServer
 from console.tls import server_context
+from tests.conftest import wait_until
 
 
 def section(tmp_path: Path, **values: object) -> ConsoleSection:
@@ -130,7 +131,12 @@ def test_served_over_https_with_the_fingerprint_logged(
     assert fingerprint(cert).replace(":", "") == digest
 
 
-def test_plain_http_to_the_https_port_gets_no_page(https: tuple[ConsoleServer, Path]) -> None:
+def test_plain_http_to_the_https_port_gets_no_page_and_logs_no_traceback(
+        https: tuple[ConsoleServer, Path], capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Plain HTTP, or a browser refusing the self-signed certificate, is a failed
+    handshake: one log line, the connection closed, no traceback on stderr."""
+    caplog.set_level(logging.INFO, logger="bridge.listener")
     srv, _ = https
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -141,6 +147,11 @@ def test_plain_http_to_the_https_port_gets_no_page(https: tuple[ConsoleServer, P
         except ConnectionResetError:
             pass
     assert b"ok" not in answer
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(srv.url + "/", timeout=5)  # the system's CAs: unknown to them
+    wait_until(lambda: caplog.text.count("TLS handshake with 127.0.0.1 failed") == 2,
+               what="both failed handshakes logged")
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_stalled_handshake_does_not_stop_other_clients(
