@@ -100,6 +100,19 @@ def _present(obj: dict[str, object], key: Key) -> str | None:
     return next((alias for alias in key.aliases if alias in obj), None)
 
 
+# The rank of each name (aliases included) in a table, by the table: the same tables
+# are walked for every device of every report, so each is ranked once.
+_RANKS: dict[int, tuple[tuple[Key, ...], dict[str, int]]] = {}
+
+
+def _ranks(keys: tuple[Key, ...]) -> dict[str, int]:
+    found = _RANKS.get(id(keys))
+    if found is None or found[0] is not keys:
+        rank = {name: i for i, key in enumerate(keys) for name in (key.name, *key.aliases)}
+        found = _RANKS[id(keys)] = (keys, rank)  # holds `keys`, so its id stays its own
+    return found[1]
+
+
 class _Walk:
     """One walk of a body through a format's table."""
 
@@ -112,19 +125,20 @@ class _Walk:
         violations = self.out.violations
         violations += [f"{where}{k}: key given more than once"
                        for k in getattr(obj, "duplicates", [])]
-        order: dict[str, int] = {}
+        order = _ranks(keys)
         inner: list[tuple[str, Key, object]] = []
-        for i, key in enumerate(keys):
-            name = _present(obj, key)
-            order.update(dict.fromkeys((key.name, *key.aliases), i))
+        for key in keys:
+            name = key.name if key.name in obj else _present(obj, key) if key.aliases else None
             if name is None:
                 if key.measured:
                     self.out.unmeasured.append(f"{where}{key.name}")
                 elif key.required:
                     violations.append(f"{where}{key.name}: required key is missing")
                 continue
-            violations += [f"{where}{other}: given beside {name!r}, another name of one key"
-                           for other in (key.name, *key.aliases) if other != name and other in obj]
+            if key.aliases:
+                violations += [f"{where}{other}: given beside {name!r}, another name of one "
+                               "key" for other in (key.name, *key.aliases)
+                               if other != name and other in obj]
             value = obj[name]
             if value is None and not key.required:
                 violations.append(f"{where}{name}: null is not allowed (leave the key out)")
