@@ -35,8 +35,10 @@ from bridge.topics import Kind, Topics
 
 logger = logging.getLogger(__name__)
 
-_AUTH_REFUSALS = frozenset({401, 403, 404})
-_RELOGIN_AFTER = 3  # refusals in a row from one target
+# Refusals in a row from one login-issued target that ask for a new login: a 401 or
+# 403 says the token is no longer good (the platform rotated it) at the first one; a
+# 404 may be a moved address, which a new login issues, or a passing fault.
+_RELOGIN_AFTER = {401: 1, 403: 1, 404: 3}
 
 Publish = Callable[[str, bytes, bool, int], object]  # topic, payload, retain, qos
 Post = Callable[..., None]  # run func(*args) on the main loop
@@ -201,13 +203,14 @@ class PlatformLink:
         self._publish_event({"ts": round(now, 3), **asdict(attempt)})
         if attempt.target not in self._targets.login_names:
             return  # only a target the login issued can be fixed by logging in again
+        after = _RELOGIN_AFTER.get(attempt.status or 0)
         with self._refusals_lock:
-            if attempt.status not in _AUTH_REFUSALS:
+            if after is None:
                 self._refusals.pop(attempt.target, None)
                 return
             count = self._refusals.get(attempt.target, 0) + 1
-            self._refusals[attempt.target] = 0 if count >= _RELOGIN_AFTER else count
-        if count >= _RELOGIN_AFTER:
+            self._refusals[attempt.target] = 0 if count >= after else count
+        if count >= after:
             self._post(self._relogin, attempt.target, count)
 
     def _publish_event(self, event: dict[str, object]) -> None:
@@ -229,17 +232,19 @@ class PlatformLink:
         )
 
     def _relogin(self, target: str, count: int) -> None:
-        """A report target issued by the login keeps refusing us: log in again, at most
-        once per `retry_max`. A new login's token has every refused target of the login
-        try again at once, so a platform that refuses every token, with several targets,
-        would otherwise be asked again and again without a pause."""
+        """A report target issued by the login refuses us (the first 401 or 403): log in
+        again at once, then at most once per `retry_max`. A new login's token has every
+        refused target of the login try again at once, so a platform that refuses every
+        token, with several targets, would otherwise be asked again and again without a
+        pause."""
         now = self._clock.monotonic()
         spacing = self._platform.retry_max
         if self._relogin_at is not None and now - self._relogin_at < spacing:
             logger.debug("%s refused %d reports in a row; logged in again %.1f s ago",
                          target, count, now - self._relogin_at)
             return
-        logger.info("%s refused %d reports in a row: logging in again", target, count)
+        logger.info("%s refused %d report%s in a row: logging in again", target, count,
+                    "" if count == 1 else "s")
         self._relogin_at = now
         self._login_key = None
         self._maybe_login()

@@ -124,12 +124,35 @@ class TestToken:
             shown = run_status(config, broker).stdout + requests.get(
                 f"http://127.0.0.1:{port}/metrics", timeout=5).text
         statuses = [e["status"] for e in _events(seen)]
-        assert statuses.count(401) >= 3
+        assert statuses.count(401) >= 1
         assert statuses[-1] == 200
         assert f"{platform.url}/DeviceStatus" in shown
         text = shown + log.read_text(encoding="utf-8") + "".join(
             m.payload.decode() for m in seen.messages)
         assert [t for t in platform.state.tokens.issued if t in text] == []
+
+    def test_the_first_401_logs_in_again_at_once(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """A rotated token costs one refused report and a login, not three refusals spaced
+        by a backoff of up to retry_max (here 60 s): delivered again within seconds."""
+        config = write_config(tmp_path / "b.toml", broker, retry_max=60.0,
+                              login_url=f"{platform.url}/api/gateway/login")
+        publish_spec_example(broker)
+        with collect(broker, f"{BASE}/bridge/#") as seen, \
+                running_bridge(config, broker, tmp_path / "bridge.log"):
+            assert platform.state.store.wait_for(lambda r: True, timeout=10) is not None
+            answer = requests.get(f"{platform.url}/api/gateway/login",
+                                  params={"dev_sno": DEV_SNO, "hex_mac": "0xe0a509000e6d"},
+                                  timeout=5)
+            assert answer.status_code == 200
+            seen.wait_for(lambda ms: any(e["status"] == 401 for e in _events(seen)))
+            refused = next(i for i, e in enumerate(_events(seen)) if e["status"] == 401)
+            seen.wait_for(lambda ms: any(e["ok"] for e in _events(seen)[refused:]),
+                          timeout=10)
+        statuses = [e["status"] for e in _events(seen)[refused:]]
+        assert statuses.count(401) == 1
+        assert len(platform.state.tokens.issued) == 3
 
     def test_send_token_off_sends_no_token(
         self, tmp_path: Path, broker: Broker

@@ -53,7 +53,7 @@ class TestSecrets:
         config = write_config(tmp_path / "b.toml", broker, retry_max=0.5,
                               login_url=f"{platform.url}/api/gateway/login")
         publish_spec_example(broker)
-        # Three refusals in a row from the issued address make the bridge log in again.
+        # A 401 from the issued address makes the bridge log in again (once per retry_max).
         faults(platform).set(Fault(status=401, count=3))
         with collect(broker, f"{BASE}/bridge/#") as seen, \
                 running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
