@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import trustme
 from cryptography import x509
 from flask import Flask
 
@@ -62,12 +63,26 @@ class TestWhichListenerServesHttps:
         assert len(warnings) == 2
 
     def test_a_named_certificate_is_used_on_any_address(self, tmp_path: Path) -> None:
+        """An operator's certificate from their own CA (its chain in the file) is served
+        as it is, on loopback too, and nothing is made."""
+        ca = trustme.CA()
+        leaf = ca.issue_cert("127.0.0.1", "box.example")
         cert, key = tmp_path / "mine.crt", tmp_path / "mine.key"
-        make_self_signed(cert, key, ["mine.example"], ["192.0.2.10"])
+        leaf.private_key_pem.write_to_path(str(key))
+        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         config = section(tmp_path, tls_cert=str(cert), tls_key=str(key))
         assert config.certificate_files() == (cert, key)
-        assert isinstance(server_context(config, "127.0.0.1"), ssl.SSLContext)
+        context = server_context(config, "127.0.0.1")
+        assert context is not None
         assert not (tmp_path / "state").exists()
+        app = Flask(__name__)
+        app.add_url_rule("/", "index", lambda: "ok")
+        srv = ConsoleServer(app, tls=context).start()
+        try:
+            with ca.cert_pem.tempfile() as trusted:
+                assert requests.get(srv.url + "/", verify=trusted, timeout=5).text == "ok"
+        finally:
+            srv.stop()
 
     def test_cert_without_key_is_a_config_error(self, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="tls_cert and tls_key go together"):
