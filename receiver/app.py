@@ -195,7 +195,7 @@ def _report_view(state: ReceiverState, route: Route, path: str) -> Any:
                                          candidates=route.formats))
         report_id = request.headers.get("X-Report-Id")
         violations += check_headers(request.headers.get("Content-Type"), report_id, payload)
-        violations += check_query(request.args.get("dev_sno"), payload)
+        violations += check_query(request.args.get("dev_sno"), payload, fmt)
         rejected = state.strict and bool(violations)
         report = state.store.add(payload, violations, report_id, rejected, formats, fmt=fmt,
                                  unmeasured=tuple(unmeasured), path=path)

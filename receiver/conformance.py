@@ -289,13 +289,14 @@ def versions_matched(
             if not (found[fmt] if fmt in found else check_payload(data, fmt))]
 
 
-def check_query(dev_sno: str | None, payload: object) -> list[str]:
-    """The query's `dev_sno` (a login-issued address's) names the body's: one report, one
-    authorisation code."""
-    body = payload.get("dev_sno") if isinstance(payload, dict) else None
+def check_query(dev_sno: str | None, payload: object, fmt: FormatName = "v1") -> list[str]:
+    """The query's `dev_sno` (a login-issued address's) names the body's authorisation code
+    (`dev_sno`; F8's `mq_license_key`): one report, one authorisation code."""
+    key = FORMATS[fmt].code
+    body = payload.get(key) if key is not None and isinstance(payload, dict) else None
     if dev_sno is None or not isinstance(body, str) or dev_sno == body:
         return []
-    return [f"query dev_sno: {dev_sno[:40]!r} is not the body's dev_sno {body[:40]!r}"]
+    return [f"query dev_sno: {dev_sno[:40]!r} is not the body's {key} {body[:40]!r}"]
 
 
 def check_headers(content_type: str | None, report_id: str | None, payload: object) -> list[str]:

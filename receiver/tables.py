@@ -76,6 +76,9 @@ class Format:
     devices: Devices | None
     identity: tuple[str, ...]  # top-level keys naming the box, the first present wins
     order_of: str = "the vendor table's"  # whose key order a misplaced key goes against
+    # The key carrying the platform's authorisation code (the login's dev_sno); None when
+    # the format has none (F7's reporter_id is the code only unless set otherwise).
+    code: str | None = "dev_sno"
 
 
 def _measured(keys: tuple[Key, ...], *but: str) -> tuple[Key, ...]:
@@ -331,13 +334,13 @@ FORMATS: dict[FormatName, Format] = {f.name: f for f in (
            Devices("sub_devices", "ep_ip", "ep_status", ("ep_id",), ep_id=True, ep_id_is_ip=False,
                    columns=("ep_ip", "ep_name", "ep_status", "ep_type", "ep_location", "ep_id")),
            ("dev_sno",)),
-    Format("F7", "系统状态信息上报 (V6R1C01, V6R2C01)", "gateway", _F7, None, _BOX),
+    Format("F7", "系统状态信息上报 (V6R1C01, V6R2C01)", "gateway", _F7, None, _BOX, code=None),
     Format("F8", "采集端设备状态信息上报 (V6R1C01, V6R2C01)", "devices", _F8,
            Devices("media_devices", "media_device_ip", "media_device_status",
                    ("media_device_id", "media_device_url"),
                    columns=("media_device_ip", "media_device_name", "media_device_status",
                             "media_device_type", "media_device_id", "media_device_url",
                             "permission_id")),
-           ("mq_license_key",)),
+           ("mq_license_key",), code="mq_license_key"),
 )}
 FORMAT_NAMES: tuple[FormatName, ...] = tuple(FORMATS)

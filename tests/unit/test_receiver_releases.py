@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from receiver.app import LoginSettings, create_app, state_of
-from receiver.conformance import inspect
+from receiver.conformance import check_query, inspect
 from receiver.releases import RELEASES, checked, release
 from receiver.tables import FORMATS, FormatName
 from tests.unit.test_receiver_vendor_examples import FIXES, in_table_order, load
@@ -217,6 +217,17 @@ class TestMeasured:
         report = example("F7")
         del report["reporter_id"]
         assert inspect(report, "F7").violations == ["reporter_id: required key is missing"]
+
+
+class TestQuery:
+    def test_media_report_names_the_code_of_the_query(self) -> None:
+        """F8 carries the code as mq_license_key: a login-issued address's dev_sno must be it;
+        F7's reporter_id may be another id by design, so it is not compared."""
+        media, system = example("F8"), example("F7")
+        assert check_query(CODE, media, "F8") == []
+        assert check_query("OTHER", media, "F8") == [
+            f"query dev_sno: 'OTHER' is not the body's mq_license_key '{CODE}'"]
+        assert check_query("OTHER", system, "F7") == []
 
 
 class TestDeviceLists:
