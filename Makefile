@@ -22,6 +22,8 @@ MQTT_DIR := var/mqtt
 # The demo's platform release and ports (README): from the environment, else these.
 RELEASE ?= V2R2C01
 MQTT_PORT ?= 1883
+# debug and monitor (mosquitto_sub windows) log in here, many sessions each.
+MQTT_WATCH_PORT ?= 1884
 RECEIVER_PORT ?= 9528
 METRICS_PORT ?= 9530
 CONSOLE_PORT ?= 5555
@@ -79,10 +81,11 @@ demo-config: venv
   --port console=$(CONSOLE_PORT) --port system=$(SYSTEM_PORT)
 
 broker-setup: deps venv demo-config
-	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT) --config $(DEMO_CONFIG)
+	$(PY) -m demo.broker setup --dir $(MQTT_DIR) --port $(MQTT_PORT) --watch-port $(MQTT_WATCH_PORT) \
+  --config $(DEMO_CONFIG)
 
 run: deps venv broker-setup
-	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port $(RECEIVER_PORT) \
+	@$(PY) -m demo.broker check-port --port $(MQTT_PORT) --port $(MQTT_WATCH_PORT) --port $(RECEIVER_PORT) \
   --port $(METRICS_PORT) --port $(CONSOLE_PORT) --port $(SYSTEM_PORT)
 	@$(PY) -m console --config $(DEMO_CONFIG) --log-level WARNING password-file >/dev/null
 	@echo

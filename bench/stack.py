@@ -153,7 +153,7 @@ def start_broker(directory: Path) -> Broker:
 
 def raw_publisher(broker: Broker, role: str = "collector") -> RawPublisher:
     return RawPublisher(broker.host, broker.port, role, broker.password(role),
-                        f"bench-{role}-{os.getpid()}-{time.monotonic_ns()}")
+                        f"se3-bench-{role}-{os.getpid()}-{time.monotonic_ns()}")
 
 
 def pahosub_command(broker: Broker, count: int, live: bool = False) -> list[str]:

@@ -1,17 +1,21 @@
 """The project's own mosquitto: render its config, make its passwords, run it.
 
 `python -m demo.broker setup --dir var/mqtt --config config/demo.toml` writes
-into DIR, all mode 0600: `mosquitto.conf` and `acl` (from the templates in
-`mosquitto/`, re-rendered on every run, for the gateway serial and limits of the
-config), one `<user>.pass` per broker user with a random password (made once,
-kept afterwards), `passwd`, the hashed form made with `mosquitto_passwd`, and
+into DIR, all mode 0600: `mosquitto.conf`, `acl` and `acl.watch` (from the
+templates in `mosquitto/`, re-rendered on every run, for the gateway serial and
+limits of the config), one `<user>.pass` per broker user with a random password
+(made once, kept afterwards), `passwd` (every user) and `passwd.watch` (the
+watchers of the second listener), the hashed forms made with `mosquitto_passwd`, and
 `clients/<user>/mosquitto_sub` (and `_pub`): option files that let people run
 `XDG_CONFIG_HOME=DIR/clients/debug mosquitto_sub -t 'se3/#'` without a password
 on the command line, where any local user could read it in /proc.
 `check-port` tells `make run` whether the broker's port is free.
 
-The broker binds client ids to users (`use_username_as_clientid`), so each
-program that stays connected has a user of its own (`USERS`). Each app user
+The broker binds client ids to users (`use_username_as_clientid`) on its main
+port, so each program that stays connected has a user of its own (`USERS`).
+The read-only `WATCHERS` also log in on a second port (`watch_port`, by default
+the main one + 1), where each may have many sessions: several `mosquitto_sub`
+windows at once. Each app user
 (`app`, and any `--app app-NAME`) gets a topic space of its own, `apps/<user>/`.
 
 `Broker` runs that mosquitto as a child process for the tests and benchmarks:
@@ -73,6 +77,9 @@ ROLES = tuple(USERS)
 DEFAULT_APPS = ("app",)
 # Users people run mosquitto_sub / mosquitto_pub as: they get option files.
 CLIENT_USERS = ("debug", "monitor", "operator", "app", "collector")
+# Read-only users that also log in on the watchers' listener (their option files
+# point there).
+WATCHERS = ("debug", "monitor")
 HOST = "127.0.0.1"
 TEMPLATES = Path(__file__).resolve().parent.parent / "mosquitto"
 _SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")  # as the config takes it
@@ -161,10 +168,10 @@ def ensure_passwords(directory: Path, users: Iterable[str] = ROLES) -> dict[str,
     return files
 
 
-def write_passwd(directory: Path, files: Mapping[str, Path]) -> Path:
-    """(Re)make DIR/passwd from the `.pass` files when it is missing or older than one."""
+def write_passwd(directory: Path, files: Mapping[str, Path], name: str = "passwd") -> Path:
+    """(Re)make DIR/NAME from the `.pass` files when it is missing or older than one."""
     directory = _make_dir(directory)
-    target = directory / "passwd"
+    target = directory / name
     if target.exists():
         listed = {line.split(":", 1)[0] for line in target.read_text().splitlines() if line}
         newest = max(p.stat().st_mtime_ns for p in files.values())
@@ -174,7 +181,7 @@ def write_passwd(directory: Path, files: Mapping[str, Path]) -> Path:
     if tool is None:
         raise MosquittoError("mosquitto_passwd not found in PATH or /usr/sbin: run `make deps`")
     plain = "".join(f"{user}:{path.read_text().strip()}\n" for user, path in files.items())
-    staging = directory / ".passwd.new"
+    staging = directory / f".{name}.new"
     _write_private(staging, plain)
     try:
         # -U hashes a plain user:password file in place (PBKDF2), so no password
@@ -258,8 +265,10 @@ def render(
     memory_limit: int = MEMORY_LIMIT,
     user: str | None = None,
     apps: Iterable[str] = DEFAULT_APPS,
+    watch_port: int | None = None,
 ) -> Path:
-    """Render DIR/mosquitto.conf and DIR/acl from the templates; return the conf path.
+    """Render DIR/mosquitto.conf, DIR/acl and DIR/acl.watch from the templates; return
+    the conf path. `watch_port`: the watchers' listener (default `port` + 1).
 
     `apps`: the app users, each with its space `apps/<user>/`.
 
@@ -273,6 +282,7 @@ def render(
     values = {
         "dir": str(directory),
         "port": str(port),
+        "watch_port": str(watch_port or port + 1),
         "prefix": prefix,
         "sn": sn,
         "user": chosen,
@@ -283,7 +293,8 @@ def render(
         "apps": "\n".join(_app_block(f"{prefix}/{sn}", name)
                            for name in all_users(apps) if APP_USER.fullmatch(name)),
     }
-    for template, name in (("mosquitto.conf.in", "mosquitto.conf"), ("acl.in", "acl")):
+    for template, name in (("mosquitto.conf.in", "mosquitto.conf"), ("acl.in", "acl"),
+                           ("acl.watch.in", "acl.watch")):
         text = (TEMPLATES / template).read_text(encoding="utf-8")
         _write_private(directory / name, string.Template(text).substitute(values))
     if user is None:
@@ -296,17 +307,21 @@ def _app_block(base: str, name: str) -> str:
             f"topic write {base}/apps/{name}/status\n")
 
 
-def write_client_options(directory: Path, port: int, users: Iterable[str] = CLIENT_USERS) -> None:
+def write_client_options(
+    directory: Path, port: int, users: Iterable[str] = CLIENT_USERS, watch_port: int | None = None
+) -> None:
     """DIR/clients/<user>/mosquitto_sub and _pub: host, port, user and password.
 
     mosquitto_sub and mosquitto_pub read `$XDG_CONFIG_HOME/mosquitto_sub` (`_pub`)
     for default options, so a password in there never appears on a command line.
+    The `WATCHERS` get the watchers' port (default `port` + 1): many windows at once.
     """
     base = _make_dir(directory / "clients")
     for user in users:
         password = (directory / f"{user}.pass").read_text(encoding="utf-8").strip()
         folder = _make_dir(base / user)
-        text = f"-h {HOST}\n-p {port}\n-u {user}\n-P {password}\n"
+        chosen = (watch_port or port + 1) if user in WATCHERS else port
+        text = f"-h {HOST}\n-p {chosen}\n-u {user}\n-P {password}\n"
         for tool in ("mosquitto_sub", "mosquitto_pub"):
             _write_private(folder / tool, text)
 
@@ -350,15 +365,18 @@ def setup(
     memory_limit: int = MEMORY_LIMIT,
     user: str | None = None,
     apps: Iterable[str] = DEFAULT_APPS,
+    watch_port: int | None = None,
 ) -> Path:
     """Everything a broker needs in DIR; passwords are made once. Returns the conf path."""
     users = all_users(apps)
-    write_passwd(directory, ensure_passwords(directory, users))
+    files = ensure_passwords(directory, users)
+    write_passwd(directory, files)
+    write_passwd(directory, {user: files[user] for user in WATCHERS}, "passwd.watch")
     write_client_options(Path(directory).resolve(), port,
-                         (*CLIENT_USERS, *(u for u in users if u not in ROLES)))
+                         (*CLIENT_USERS, *(u for u in users if u not in ROLES)), watch_port)
     return render(
-        directory, port, prefix, autosave_interval,
-        sn=sn, max_payload=max_payload, memory_limit=memory_limit, user=user, apps=apps,
+        directory, port, prefix, autosave_interval, sn=sn, max_payload=max_payload,
+        memory_limit=memory_limit, user=user, apps=apps, watch_port=watch_port,
     )
 
 
@@ -379,6 +397,7 @@ class Broker:
         sn: str = DEFAULT_SN,
         memory_limit: int = MEMORY_LIMIT,
         apps: tuple[str, ...] = DEFAULT_APPS,
+        watch_port: int | None = None,
     ) -> None:
         self.host = HOST
         self.apps = apps
@@ -387,6 +406,8 @@ class Broker:
         self.memory_limit = memory_limit
         self.dir = Path(directory).resolve()
         self.port = port if port is not None else free_port()
+        # The watchers' listener (debug, monitor): many sessions per user.
+        self.watch_port = watch_port if watch_port is not None else free_port()
         self.prefix = prefix
         self.autosave_interval = autosave_interval
         self.conf_path = self.dir / "mosquitto.conf"
@@ -440,7 +461,8 @@ class Broker:
         # A child of the tests and benchmarks runs as whoever runs them: their
         # temporary directories are closed to other users.
         setup(self.dir, self.port, self.prefix, self.autosave_interval, sn=self.sn,
-              memory_limit=self.memory_limit, user=_current_user(), apps=self.apps)
+              memory_limit=self.memory_limit, user=_current_user(), apps=self.apps,
+              watch_port=self.watch_port)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log_fd, "ab") as log:
@@ -493,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     make = sub.add_parser("setup", help="render conf and acl, make passwords on first run")
     make.add_argument("--dir", type=Path, default=Path("var/mqtt"))
     make.add_argument("--port", type=int, default=1883)
+    make.add_argument("--watch-port", type=int, default=None,
+                      help="the listener of debug and monitor, many sessions each "
+                           "(default: PORT + 1)")
     make.add_argument("--prefix", default="se3")
     make.add_argument("--autosave-interval", type=int, default=30)
     make.add_argument("--config", type=Path, default=None,
@@ -524,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         sn = args.sn or found.sn
         conf = setup(args.dir, args.port, found.prefix, args.autosave_interval, sn=sn,
                      max_payload=found.max_payload, memory_limit=args.memory_limit,
-                     apps=args.app or DEFAULT_APPS)
+                     apps=args.app or DEFAULT_APPS, watch_port=args.watch_port)
     except (MosquittoError, ConfigError, OSError) as exc:
         logger.error("broker setup failed: %s", exc)
         return 1

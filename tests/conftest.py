@@ -137,7 +137,7 @@ def mqtt_client(
     """
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=client_id or f"test-{role or 'anonymous'}-{uuid.uuid4().hex[:8]}",
+        client_id=client_id or f"se3-test-{role or 'anonymous'}-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv311,
     )
     if role is not None:

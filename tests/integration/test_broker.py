@@ -9,6 +9,7 @@ published before it would have been too.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -100,7 +101,7 @@ class TestAcl:
         # (The app has a status of its own, apps/app/status.)
         with collect(broker, "se3/#", role="monitor") as seen:
             for role in ("app", "debug"):
-                with mqtt_client(broker, role, client_id="devices") as client:
+                with mqtt_client(broker, role, client_id=f"se3-collector-devices-{SN}") as client:
                     publish_and_wait(client, _topic("collectors/devices/status"), "offline",
                                      retain=True)
             with mqtt_client(broker, "collector") as collector:
@@ -163,11 +164,13 @@ class TestAuthentication:
 
 class TestListener:
     def test_only_loopback_listener_is_configured(self, broker: Broker) -> None:
-        """The rendered conf has a single listener, on 127.0.0.1."""
+        """The rendered conf has two listeners, both on 127.0.0.1, both without anonymous
+        clients: the main one and the watchers'."""
         conf = broker.conf_path.read_text().splitlines()
         listeners = [line for line in conf if line.startswith(("listener", "port", "bind"))]
-        assert listeners == [f"listener {broker.port} 127.0.0.1"]
-        assert "allow_anonymous false" in conf
+        assert listeners == [f"listener {broker.port} 127.0.0.1",
+                             f"listener {broker.watch_port} 127.0.0.1"]
+        assert conf.count("allow_anonymous false") == 2
 
     def test_other_loopback_address_is_refused(self, broker: Broker) -> None:
         """127.0.0.2 is loopback too, but the broker is not bound there."""
@@ -351,3 +354,87 @@ class TestAppSpaces:
         """Any other name could share a collector's status name: setup refuses it."""
         with pytest.raises(MosquittoError, match="an app user is `app` or `app-NAME`"):
             setup(tmp_path / "bad", free_port(), apps=("gateway",))
+
+
+class TestWatchers:
+    """README's Debugging lines, as written, in three windows at once."""
+
+    @staticmethod
+    def debugging_lines() -> tuple[str, list[str]]:
+        """The `sub()` definition and the `sub ...` lines of README.md's Debugging block."""
+        readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+        block = readme.split("## Debugging", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+        lines = block.splitlines()
+        define = next(line for line in lines if line.startswith("sub() {"))
+        return define, [line for line in lines if line.startswith("sub -t")]
+
+    def test_three_windows_each_get_every_event(self, broker: Broker, tmp_path: Path) -> None:
+        """Three shells run README's `sub` lines against one broker (var/mqtt is its
+        directory): none pushes another off, and each gets every event of its topics, while
+        a fourth, short one comes and goes."""
+        define, subs = self.debugging_lines()
+        errors = next(line for line in subs if "bridge/errors" in line)
+        reports = next(line for line in subs if "bridge/report" in line)
+        status = next(line for line in subs if "bridge/status" in line)
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "mqtt").symlink_to(broker.dir)
+        windows = [Window(define, line, tmp_path) for line in (errors, reports, errors)]
+        try:
+            with mqtt_client(broker, "bridge") as bridge:
+                # Each window is subscribed once a marker from the bridge reaches it.
+                def marked() -> bool:
+                    for topic in ("errors", "report"):
+                        bridge.publish(f"se3/{SN}/bridge/{topic}", "marker", qos=1)
+                    return all(w.lines_after("marker") is not None for w in windows)
+                wait_until(marked, what="every window subscribed")
+                for n in range(50):
+                    bridge.publish(f"se3/{SN}/bridge/errors", f"error {n}", qos=1)
+                    bridge.publish(f"se3/{SN}/bridge/report", f"report {n}", qos=1)
+                publish_and_wait(bridge, f"se3/{SN}/bridge/status", "online", retain=True)
+                done = subprocess.run(["bash", "-c", f"{define}\n{status.split('#')[0]}"],
+                                      cwd=tmp_path, capture_output=True, text=True,
+                                      timeout=30, check=False)
+                assert f"se3/{SN}/bridge/status online" in done.stdout, done.stderr
+                for topic in ("errors", "report"):
+                    publish_and_wait(bridge, f"se3/{SN}/bridge/{topic}", "end", qos=1)
+                wait_until(lambda: all("end" in (w.lines_after("marker") or [""])[-1]
+                                       for w in windows), what="the end in every window")
+        finally:
+            for window in windows:
+                window.close()
+        for window, kind in zip(windows, ("errors error", "report report", "errors error"),
+                                strict=True):
+            assert window.lines_after("marker") == [
+                *(f"se3/{SN}/bridge/{kind} {n}" for n in range(50)),
+                f"se3/{SN}/bridge/{kind.split()[0]} end"]
+        assert "already connected" not in broker.log_text()  # nobody pushed off
+
+
+class Window:
+    """One terminal running a README line in bash, its output collected line by line."""
+
+    def __init__(self, define: str, line: str, cwd: Path) -> None:
+        self.lines: list[str] = []
+        self._proc = subprocess.Popen(
+            ["bash", "-c", f"{define}\n{line.split('#')[0]}"], cwd=cwd, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def lines_after(self, marker: str) -> list[str] | None:
+        """What came after the last `marker` line (markers only before it), or None."""
+        lines = list(self.lines)
+        ends = [n for n, line in enumerate(lines) if line.endswith(f" {marker}")]
+        return lines[ends[-1] + 1:] if ends else None
+
+    def close(self) -> None:
+        os.killpg(self._proc.pid, signal.SIGTERM)  # bash and its mosquitto_sub
+        self._proc.wait(10)
+        self._reader.join(10)
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()

@@ -68,7 +68,7 @@ def _procfile(path: Path, tmp: Path, hard: bool,
     except Exception as exc:  # MosquittoError: not installed here
         pytest.skip(str(exc))
     mqtt_port, web_port, held, grand = free_port(), free_port(), free_port(), free_port()
-    conf = setup(tmp / "mqtt", mqtt_port)
+    conf = setup(tmp / "mqtt", mqtt_port, watch_port=free_port())
     lines = [
         f"broker: {mosquitto} -c {conf}",
         f"receiver: {sys.executable} -m receiver.cli --host 127.0.0.1 --port {web_port}",

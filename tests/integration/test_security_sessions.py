@@ -1,10 +1,12 @@
 """Sessions on the project's real broker config: no user can take over another's.
 
-The broker makes each client's id its user name (`use_username_as_clientid`),
-so an attacker who asks for a daemon's client id gets its own user's id
-instead. Whether a victim was pushed off is learnt from its own connection:
-a QoS 1 round trip after the attacker's CONNACK (the broker closes an old
-session before it acknowledges the new one).
+The broker makes each client's id its user name (`use_username_as_clientid`)
+on its main port, so an attacker who asks for a daemon's client id gets its
+own user's id instead; on the watchers' port, where ids are the ones asked
+for, a daemon's id (its user name) cannot be asked for: every id asked for
+must start with `se3-` (`clientid_prefixes`). Whether a victim was pushed off
+is learnt from its own connection: a QoS 1 round trip after the attacker's
+CONNACK (the broker closes an old session before it acknowledges the new one).
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ def watched(
         victim.conn.close()
 
 
+class WatchPort:
+    """The broker's watchers' listener, as `mqtt_client` takes a broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.host, self.port, self._broker = broker.host, broker.watch_port, broker
+
+    def password(self, role: str) -> str:
+        return self._broker.password(role)
+
+
 class TestTakeover:
     @pytest.mark.parametrize(
         ("role", "client_id", "status"),
@@ -76,15 +88,22 @@ class TestTakeover:
         self, broker: Broker, role: str, client_id: str, status: str
     ) -> None:
         """app, debug, monitor and operator asking for a daemon's client id (or its user
-        name) leave the daemon connected and its last will unfired."""
+        name), on the main port or the watchers', leave the daemon connected and its last
+        will unfired: refused, or connected under another id."""
         topic = f"se3/{SN}/{status}"
+        watchers = WatchPort(broker)
         with collect(broker, topic, role="monitor") as seen, \
                 watched(broker, role, client_id, topic) as victim:
             seen.wait_for_message(lambda m: m.payload == b"online")
-            for attacker in ("app", "debug", "operator"):
+            for attacker, door in [(a, broker) for a in ("app", "debug", "operator")] + [
+                    ("debug", watchers), ("monitor", watchers)]:
                 for wanted in (client_id, role):
-                    with mqtt_client(broker, attacker, client_id=wanted):
-                        assert victim.alive(), f"{attacker} as {wanted!r} took the session"
+                    try:
+                        with mqtt_client(door, attacker, client_id=wanted):
+                            pass
+                    except ConnectionRefusedError:
+                        assert not wanted.startswith("se3-")  # clientid_prefixes
+                    assert victim.alive(), f"{attacker} as {wanted!r} took the session"
             assert victim.alive()
         assert b"offline" not in [m.payload for m in seen.messages[:-1]]
 
@@ -94,8 +113,8 @@ class TestTakeover:
         """Two processes sharing one user push each other off; the one pushed off warns,
         naming the user and what a repeated loss means."""
         caplog.set_level(logging.INFO, logger="bridge.mqttclient")
-        with watched(broker, "collector", "first") as first:
-            with mqtt_client(broker, "collector", client_id="second"):
+        with watched(broker, "collector", "se3-first") as first:
+            with mqtt_client(broker, "collector", client_id="se3-second"):
                 wait_until(lambda: first.disconnects > 0, what="the first to be pushed off")
             wait_until(lambda: any(r.levelno == logging.WARNING for r in caplog.records),
                        what="a warning")
