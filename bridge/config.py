@@ -240,6 +240,10 @@ class CollectorsSection(_Section):
     probe_timeout: Annotated[float, Field(strict=True, gt=0, le=10)] = 3.0
     probe_concurrency: Annotated[int, Field(strict=True, ge=1, le=256)] = 16
     ttl_factor: Annotated[float, Field(strict=True, ge=1.5, le=100)] = 3.0
+    # Where the gateway collector reads a Sophon box's TPU and memory regions from
+    # (collectors/sophon.py): "/" on the box; "" (default): it does not, and
+    # gateway/hardware is left to a local app (docs/hardware.md).
+    sophon_root: str = ""
 
 
 class ReceiverSection(_Section):

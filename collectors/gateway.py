@@ -4,8 +4,9 @@
 when it changes and after every (re)connect; the retained `config/dev_sno`
 topic, when set, replaces `gateway.dev_sno` and is republished at once; `gateway/metrics` every
 `collectors.metrics_interval` seconds with `ts` and
-`ttl = ttl_factor * metrics_interval`. Both carry `source: "gateway"`; the
-collector's last will is on `collectors/gateway/status`.
+`ttl = ttl_factor * metrics_interval`, and with them, where `collectors.sophon_root`
+names the Sophon files' root, `gateway/hardware` (collectors.sophon). All carry
+`source: "gateway"`; the collector's last will is on `collectors/gateway/status`.
 
 The build files (`sw_version_file`, `sdk_version_file`) are read once at start:
 they change with a firmware update, which restarts the services anyway. The
@@ -33,6 +34,7 @@ from bridge.settings import dev_sno_value
 from bridge.topics import Kind, Topics
 from collectors.host import Address, AddrLike, HostReader, PsutilReader, choose_address, measure
 from collectors.session import client_id, connect_once, wait_published
+from collectors.sophon import read_hardware
 from collectors.ticker import Ticker
 
 logger = logging.getLogger(__name__)
@@ -59,8 +61,9 @@ def info_record(
     return record
 
 
-def metrics_record(values: Mapping[str, float | int], ts: float, ttl: float) -> dict[str, object]:
-    """The `gateway/metrics` record: the measured values, `ts`, `ttl` and `source`."""
+def metrics_record(values: Mapping[str, object], ts: float, ttl: float) -> dict[str, object]:
+    """A measured record (`gateway/metrics`, `gateway/hardware`): the values, `ts`, `ttl`
+    and `source`."""
     return {**values, "ts": ts, "ttl": ttl, "source": SOURCE}
 
 
@@ -226,6 +229,9 @@ class GatewayCollector:
                 conn.publish(self._topics.gateway_info, info, retain=True),
                 conn.publish(self._topics.gateway_metrics, metrics, retain=True),
             ]
+            hardware = self.hardware_payload()
+            if hardware is not None:
+                sent.append(conn.publish(self._topics.gateway_hardware, hardware, retain=True))
             wait_published(sent, timeout)
         finally:
             conn.close()
@@ -241,6 +247,22 @@ class GatewayCollector:
             self._last_info = info
         if metrics:
             conn.publish(self._topics.gateway_metrics, self.metrics_payload(), retain=True)
+            hardware = self.hardware_payload()
+            if hardware is not None:
+                conn.publish(self._topics.gateway_hardware, hardware, retain=True)
+
+    def hardware_payload(self) -> bytes | None:
+        """The `gateway/hardware` record read from the Sophon files, when asked to
+        (`collectors.sophon_root`) and they give anything; else None (nothing published)."""
+        root = self._config.collectors.sophon_root
+        if not root:
+            return None
+        values = read_hardware(Path(root))
+        if not values:
+            self._warn_once("sophon", "collectors.sophon_root %s: no Sophon TPU or memory "
+                            "files there; gateway/hardware not published", root)
+            return None
+        return orjson.dumps(metrics_record(values, round(self._clock(), 3), self._ttl))
 
     def _read_routes(self) -> str:
         try:

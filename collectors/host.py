@@ -1,4 +1,5 @@
-"""What the box says about itself: its address and MAC, CPU, memory, disk, temperature.
+"""What the box says about itself: its address and MAC, CPU (rate, model, frequency, cores),
+memory, disk, uptime, temperatures and fans.
 
 The arithmetic is pure: `choose_address` takes the text of /proc/net/route and
 the interface table, `measure` takes a `HostReader`. `PsutilReader` is the one
@@ -125,6 +126,54 @@ class HostReader(Protocol):
         """Current readings in °C per sensor chip; empty where there are none."""
         ...
 
+    def cpu_info(self) -> Cpu:
+        """The CPU's model, maximum frequency and logical cores, as far as the host says."""
+        ...
+
+    def uptime(self) -> float | None:
+        """Seconds since boot; None where the host does not say."""
+        ...
+
+    def fans(self) -> Mapping[str, Sequence[float]]:
+        """Current fan speeds in r/min per chip; empty where there are none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Cpu:
+    """What the host says of its CPU; None where it says nothing."""
+
+    model: str | None = None
+    max_mhz: float | None = None
+    cores: int | None = None
+
+
+# The cores Arm designs, by the `CPU part` of /proc/cpuinfo (implementer 0x41): the
+# vendor's reports name the CPU this way ("A53"), where the kernel names the SoC.
+_ARM_PARTS = {
+    0xD03: "A53", 0xD04: "A35", 0xD05: "A55", 0xD07: "A57", 0xD08: "A72", 0xD09: "A73",
+    0xD0A: "A75", 0xD0B: "A76", 0xD0C: "N1", 0xD0D: "A77", 0xD41: "A78",
+}
+
+
+def cpu_model(cpuinfo: str) -> str | None:
+    """The CPU's model from /proc/cpuinfo text: an Arm core by its part ("A53"), else the
+    first `model name`, else None."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    try:
+        arm = int(fields.get("CPU implementer", ""), 16) == 0x41
+        part = _ARM_PARTS.get(int(fields.get("CPU part", ""), 16)) if arm else None
+    except ValueError:
+        part = None
+    return part or fields.get("model name") or None
+
+
+CPUINFO_FILE = "/proc/cpuinfo"
+
 
 class PsutilReader:
     """HostReader over psutil; call it from one thread (cpu_percent is per thread)."""
@@ -172,8 +221,38 @@ class PsutilReader:
             return {}
         return {chip: [reading.current for reading in rows] for chip, rows in chips.items()}
 
+    def cpu_info(self) -> Cpu:
+        try:
+            with open(CPUINFO_FILE, encoding="utf-8", errors="replace") as fh:
+                model = cpu_model(fh.read())
+        except OSError:
+            model = None
+        try:
+            freq = psutil.cpu_freq()
+        except (OSError, NotImplementedError):  # no cpufreq in this kernel or container
+            freq = None
+        mhz = None if freq is None else (freq.max or freq.current or None)
+        return Cpu(model, mhz, psutil.cpu_count() or None)
 
-def measure(reader: HostReader, data_path: str) -> dict[str, float | int]:
+    def uptime(self) -> float | None:
+        try:
+            return max(time.time() - psutil.boot_time(), 0.0)
+        except OSError:
+            return None
+
+    def fans(self) -> Mapping[str, Sequence[float]]:
+        sensors = getattr(psutil, "sensors_fans", None)
+        if sensors is None:
+            return {}
+        try:
+            chips = sensors()
+        except OSError as exc:
+            logger.debug("cannot read fans: %s", exc)
+            return {}
+        return {chip: [float(fan.current) for fan in rows] for chip, rows in chips.items()}
+
+
+def measure(reader: HostReader, data_path: str) -> dict[str, float | int | str]:
     """The gateway's metrics (docs/topics.md), rounded as the platform wants them.
 
     CPU usage is left out when there is no settled interval yet (the first
@@ -181,7 +260,7 @@ def measure(reader: HostReader, data_path: str) -> dict[str, float | int]:
     host has no usable sensor.
     """
     total, available = reader.memory()
-    values: dict[str, float | int] = {}
+    values: dict[str, float | int | str] = {}
     cpu = reader.cpu_percent()
     if cpu is not None:
         values["cpu_usage"] = round(min(max(cpu, 0.0), 100.0), 1)
@@ -195,15 +274,64 @@ def measure(reader: HostReader, data_path: str) -> dict[str, float | int]:
     else:
         values["disk_size"] = round(disk_total / GB, 2)
         values["disk_free_size"] = round(disk_free / GB, 2)
-    temperature = board_temperature(reader.temperatures())
+    chips = reader.temperatures()
+    temperature = board_temperature(chips)
     if temperature is not None:
         values["temperature"] = temperature
+    values.update(_nested(reader, total, available, data_path, chips))
     return values
+
+
+def _nested(reader: HostReader, total: int, available: int, data_path: str,
+            chips: Mapping[str, Sequence[float]]) -> dict[str, float | int | str]:
+    """The keys the nested reports of later releases are built from (docs/topics.md)."""
+    values: dict[str, float | int | str] = {}
+    cpu = reader.cpu_info()
+    if cpu.model:
+        values["cpu_model"] = cpu.model[:256]
+    if cpu.max_mhz is not None and 0 < cpu.max_mhz <= 100_000:
+        values["cpu_freq_mhz"] = round(cpu.max_mhz, 1)
+    if cpu.cores is not None and cpu.cores >= 1:
+        values["cpu_cores"] = cpu.cores
+    if total > 0:
+        values["memory_total_bytes"] = total
+        values["memory_free_bytes"] = min(max(available, 0), total)
+    try:
+        disk_total, disk_free = reader.disk(data_path)
+    except OSError:
+        pass
+    else:
+        values["disk_total_bytes"] = disk_total
+        values["disk_free_bytes"] = disk_free
+    uptime = reader.uptime()
+    if uptime is not None and math.isfinite(uptime) and uptime >= 0:
+        values["uptime"] = round(uptime)
+    core = _hottest(_preferred(chips))
+    if core is not None:
+        values["core_temperature"] = round(core, 1)
+    board = _hottest([t for name, rows in chips.items() if "board" in name.lower()
+                      for t in rows])
+    if board is not None:
+        values["board_temperature"] = round(board, 1)
+    fan = next((rpm for rows in reader.fans().values() for rpm in rows
+                if math.isfinite(rpm) and 0 <= rpm <= 1_000_000), None)
+    if fan is not None:
+        values["fan_speed"] = float(fan)
+    return values
+
+
+def _preferred(chips: Mapping[str, Sequence[float]]) -> Sequence[float]:
+    """The SoC/CPU chip's readings, else every reading."""
+    preferred = next((chips[name] for name in _PREFERRED_CHIPS if chips.get(name)), None)
+    return preferred if preferred is not None else [t for row in chips.values() for t in row]
+
+
+def _hottest(rows: Sequence[float]) -> float | None:
+    sane = [t for t in rows if math.isfinite(t) and TEMPERATURE_MIN <= t <= TEMPERATURE_MAX]
+    return max(sane) if sane else None
 
 
 def board_temperature(chips: Mapping[str, Sequence[float]]) -> int | None:
     """The SoC/CPU chip's hottest reading, else the hottest of all; None without any."""
-    preferred = next((chips[name] for name in _PREFERRED_CHIPS if chips.get(name)), None)
-    rows = preferred if preferred is not None else [t for row in chips.values() for t in row]
-    sane = [t for t in rows if math.isfinite(t) and TEMPERATURE_MIN <= t <= TEMPERATURE_MAX]
-    return round(max(sane)) if sane else None
+    hottest = _hottest(_preferred(chips))
+    return None if hottest is None else round(hottest)

@@ -15,9 +15,11 @@ from bridge.topics import Kind
 from collectors.host import (
     GB,
     Address,
+    Cpu,
     PsutilReader,
     board_temperature,
     choose_address,
+    cpu_model,
     default_route_interface,
     measure,
 )
@@ -130,9 +132,21 @@ class FakeReader:
         default_factory=lambda: {"/data": (int(10.39 * GB), int(9.41 * GB))}
     )
     chips: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    cpu_said: Cpu = field(default_factory=Cpu)
+    up: float | None = None
+    fan_chips: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
     def cpu_percent(self) -> float | None:
         return self.cpu
+
+    def cpu_info(self) -> Cpu:
+        return self.cpu_said
+
+    def uptime(self) -> float | None:
+        return self.up
+
+    def fans(self) -> Mapping[str, Sequence[float]]:
+        return self.fan_chips
 
     def memory(self) -> tuple[int, int]:
         return self.total, self.available
@@ -146,7 +160,7 @@ class FakeReader:
         return self.chips
 
 
-def as_metrics(values: Mapping[str, float | int]) -> GatewayMetrics:
+def as_metrics(values: Mapping[str, object]) -> GatewayMetrics:
     record = parse_record(Kind.GATEWAY_METRICS, orjson.dumps(values))
     assert isinstance(record, GatewayMetrics)
     return record
@@ -156,14 +170,13 @@ class TestMeasure:
     def test_spec_example_numbers(self) -> None:
         """The spec's example host gives the spec's example values, rounded as it wants."""
         values = measure(FakeReader(chips={"soc_thermal": [48.6]}), "/data")
-        assert values == {
+        flat = ["cpu_usage", "memory_size", "memory_usage", "disk_size", "disk_free_size",
+                "temperature"]
+        assert {k: values[k] for k in flat} == {
             "cpu_usage": 6.5, "memory_size": 1.55, "memory_usage": 0.77,
             "disk_size": 10.39, "disk_free_size": 9.41, "temperature": 49,
         }
-        assert list(values) == [
-            "cpu_usage", "memory_size", "memory_usage", "disk_size", "disk_free_size",
-            "temperature",
-        ]
+        assert list(values)[:6] == flat
         as_metrics(values)
 
     def test_missing_data_path_leaves_disk_out(self) -> None:
@@ -182,7 +195,9 @@ class TestMeasure:
         """Readings out of range are clamped, so the record is always valid."""
         reader = FakeReader(cpu=cpu, available=FakeReader().total * 2)
         values = measure(reader, "/data")
-        assert 0.0 <= values["cpu_usage"] <= 100.0
+        usage = values["cpu_usage"]
+        assert isinstance(usage, float)
+        assert 0.0 <= usage <= 100.0
         assert values["memory_usage"] == 0.0
         as_metrics(values)
 
@@ -191,6 +206,53 @@ class TestMeasure:
         values = measure(FakeReader(total=0, available=0), "/data")
         assert values["memory_size"] == 0.0
         assert "memory_usage" not in values
+
+
+class TestNested:
+    """The keys of the nested reports: what any Linux host measures, in bytes and seconds."""
+
+    def test_a_sophon_like_host(self) -> None:
+        reader = FakeReader(
+            chips={"soc_thermal": [45.04], "board_thermal": [47.26], "nvme": [60.0]},
+            cpu_said=Cpu("A53", 2300.0, 8), up=9600.4, fan_chips={"pwmfan": [4400.0]})
+        values = measure(reader, "/data")
+        assert {k: values[k] for k in (
+            "cpu_model", "cpu_freq_mhz", "cpu_cores", "memory_total_bytes", "memory_free_bytes",
+            "disk_total_bytes", "disk_free_bytes", "uptime", "core_temperature",
+            "board_temperature", "fan_speed")} == {
+            "cpu_model": "A53", "cpu_freq_mhz": 2300.0, "cpu_cores": 8,
+            "memory_total_bytes": reader.total, "memory_free_bytes": reader.available,
+            "disk_total_bytes": int(10.39 * GB), "disk_free_bytes": int(9.41 * GB),
+            "uptime": 9600, "core_temperature": 45.0, "board_temperature": 47.3,
+            "fan_speed": 4400.0}
+        as_metrics(values)
+
+    def test_what_the_host_does_not_say_is_left_out(self) -> None:
+        """No cpufreq, no uptime, no board sensor, no fan: those keys are absent, not 0."""
+        values = measure(FakeReader(chips={"cpu_thermal": [50.0]}), "/nowhere")
+        for key in ("cpu_model", "cpu_freq_mhz", "cpu_cores", "disk_total_bytes", "uptime",
+                    "board_temperature", "fan_speed"):
+            assert key not in values
+        assert values["core_temperature"] == 50.0
+        as_metrics(values)
+
+
+class TestCpuModel:
+    CORTEX_A53 = ("processor\t: 0\nBogoMIPS\t: 100.00\nCPU implementer\t: 0x41\n"
+                  "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd03\n"
+                  "model name\t: bm1684\n\nprocessor\t: 1\nCPU part\t: 0xd03\n")
+    XEON = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU\n"
+
+    def test_an_arm_core_by_its_part(self) -> None:
+        """A Cortex-A53 is "A53", as the vendor's reports name it, whatever the SoC's name."""
+        assert cpu_model(self.CORTEX_A53) == "A53"
+
+    def test_model_name(self) -> None:
+        assert cpu_model(self.XEON) == "Intel(R) Xeon(R) CPU"
+
+    def test_nothing_known(self) -> None:
+        assert cpu_model("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xfff\n") is None
+        assert cpu_model("") is None
 
 
 class TestBoardTemperature:
@@ -212,8 +274,10 @@ class TestPsutilReader:
     def test_reads_this_host(self) -> None:
         """The real reader gives numbers measure() turns into a valid record."""
         values = measure(PsutilReader(), "/")
+        assert isinstance(values["memory_size"], float)
         assert values["memory_size"] > 0
-        assert values["disk_size"] > 0
+        assert values["disk_total_bytes"] == PsutilReader().disk("/")[0]
+        assert PsutilReader().cpu_info().cores == psutil.cpu_count()
         as_metrics(values)
 
     def test_missing_path_is_an_oserror(self) -> None:
