@@ -239,3 +239,27 @@ def test_grace_serves_a_last_report_after_the_signal() -> None:
             assert answer.status == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_plays_the_release_it_is_told() -> None:
+    """`se3-receiver --release V6R1C01`: says what it plays, answers its login in L4 and takes
+    the media devices' report at their own path."""
+    with running_receiver("--release", "V6R1C01") as (proc, lines, url):
+        started = "".join(lines.seen)
+        assert "release=V6R1C01 (login L4; F7 at /box/monitor/status/report, /DeviceStatus; " \
+               "F8 at /box/media/monitor/status/report)" in started
+        login = f"{url}/api/gateway/login?mq_license_key=A1&device_sn=HQDZKE5BJJFJH0042"
+        with urllib.request.urlopen(login, timeout=5) as answer:  # noqa: S310
+            issued = json.loads(answer.read())
+        assert issued["media_device_monitor_url"] == "/box/media/monitor/status/report"
+        request = urllib.request.Request(  # noqa: S310
+            f"{url}{issued['media_device_monitor_url']}", method="POST",
+            data=json.dumps({"mq_license_key": "A1", "media_devices": []}).encode(),
+            headers={"Content-Type": "application/json; charset=utf-8", "X-Report-Id": "x-1-1"})
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            assert answer.status == 200
+        with urllib.request.urlopen(f"{url}/api/reports", timeout=5) as answer:  # noqa: S310
+            [kept] = json.loads(answer.read())
+        assert (kept["format"], kept["violations"]) == ("F8", [])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
