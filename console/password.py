@@ -27,6 +27,9 @@ HASHED = "scrypt$"  # a password file line that starts so holds a hash
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 _N, _R, _P = 1 << 14, 8, 1  # scrypt cost: about 16 MiB and tens of ms per check
+# One scrypt at a time: guesses on every connection at once cost 16 MiB, not 16 per
+# connection (the throttle paces each address; this bounds them all together).
+_ONE_AT_A_TIME = threading.Lock()
 
 
 class PasswordError(RuntimeError):
@@ -134,8 +137,9 @@ def check_new_password(new: str) -> str:
 
 
 def _scrypt(candidate: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(candidate.encode("utf-8", "surrogatepass"), salt=salt, n=_N, r=_R,
-                          p=_P, dklen=32)
+    with _ONE_AT_A_TIME:
+        return hashlib.scrypt(candidate.encode("utf-8", "surrogatepass"), salt=salt, n=_N,
+                              r=_R, p=_P, dklen=32)
 
 
 def _parse_hash(line: str) -> tuple[bytes, bytes]:

@@ -103,3 +103,35 @@ class TestThrottle:
         throttle.wait("a")  # the right password, say
         throttle.wait("a")
         assert clock.slept == [3.0]
+
+
+class TestPasswordChange:
+    def test_stored_hashed_and_read_back(self, tmp_path: Path) -> None:
+        """A changed password is a scrypt line in the file (0600), readable after a restart;
+        the one before it no longer matches."""
+        path = ensure_password_file(tmp_path / "admin.pass")
+        old = read_password(path)
+        password = Password(old, store=path)
+        password.change("a new one, 12+")
+        line = path.read_text(encoding="utf-8")
+        assert line.startswith("scrypt$16384$8$1$")
+        assert "a new one" not in line
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert password.matches("a new one, 12+")
+        assert not password.matches(old)
+        again = Password(read_password(path))
+        assert again.matches("a new one, 12+")
+        assert again.matches("a new one, 12+")  # the second check from the remembered HMAC
+        assert not again.matches("a new one, 12")
+
+    def test_without_a_file_to_store_it_nothing_changes(self) -> None:
+        password = Password("the old one")
+        with pytest.raises(PasswordError, match="no password file"):
+            password.change("a new one, 12+")
+        assert password.matches("the old one")
+
+    def test_a_hash_that_cannot_be_read_is_an_error_at_start(self) -> None:
+        with pytest.raises(PasswordError, match="hashed password that cannot be read"):
+            Password("scrypt$16384$8$1$not base64$x")
+        with pytest.raises(PasswordError, match="unknown scrypt parameters"):
+            Password("scrypt$1024$8$1$AAAA$AAAA")
