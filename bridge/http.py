@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "se3-bridge/0.1"
 BODY_LIMIT = 512  # bytes of a report's answer read (and kept for the log and events)
 LOGIN_BODY_LIMIT = 65536  # bytes of a login answer read; a longer one is refused
+CONNECT_TIMEOUT = 5.0  # seconds to make a connection, at most (the request's own limit)
 
 
 def redact(url: str) -> str:
@@ -269,9 +270,10 @@ class HttpSender:
         _watching.watch = watch
         timer.start()
         try:
-            with _translated(limit, watch, url):
+            connect = min(limit, CONNECT_TIMEOUT)
+            with _translated(limit, watch, url, connect):
                 response = self._session.request(
-                    method, url, timeout=(min(limit, 5.0), limit), verify=True,
+                    method, url, timeout=(connect, limit), verify=True,
                     allow_redirects=False, stream=True, **kwargs,
                 )
                 try:
@@ -294,7 +296,8 @@ class HttpSender:
 
 
 @contextlib.contextmanager
-def _translated(timeout: float, watch: _Watch | None = None, url: str = "") -> Iterator[None]:
+def _translated(timeout: float, watch: _Watch | None = None, url: str = "",
+                connect: float | None = None) -> Iterator[None]:
     """requests' (and urllib3's) exceptions in, DeliveryError out: the one boundary.
 
     The message never carries the URL's query (a token may be in it)."""
@@ -304,16 +307,21 @@ def _translated(timeout: float, watch: _Watch | None = None, url: str = "") -> I
             ValueError) as exc:  # ValueError: e.g. a header not Latin-1
         if watch is not None and watch.expired:
             raise DeliveryError(f"timed out after {timeout:g} s") from exc
-        error = _translate(exc, timeout)
+        error = _translate(exc, timeout, timeout if connect is None else connect)
         shown = without_credentials(without_query_values(str(error), url))
         if shown != str(error):
             error = DeliveryError(shown)
         raise error from exc
 
 
-def _translate(exc: Exception, timeout: float) -> DeliveryError:
+def _translate(exc: Exception, timeout: float, connect: float) -> DeliveryError:
+    """The DeliveryError of one of requests' errors; a timeout names the limit that ran
+    out (`connect` for making the connection, `timeout` for the answer)."""
     if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
         return DeliveryError(f"TLS failure: {_reason(exc)}")
+    if connect < timeout and isinstance(
+            exc, requests.exceptions.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
+        return DeliveryError(f"connection timed out after {connect:g} s")
     if isinstance(exc, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError):
         return DeliveryError(f"timed out after {timeout:g} s")
     if isinstance(exc, requests.exceptions.ConnectionError):

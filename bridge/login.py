@@ -132,6 +132,14 @@ def _period(doc: dict[str, object]) -> tuple[float | None, Refused | None]:
     return None, refused
 
 
+def refusals_line(refused: tuple[Refused, ...], shown: int = 3) -> str:
+    """The values a login answer had refused, in one line: the first few, and how many
+    more (a platform answering 1,500 addresses makes one WARNING, not 1,492)."""
+    first = "; ".join(f"{r.shown!r}: {r.reason}" for r in refused[:shown])
+    more = f" and {len(refused) - shown} more" if len(refused) > shown else ""
+    return f"refused {len(refused)} value{'s' if len(refused) != 1 else ''}: {first}{more}"
+
+
 class Fetcher(Protocol):
     """What a login needs of HTTP (bridge.http.HttpSender; fakes in unit tests)."""
 
@@ -183,10 +191,13 @@ class LoginWorker:
 
     def _run(self) -> None:
         failures = 0
+        failing: tuple[str, str] | None = None  # what `failures` counts the failures of
         try:
             while (job := self._slot.take()) is not None:
                 generation, (login_url, dev_sno, mac) = job
                 name = redact(login_url)
+                if failing != (login_url, dev_sno):  # a new login starts from the first try
+                    failures, failing = 0, (login_url, dev_sno)
                 try:
                     status, text = self._fetcher.get(
                         login_url, {"dev_sno": dev_sno, "hex_mac": hex_mac(mac)}
@@ -207,9 +218,8 @@ class LoginWorker:
                     self._slot.pause(delay, newer_than=generation)
                     continue
                 self._slot.done(generation)
-                for refused in result.refused:
-                    logger.warning("login at %s: refused %r: %s", name, refused.shown,
-                                   refused.reason)
+                if result.refused:
+                    logger.warning("login at %s: %s", name, refusals_line(result.refused))
                 where = ", ".join(redact(u) for u in result.urls) or "the next source's URLs"
                 logger.info("logged in at %s: reporting to %s every %s s", name, where,
                             result.period or "default")

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
+import bridge.http
 from bridge.errors import DeliveryError, RetryAfter
 from bridge.hide import hide, spellings, url_secrets, without_credentials
 from bridge.http import (
@@ -213,6 +214,29 @@ def sender() -> Iterator[HttpSender]:
     made.close()
 
 
+@contextlib.contextmanager
+def full_listener() -> Iterator[int]:
+    """A loopback port whose listen queue is full: a new connection is never accepted
+    (Linux drops the SYN), so connecting times out."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port: int = server.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(8):  # fill the queue; later connects hang until a timeout
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
 def refused_port() -> int:
     """A loopback port that nothing listens on (bound, then closed)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -384,6 +408,22 @@ class TestHttpSender:
                 sender.post(f"{platform.base}/slow", b"{}", "id", timeout=0.2)
         finally:
             sender.close()
+
+    def test_a_connect_timeout_names_the_connect_limit(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A connection that is never made is reported with the limit that ran out (the
+        connect one, shorter than the request's), not the request's."""
+        monkeypatch.setattr(bridge.http, "CONNECT_TIMEOUT", 0.3)
+        with full_listener() as port:
+            sender = HttpSender(timeout=8.0)
+            try:
+                with pytest.raises(DeliveryError) as info:
+                    sender.post(f"http://127.0.0.1:{port}/r", b"{}", "id")
+            finally:
+                sender.close()
+
+        assert str(info.value) == "connection timed out after 0.3 s"
 
     def test_bad_url_is_a_delivery_error(self, sender: HttpSender) -> None:
         """A URL requests cannot use is a DeliveryError, not a library exception."""

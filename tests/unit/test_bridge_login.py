@@ -5,6 +5,7 @@ The worker runs on a real thread against a fake fetcher; waits end on events.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 
@@ -337,6 +338,47 @@ class TestLoginWorker:
             (False, 503, 1), (False, 200, 2), (True, 200, 3)]
         assert [e["retry_in"] for e in events] == [0.01, 0.02, None]
         assert len(rig.fetcher.calls) == 3
+
+    def test_a_new_login_url_counts_its_failures_from_one(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Failures of an old login URL do not carry over: the new one starts at attempt 1,
+        its first failure is logged, and its backoff starts from the shortest."""
+        rig = LoginRig(FakeFetcher((500, "down"), (500, "down"), (500, "down"), (500, "down")),
+                       backoff=Backoff(0.01, 1.0, rng=lambda low, high: high))
+        try:
+            with caplog.at_level(logging.WARNING, "bridge.login"):
+                rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+                rig.events.wait(2)
+                rig.worker.request("http://127.0.0.2:9528/Other", "A1", "e0a509000e6d")
+                events = rig.events.wait(5)
+        finally:
+            rig.stop()
+
+        other = [e for e in events if e["login"] == "http://127.0.0.2:9528/Other"]
+        assert [(e["attempt"], e["retry_in"]) for e in other[:2]] == [(1, 0.01), (2, 0.02)]
+        assert [r.getMessage() for r in caplog.records if "127.0.0.2" in r.getMessage()] == [
+            "login at http://127.0.0.2:9528/Other failed: login answered HTTP 500; "
+            "answer: down (retrying)"]
+
+    def test_one_warning_for_an_answer_of_1500_addresses(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        addresses = ",".join(f"http://127.0.0.1:9528/r{n}" for n in range(1500))
+        rig = LoginRig(FakeFetcher((200, answer(deviceMonitorAddr=addresses))))
+        try:
+            with caplog.at_level(logging.WARNING, "bridge.login"):
+                rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+                (result,) = rig.results.wait(1)
+        finally:
+            rig.stop()
+
+        assert len(result.refused) == 1500 - MAX_TARGETS
+        (line,) = [r.getMessage() for r in caplog.records]
+        assert line.startswith(f"login at http://127.0.0.1:9528/Login: refused "
+                               f"{1500 - MAX_TARGETS} values: 'http://127.0.0.1:9528/r8': more "
+                               "than 8 report URLs;")
+        assert line.endswith(f" and {1500 - MAX_TARGETS - 3} more")
 
     def test_new_request_cuts_a_long_backoff_short(self) -> None:
         """A new identity (or a relogin) is tried at once, not after the backoff."""
