@@ -225,22 +225,30 @@ def device_json(fmt: ReportFormat, dev_sno: str, view: DeviceView) -> Json:
 
 
 def device_body(fmt: ReportFormat, dev_sno: str, view: DeviceView) -> bytes:
-    """One entry of the device list, serialised as `dumps` would within the report."""
-    # Copied to its own size: orjson's result keeps the 4 KiB buffer it wrote into,
+    """One entry of the device list serialised as `dumps` would within the report, with
+    the comma that comes before it there (`splice` drops the first entry's)."""
+    # A new bytes of its own size: orjson's result keeps the 4 KiB buffer it wrote into,
     # 16 times the entry, and this one is kept for as long as the device is unchanged.
-    return memoryview(orjson.dumps(_ENTRIES[fmt](dev_sno, view))).tobytes()
+    return b"," + orjson.dumps(_ENTRIES[fmt](dev_sno, view))
 
 
 def splice(head: Json, bodies: list[bytes], key: str = "sub_devices") -> bytes:
-    """`dumps` of `head` with the serialised entries in its (empty) device list `key`.
+    """`dumps` of `head` with the entries of `device_body` in its (empty) device list `key`.
 
     Byte for byte what `dumps` gives for the whole report: compact JSON, and
-    the device list is the last key, so `head` ends in `[]}`.
+    the device list is the last key, so `head` ends in `[]}`. One copy of the
+    entries: the report's largest cost at 10,000 devices after the status checks.
     """
     start = orjson.dumps(head)
     if not start.endswith(b'"' + key.encode() + b'":[]}'):
         raise ValueError(f"{key} must be the report's last key, and empty")
-    return b"".join((start[:-2], b",".join(bodies), b"]}"))
+    if not bodies:
+        return start
+    parts = [start[:-2]]
+    parts.extend(bodies)
+    parts[1] = bodies[0][1:]
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def missing_fields(fmt: ReportFormat, gateway: Gateway | None,

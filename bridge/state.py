@@ -501,15 +501,14 @@ class GatewayState:
         """The report with the gateway for now serialised, with its (online, all) device
         counts; None while the gateway's identity is unknown. The same bytes as
         `dumps(report(...))`, made from each device's kept entry, so a report costs
-        about one serialisation. For a two-report release it carries no devices (the
-        counts are still the devices')."""
+        about one serialisation. For a two-report release it carries no devices, and
+        says so (0, 0): `devices_body` counts them."""
         gateway = self.gateway(clock, gateway_status)
         if gateway is None:
             return None
         head = build_gateway_report(self.fmt, gateway)
         if self.devices_fmt is not None:
-            online, offline = self.counts(clock)
-            return dumps(head), online, online + offline
+            return dumps(head), 0, 0
         bodies, online = self._bodies(clock, gateway.info.dev_sno)
         return splice(head, bodies), online, len(bodies)
 

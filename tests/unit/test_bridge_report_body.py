@@ -67,6 +67,7 @@ class Rig:
         assert body == dumps(report)
         fmt = self.state.devices_fmt
         if fmt is not None:
+            assert (online, count) == (0, 0)  # the box's report carries no device
             built = self.state.devices_body(self.clock)
             report = self.state.devices_report(self.clock)
             assert built is not None
