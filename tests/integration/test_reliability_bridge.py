@@ -86,7 +86,7 @@ class TestTtlWithoutTs:
         publish_spec_example(broker)
         with collect(broker, f"{BASE}/bridge/arrivals/#") as arrivals:
             published_at = time.time()
-            publish(broker, "app", {f"devices/{DOOR}/state": device(ttl=4)})
+            publish(broker, "app", {f"apps/app/devices/{DOOR}/state": device(ttl=4)})
             with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
                 wait_report(platform, lambda r: statuses(r).get(DOOR) == "online")
                 arrivals.wait_for_topic(f"{BASE}/bridge/arrivals/{DOOR}")
