@@ -2,12 +2,13 @@
 
 A record with a `ttl` and no `ts` is true for `ttl` seconds from its arrival.
 The bridge alone sees it arrive, so it keeps each such arrival, retained, on
-`bridge/arrivals/{key}` (`key`: the device's IP, or `metrics` for the gateway
-metrics): `{"at": <Unix time>, "record": <digest of the payload>}`. After a
-restart the broker replays the record and its arrival; when the digest matches
-(the very record the bridge saw arrive), its age counts from that arrival, so
-a record whose publisher died stays expired instead of coming back online for
-another `ttl`. A record the bridge never saw arrive (published while it was
+`bridge/arrivals/{key}` (`key`: the device's IP, or `metrics` / `hardware` for
+the gateway's metrics and hardware records):
+`{"at": <Unix time>, "record": <digest of the payload>}`. After a restart the
+broker replays the record and its arrival; when the digest matches (the very
+record the bridge saw arrive), its age counts from that arrival, so a record
+whose publisher died stays expired instead of coming back online for another
+`ttl`. A record the bridge never saw arrive (published while it was
 down) counts from the bridge's own first sight of it, the earliest it can know.
 
 The two may come in either order in a replay: an arrival read after its record

@@ -52,7 +52,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from bridge import releases
-from bridge.http import CONTROL
+from bridge.fields import no_control
 from bridge.urls import check_http_url
 from bridge.urls import report_urls as _report_urls
 
@@ -116,26 +116,23 @@ def report_urls(urls: Iterable[str]) -> list[str]:
 def gateway_name(value: str) -> str:
     """The gateway's name as the platform shows it: 1-256 characters, not only blanks,
     no control character (as in every record string)."""
-    found = CONTROL.search(value)
-    if found:
-        raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
-    if not value.strip():
-        raise ValueError("must not be blank (whitespace only)")
-    if len(value) > NAME_MAX:
-        raise ValueError(f"must be at most {NAME_MAX} characters")
-    return value
+    return _label(value, NAME_MAX)
 
 
 def reporter_id(value: str) -> str:
     """The id a V6 system status report carries (`reporter_id`, dev_sno unless set): text
     for the platform to group reports by, 1-128 characters, no control character."""
-    found = CONTROL.search(value)
-    if found:
-        raise ValueError(f"control character U+{ord(found.group()):04X} not allowed")
+    return _label(value, REPORTER_ID_MAX)
+
+
+def _label(value: str, most: int) -> str:
+    """Text that names something: no control character (bridge.fields.no_control, the
+    records' rule), not only blanks, at most `most` characters."""
+    no_control(value)
     if not value.strip():
         raise ValueError("must not be blank (whitespace only)")
-    if len(value) > REPORTER_ID_MAX:
-        raise ValueError(f"must be at most {REPORTER_ID_MAX} characters")
+    if len(value) > most:
+        raise ValueError(f"must be at most {most} characters")
     return value
 
 

@@ -46,6 +46,7 @@ from bridge.report import (
     missing_fields,
     splice,
 )
+from bridge.topics import ARRIVAL_HARDWARE as HARDWARE
 from bridge.topics import ARRIVAL_METRICS as METRICS
 from bridge.topics import Kind, TopicRef
 
@@ -278,6 +279,10 @@ class GatewayState:
             if self.metrics is not None:
                 self._metrics_deadline = deadline(at, self.metrics.ttl, clock)
             return UNCHANGED
+        if key == HARDWARE:
+            if self.hardware is not None:
+                self._hardware_deadline = deadline(at, self.hardware.ttl, clock)
+            return UNCHANGED
         slot = self.devices.get(key)
         if slot is None:
             return UNCHANGED
@@ -289,13 +294,16 @@ class GatewayState:
     def _apply_hardware(self, payload: bytes, clock: Clock, replayed: bool) -> Outcome:
         if not payload:
             self.hardware, self._hardware_raw, self._hardware_deadline = None, b"", None
+            self.arrivals.forget(HARDWARE)
             return UNCHANGED
         if payload != self._hardware_raw or self.hardware is None:
             parsed = parse_as(GatewayHardware, payload, max_size=self.max_payload)
             self.hardware, self._hardware_raw = parsed, payload
         elif self.hardware.ts is not None or replayed:
             return UNCHANGED  # keep the deadline judged at first arrival (as for metrics)
-        self._hardware_deadline = deadline(self.hardware.ts, self.hardware.ttl, clock)
+        hardware = self.hardware
+        since = self._since(HARDWARE, payload, hardware.ts, hardware.ttl, clock, replayed)
+        self._hardware_deadline = deadline(since, hardware.ttl, clock)
         return UNCHANGED  # like the metrics, it travels with the periodic report
 
     def _apply_info(self, payload: bytes) -> Outcome:
@@ -359,6 +367,7 @@ class GatewayState:
             self.arrivals.forget(METRICS)
         if self.hardware is not None and (Kind.GATEWAY_HARDWARE, "", "") not in keys:
             self.hardware, self._hardware_raw, self._hardware_deadline = None, b"", None
+            self.arrivals.forget(HARDWARE)
         statuses = {ref.key for ref in seen if ref.kind is Kind.COLLECTOR_STATUS}
         back = self.offline_sources - statuses
         if back:

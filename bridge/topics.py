@@ -8,7 +8,7 @@
     {prefix}/{sn}/apps/{user}/devices/{ip}/state   (an app's own space: its broker user)
     {prefix}/{sn}/apps/{user}/status
     {prefix}/{sn}/bridge/status | bridge/report | bridge/errors | bridge/settings
-    {prefix}/{sn}/bridge/arrivals/{ip} | bridge/arrivals/metrics   (bridge.arrivals)
+    {prefix}/{sn}/bridge/arrivals/{ip} | arrivals/metrics | arrivals/hardware (bridge.arrivals)
     {prefix}/{sn}/config/report_url | report_period | login_url | dev_sno
     {prefix}/{sn}/config/devices_report_url | devices_report_period | reporter_id | release
     {prefix}/{sn}/config/report_now      (a command, not retained: send a report now)
@@ -35,7 +35,8 @@ from bridge.addresses import MAX_ADDRESS_TEXT, canonical_ip
 
 # A collector's name is a `source` (at most 128 characters).
 MAX_NAME = 128
-ARRIVAL_METRICS = "metrics"  # bridge/arrivals/metrics: the gateway metrics' arrival
+# bridge/arrivals/metrics, .../hardware: the arrival of the gateway's metrics, hardware
+ARRIVAL_METRICS, ARRIVAL_HARDWARE = "metrics", "hardware"
 # The broker users apps connect as, and the names of their topic spaces.
 APP_USER = re.compile(r"app(-[a-z0-9][a-z0-9-]{0,30})?")
 
@@ -123,7 +124,7 @@ def parse(topic: str, prefix: str) -> TopicRef:
     if len(rest) == 4 and rest[1] == "devices" and rest[3] == "state":
         return TopicRef(sn, Kind.DEVICE_STATE, _device_ip(rest[2]))
     if len(rest) == 4 and rest[1] == "bridge" and rest[2] == "arrivals":
-        key = rest[3] if rest[3] == ARRIVAL_METRICS else _device_ip(rest[3])
+        key = rest[3] if rest[3] in (ARRIVAL_METRICS, ARRIVAL_HARDWARE) else _device_ip(rest[3])
         return TopicRef(sn, Kind.BRIDGE_ARRIVAL, key)
     if len(rest) == 4 and rest[1] == "collectors" and rest[3] == "status" and rest[2]:
         if len(rest[2]) > MAX_NAME:

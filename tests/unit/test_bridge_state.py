@@ -1012,6 +1012,20 @@ class TestArrivalsAcrossRestarts:
 
         assert "cpu_usage" not in new.report()["gateway_ext_data"]
 
+    def test_stale_hardware_stays_out(self) -> None:
+        h = Harness()
+        payload = js({"tpu_usage": 0.5, "ttl": 30})
+        h.send(TOPICS.gateway_hardware, payload)
+        h.clock.advance(31)
+        new, kept = self.restart(h)
+        assert list(kept) == [TOPICS.arrival("hardware")]
+        new.send(TOPICS.gateway_hardware, payload, replayed=True)
+        assert new.state.current_hardware(new.clock) is not None  # judged from now, so far
+        for topic, arrival in kept.items():
+            new.send(topic, arrival, replayed=True)
+
+        assert new.state.current_hardware(new.clock) is None
+
     def test_arrivals_no_record_needs_are_deleted(self) -> None:
         """A deleted record, or one that now carries ts, leaves no arrival behind."""
         h = Harness()
