@@ -39,8 +39,10 @@ def missing_from_records(
         return ["gateway/info"]
     gateway = Gateway(sn, parsed_info, _parsed(GatewayMetrics, metrics),
                       _parsed(GatewayHardware, hardware), "online", port, reporter_id)
+    # Only F8 asks of its devices what a record may not give (permission_id).
     views = [DeviceView(ip, record, record.ep_status) for ip, raw in sorted(devices.items())
-             if (record := _parsed(DeviceState, raw, ip)) is not None]
+             if (record := _parsed(DeviceState, raw, ip)) is not None] \
+        if "F8" in found.reports else []
     names = missing_fields(found.gateway_format(fmt), gateway, views)
     if found.devices is not None:
         names += missing_fields(found.devices, None, views)

@@ -11,9 +11,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+
 from bridge.config import Config
 from bridge.hide import without_credentials
 from bridge.http import redact
+from bridge.missing import missing_from_records
 from bridge.releases import DEFAULT_RELEASE, RELEASES
 from bridge.urls import split_urls
 from console.view import Record, Snapshot, TargetLog
@@ -259,15 +262,30 @@ def targets(snap: Snapshot, settings: InForce) -> list[dict[str, Any]]:
     return rows
 
 
-def release_view(settings: InForce) -> dict[str, Any]:
-    """The release in force, what it sends, and every release there is (for the form)."""
+def release_view(settings: InForce, snap: Snapshot | None = None, config: Config | None = None,
+                 sn: str = "") -> dict[str, Any]:
+    """The release in force, what it sends, every release there is (for the form) and,
+    given the records, what its reports have no value for (bridge.missing)."""
     name = str(settings.release.value)
     found = RELEASES.get(name)
+    missing: list[str] = []
+    if found is not None and snap is not None and config is not None:
+        fmt = config.platform.format if name == config.platform.release else "v1"
+        missing = missing_from_records(
+            name, fmt, sn, info=_raw(snap.info), metrics=_raw(snap.metrics),
+            hardware=_raw(snap.hardware),
+            devices={ip: orjson.dumps(r.data) for ip, r in snap.devices.items()},
+            port=config.gateway_port(), reporter_id=str(settings.reporter_id.value or ""))
     return {"name": name, "source": settings.release.source,
             "reports": list(found.reports) if found else [],
             "two_reports": settings.two_reports,
             "reporter_id": found is not None and found.gateway == "F7",
+            "missing": missing,
             "all": list(RELEASES)}
+
+
+def _raw(record: Record | None) -> bytes | None:
+    return None if record is None else orjson.dumps(record.data)
 
 
 def page_model(snap: Snapshot, config: Config, sn: str, now: float,
@@ -282,7 +300,7 @@ def page_model(snap: Snapshot, config: Config, sn: str, now: float,
         "devices": devices(snap, now),
         "targets": targets(snap, settings),
         "settings": settings.as_dict(),
-        "release": release_view(settings),
+        "release": release_view(settings, snap, config, sn),
         "settings_note": "" if settings.confirmed else NOT_CONFIRMED,
         "errors": [_error(e) for e in snap.errors][-10:],
     }

@@ -65,6 +65,7 @@ class Snapshot:
     started: float
     info: Record | None = None
     metrics: Record | None = None
+    hardware: Record | None = None
     devices: dict[str, Record] = field(default_factory=dict)
     collectors: dict[str, tuple[str, float]] = field(default_factory=dict)
     bridge_status: tuple[str, float] | None = None
@@ -124,6 +125,9 @@ class View:
             case ["gateway", "metrics"]:
                 self._snap = replace(snap, metrics=self._valid(Kind.GATEWAY_METRICS, payload, now,
                                                                snap.metrics))
+            case ["gateway", "hardware"]:
+                self._snap = replace(snap, hardware=self._valid(
+                    Kind.GATEWAY_HARDWARE, payload, now, snap.hardware))
             case ["bridge", "settings"]:
                 self._snap = replace(snap, settings=_record(payload, now))
             case ["bridge", "status"]:

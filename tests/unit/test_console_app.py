@@ -541,3 +541,26 @@ class TestPage:
         model = client.get("/api/view", headers=BEARER).json
         assert model is not None
         assert [d["ip"] for d in model["devices"]] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+
+
+class TestNotMeasured:
+    def test_the_page_names_what_the_release_cannot_fill(
+        self, client: FlaskClient, view: View
+    ) -> None:
+        """Under V6R1C01 (set on config/release) the page and /api/view name what no record
+        gives, and a hardware record makes those fields known."""
+        view.apply(f"{BASE}/gateway/info", orjson.dumps({
+            "gateway_ip": "10.0.0.5", "gateway_name": "box", "dev_sno": "DEV1",
+            "sw_version": "V6R1C01", "gateway_mac": "e0:a5:09:00:0e:6d"}))
+        view.apply(f"{BASE}/config/release", b"V6R1C01")
+        model = client.get("/api/view", headers=BEARER).json
+        assert model is not None
+        missing = model["release"]["missing"]
+        assert "gateway_ext_data.tpu_info.tpu_usage" in missing
+        assert "gateway_ext_data.tpu_info.tpu_usage" in client.get(
+            "/", headers=BEARER).get_data(as_text=True)
+
+        view.apply(f"{BASE}/gateway/hardware", orjson.dumps({"tpu_usage": 0.2}))
+        model = client.get("/api/view", headers=BEARER).json
+        assert model is not None
+        assert "gateway_ext_data.tpu_info.tpu_usage" not in model["release"]["missing"]
