@@ -43,7 +43,6 @@ from bridge.report import (
     devices_key,
     dumps,
     ip_sort_key,
-    missing_fields,
     splice,
 )
 from bridge.topics import ARRIVAL_HARDWARE as HARDWARE
@@ -493,16 +492,6 @@ class GatewayState:
         if self.devices_fmt is None or info is None:
             return None
         return build_devices_report(self.devices_fmt, info.dev_sno, self.device_views(clock))
-
-    def missing(self, clock: Clock) -> list[str]:
-        """The required fields the reports of the release in force have no value for."""
-        gateway = self.gateway(clock)
-        if gateway is None:
-            return ["gateway/info"]
-        names = missing_fields(self.fmt, gateway, self.device_views(clock))
-        if self.devices_fmt is not None:
-            names += missing_fields(self.devices_fmt, None, self.device_views(clock))
-        return names
 
     def report_body(
         self, clock: Clock, gateway_status: str = "online"
