@@ -141,6 +141,10 @@ class PlatformSection(_Section):
     login_url: str = ""
     # Lower bounds keep a typo (1e-9) from turning the main loop into a busy loop.
     interval: Annotated[float, Field(strict=True, ge=0.1, le=86400)] = 20.0
+    # The sub-device report of the two-report releases (V5R7C01, V6): its own URL(s) and
+    # period (default: `interval`).
+    devices_report_url: list[str] = Field(default_factory=list)
+    devices_interval: Annotated[float | None, Field(strict=True, ge=0.1, le=86400)] = None
     min_interval: Annotated[float, Field(strict=True, ge=0, le=3600)] = 1.0
     timeout: Annotated[float, Field(strict=True, gt=0, le=300)] = 10.0
     retry_max: Annotated[float, Field(strict=True, gt=0, le=3600)] = 60.0
@@ -170,10 +174,6 @@ class PlatformSection(_Section):
         chosen = info.data.get("release")
         if chosen is not None:  # else the release itself is refused
             check_format(chosen, value)
-            # Until the bridge sends the separate sub-device report (bridge/service.py):
-            # a V5R7C01 or V6 platform would get half of what it expects.
-            if release(chosen).devices is not None:
-                raise ValueError(f"release {chosen} (two reports) is not sent by this version")
         return value
 
     @property
@@ -193,7 +193,12 @@ class PlatformSection(_Section):
             return split_urls(value)
         return value
 
-    @field_validator("report_url")
+    @field_validator("devices_report_url", mode="before")
+    @classmethod
+    def _devices_one_or_many(cls, value: object) -> object:
+        return cls._one_or_many(value)
+
+    @field_validator("report_url", "devices_report_url")
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
         return rules.report_urls(value)

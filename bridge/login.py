@@ -1,10 +1,15 @@
 """The platform login: where reports go, how often, and the token they carry.
 
-`GET login_url?dev_sno=...&hex_mac=0x...` answers, on 200, a JSON object
-whose `deviceMonitorAddr` (later `device_monitor_url`) is the report address,
+`GET login_url?dev_sno=...&hex_mac=0x...` (the V6 login, L4:
+`?mq_license_key=...&device_sn=...`, plus `dev_sno` and `hex_mac` as its example
+sends; the variants are in bridge.releases) answers, on 200, a JSON object
+whose `deviceMonitorAddr` (L4: `device_monitor_url`) is the report address,
 possibly a comma-separated list of absolute or relative URLs (without one, the
-next source of report URLs stays in force), and whose
-`deviceMonitorPeriod` (later `device_monitor_report_period`) is the interval.
+next source of report URLs stays in force), and whose `deviceMonitorPeriod`
+(L4: `device_monitor_report_period`) is the interval. L4 also names the
+sub-device report's own address and period (`media_device_monitor_url`,
+`media_device_monitor_report_period`), and its token `mq_login_token`. Every
+variant's names are accepted in any answer, the variant's own first.
 Anything else is a failed login, retried with backoff by `LoginWorker`.
 
 A relative address is joined to the login URL's scheme and host (never its
@@ -33,16 +38,20 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from bridge import rules
+from bridge.channel import DEVICES
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
 from bridge.http import printable, redact, without_query_values
+from bridge.releases import LOGINS, LoginVariant
 from bridge.slot import LatestSlot
 from bridge.urls import Refused, screen, split_urls
 
 logger = logging.getLogger(__name__)
 
+# Every variant's names are accepted on input, its own first (bridge.releases.LOGINS).
 _ADDRESS_KEYS = ("deviceMonitorAddr", "device_monitor_url")
 _PERIOD_KEYS = ("deviceMonitorPeriod", "device_monitor_report_period")
+_TOKEN_KEYS = ("token", "mq_login_token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,42 @@ class LoginResult:
     refused: tuple[Refused, ...] = ()
     login_url: str = dataclasses.field(default="", repr=False)
     dev_sno: str = ""
+    variant: str = ""  # the login variant asked (L0-L4)
+    devices_urls: tuple[str, ...] = ()  # the sub-device report's, where the variant has one
+    devices_period: float | None = None
+
+    def issued(self, report: str) -> tuple[tuple[str, ...], float | None]:
+        """The URLs and period this login issued for `report` (gateway or devices)."""
+        if report == DEVICES:
+            return self.devices_urls, self.devices_period
+        return self.urls, self.period
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRequest:
+    """A login to make: where, as which gateway, in which variant."""
+
+    login_url: str = dataclasses.field(repr=False)
+    dev_sno: str
+    params: tuple[tuple[str, str], ...] = dataclasses.field(repr=False)  # the query
+    variant: LoginVariant
+
+
+def login_request(login_url: str, dev_sno: str, variant: LoginVariant, sn: str,
+                  mac: str | None) -> LoginRequest | None:
+    """The request of `variant` for this gateway; None when a value it requires is unknown
+    (the MAC for `hex_mac`). A variant's first two parameters are the ones its table
+    requires; the others (L4 still sends `dev_sno` and `hex_mac`, as its example does) are
+    left out when unknown."""
+    values = {"dev_sno": dev_sno, "sn": sn, "hex_mac": hex_mac(mac) if mac else ""}
+    params = []
+    for n, (param, value_name) in enumerate(variant.params):
+        value = values[value_name]
+        if not value and n < 2:
+            return None
+        if value:
+            params.append((param, value))
+    return LoginRequest(login_url, dev_sno, tuple(params), variant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +109,7 @@ class LoginFailed:
     login_url: str = dataclasses.field(repr=False)
     dev_sno: str
     error: str
+    variant: str = ""
 
 
 def hex_mac(mac: str) -> str:
@@ -90,8 +136,10 @@ def absolute(login_url: str, address: str) -> str:
     return f"{base.scheme}://{host}/{address.lstrip('/')}"
 
 
-def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
-    """The report URLs and period from a login answer; DeliveryError when it failed."""
+def parse_answer(login_url: str, status: int, text: str,
+                 variant: LoginVariant = LOGINS["L1"]) -> LoginResult:
+    """The report URLs, periods and token from a login answer in `variant`; DeliveryError
+    when it failed."""
     if status != 200:
         shown = printable(without_query_values(text, login_url))  # a key in the login URL
         raise DeliveryError(f"login answered HTTP {status}", status, shown)
@@ -103,33 +151,49 @@ def parse_answer(login_url: str, status: int, text: str) -> LoginResult:
         raise DeliveryError("login answer is not a JSON object", status)
     # The vendor's login document marks the address optional: without one,
     # reports go where the next source says.
-    address = next(
-        (doc[k] for k in _ADDRESS_KEYS if isinstance(doc.get(k), str) and doc[k].strip()), ""
-    )
-    urls, refused = screen(absolute(login_url, part) for part in split_urls(address))
-    period, refused_period = _period(doc)
-    if refused_period is not None:
-        refused.append(refused_period)
-    token = doc.get("token")
-    return LoginResult(tuple(urls), period, token if isinstance(token, str) else "",
-                       tuple(refused))
+    refused: list[Refused] = []
+    urls = _addresses(doc, login_url, _keys(variant.address_keys, _ADDRESS_KEYS), refused)
+    period = _period(doc, _keys(variant.period_keys, _PERIOD_KEYS), "report_period", refused)
+    devices_urls = _addresses(doc, login_url, variant.devices_address_keys, refused)
+    devices_period = _period(doc, variant.devices_period_keys, "devices_report_period",
+                             refused)
+    token = next((doc[k] for k in _keys(variant.token_keys, _TOKEN_KEYS)
+                  if isinstance(doc.get(k), str)), "")
+    return LoginResult(tuple(urls), period, token, tuple(refused),
+                       devices_urls=tuple(devices_urls), devices_period=devices_period)
 
 
-def _period(doc: dict[str, object]) -> tuple[float | None, Refused | None]:
-    """The first usable period of the two names (bridge.rules.report_period), else None
-    and the refusal of the first one given (absent, null or blank: not given)."""
+def _keys(own: tuple[str, ...], every: tuple[str, ...]) -> tuple[str, ...]:
+    return own + tuple(k for k in every if k not in own)
+
+
+def _addresses(doc: dict[str, object], login_url: str, keys: tuple[str, ...],
+               refused: list[Refused]) -> list[str]:
+    """The first non-blank address list of `keys`, joined to the login URL and checked."""
+    address = next((v for k in keys if isinstance(v := doc.get(k), str) and v.strip()), "")
+    urls, bad = screen(absolute(login_url, part) for part in split_urls(address))
+    refused.extend(bad)
+    return urls
+
+
+def _period(doc: dict[str, object], keys: tuple[str, ...], setting: str,
+            refusals: list[Refused]) -> float | None:
+    """The first usable period of `keys` (a number, or a number as text), else None and
+    the refusal of the first one given (absent, null or blank: not given);
+    bridge.rules.report_period."""
     refused = None
-    for key in _PERIOD_KEYS:
+    for key in keys:
         value = doc.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         try:
-            return float(rules.report_period(value)), None
+            return float(rules.report_period(value))
         except ValueError as exc:
             if refused is None:
-                refused = Refused(printable(str(value), 32), rules.refusal(key, exc),
-                                  "report_period")
-    return None, refused
+                refused = Refused(printable(str(value), 32), rules.refusal(key, exc), setting)
+    if refused is not None:
+        refusals.append(refused)
+    return None
 
 
 def refusals_line(refused: tuple[Refused, ...], shown: int = 3) -> str:
@@ -172,16 +236,16 @@ class LoginWorker:
         self._on_failure = on_failure
         self._on_event = on_event
         self._wall = wall
-        self._slot: LatestSlot[tuple[str, str, str]] = LatestSlot()
+        self._slot: LatestSlot[LoginRequest] = LatestSlot()
         self._generation = itertools.count(1).__next__
         self._thread = threading.Thread(target=self._run, name="login", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def request(self, login_url: str, dev_sno: str, mac: str) -> None:
-        """Log in (again) at `login_url` as this gateway."""
-        self._slot.put(self._generation(), (login_url, dev_sno, mac))
+    def request(self, request: LoginRequest) -> None:
+        """Log in (again) at `request.login_url` as this gateway."""
+        self._slot.put(self._generation(), request)
 
     def stop(self) -> None:
         self._slot.stop()
@@ -194,15 +258,14 @@ class LoginWorker:
         failing: tuple[str, str] | None = None  # what `failures` counts the failures of
         try:
             while (job := self._slot.take()) is not None:
-                generation, (login_url, dev_sno, mac) = job
+                generation, request = job
+                login_url, dev_sno = request.login_url, request.dev_sno
                 name = redact(login_url)
                 if failing != (login_url, dev_sno):  # a new login starts from the first try
                     failures, failing = 0, (login_url, dev_sno)
                 try:
-                    status, text = self._fetcher.get(
-                        login_url, {"dev_sno": dev_sno, "hex_mac": hex_mac(mac)}
-                    )
-                    result = parse_answer(login_url, status, text)
+                    status, text = self._fetcher.get(login_url, dict(request.params))
+                    result = parse_answer(login_url, status, text, request.variant)
                 except Exception as exc:  # a bug must not end the logins for good
                     if not isinstance(exc, DeliveryError):
                         logger.exception("login at %s failed unexpectedly", name)
@@ -214,7 +277,8 @@ class LoginWorker:
                         logger.warning("login at %s failed: %s%s (retrying)", name, exc, answer)
                     self._event(name, False, exc.status, str(exc), failures, delay)
                     if self._on_failure is not None:
-                        self._on_failure(LoginFailed(login_url, dev_sno, str(exc)))
+                        self._on_failure(LoginFailed(login_url, dev_sno, str(exc),
+                                                     request.variant.name))
                     self._slot.pause(delay, newer_than=generation)
                     continue
                 self._slot.done(generation)
@@ -225,9 +289,8 @@ class LoginWorker:
                             result.period or "default")
                 self._event(name, True, 200, None, failures + 1, None)
                 failures = 0
-                self._on_result(
-                    dataclasses.replace(result, login_url=login_url, dev_sno=dev_sno)
-                )
+                self._on_result(dataclasses.replace(
+                    result, login_url=login_url, dev_sno=dev_sno, variant=request.variant.name))
         except Exception:
             logger.exception("login worker stopped by a bug")
         finally:

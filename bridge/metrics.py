@@ -47,19 +47,22 @@ class StatsCollector(Collector):
         for reason, count in sorted(snap.rejected.items()):
             rejected.add_metric([reason], count)
         yield rejected
-        sent = CounterMetricFamily("se3_reports_sent", "reports delivered", labels=["target"])
+        # `report`: gateway, or devices (the sub-device report of V5R7C01 and V6)
+        labels = ["target", "report"]
+        sent = CounterMetricFamily("se3_reports_sent", "reports delivered", labels=labels)
         failed = CounterMetricFamily(
-            "se3_reports_failed", "report delivery attempts that failed", labels=["target"]
+            "se3_reports_failed", "report delivery attempts that failed", labels=labels
         )
         last = GaugeMetricFamily(
             "se3_report_last_success_timestamp_seconds",
-            "Unix time of the last delivered report", labels=["target"],
+            "Unix time of the last delivered report", labels=labels,
         )
-        for target in sorted(set(snap.sent) | set(snap.failed)):
-            sent.add_metric([target], snap.sent[target])
-            failed.add_metric([target], snap.failed[target])
-            if target in snap.last_success:
-                last.add_metric([target], snap.last_success[target])
+        for key in sorted(set(snap.sent) | set(snap.failed)):
+            report, target = key
+            sent.add_metric([target, report], snap.sent[key])
+            failed.add_metric([target, report], snap.failed[key])
+            if key in snap.last_success:
+                last.add_metric([target, report], snap.last_success[key])
         yield sent
         yield failed
         yield last

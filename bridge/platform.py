@@ -1,11 +1,16 @@
-"""The bridge's side of the platform: settings in force, report targets, login.
+"""The bridge's side of the platform: settings in force, the reports' channels, login.
 
 `PlatformLink` holds what the config topics, the config file and the login
-answer say (`bridge.settings`), the targets that follow from it
-(`bridge.targets`) and the login worker (`bridge.login`). It publishes the
-retained bridge/settings when they change, and asks for a new login when the
-login URL, the authorisation code or the gateway is new, or when a target the
-login issued keeps refusing its token.
+answer say (`bridge.settings`), one `Channel` per report the platform's release
+takes (bridge.channel: the gateway's, and for V5R7C01 and V6 the sub-devices'
+too), each with the targets that follow from the settings, and the login worker
+(`bridge.login`, in the release's variant). It publishes the retained
+bridge/settings when they change, and asks for a new login when the login URL,
+the authorisation code, the release's login variant or the gateway is new, or
+when a target the login issued keeps refusing its token. A new release (the
+`config/release` topic) takes effect at once: the bridge is told
+(`on_settings`, with the names the reports carry), the sub-device channel comes
+or goes.
 
 Every method runs on the bridge's main loop, except `_on_attempt` and
 `_publish_event`, which the targets' and the login's threads call: what they
@@ -15,43 +20,40 @@ have for the main loop they hand to `post`.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 
 import orjson
 
+from bridge.channel import DEVICES, GATEWAY, Channel
 from bridge.config import PlatformSection
 from bridge.delivery import Attempt, Backoff, Target
 from bridge.errors import RecordError
 from bridge.freshness import Clock
 from bridge.http import HttpSender
-from bridge.login import LoginFailed, LoginResult, LoginWorker
+from bridge.login import LoginFailed, LoginResult, LoginWorker, login_request
+from bridge.outbox import ReportNames
 from bridge.records import GatewayInfo
+from bridge.releases import LOGINS
 from bridge.settings import Settings
 from bridge.stats import Stats
-from bridge.targets import TargetSet
 from bridge.topics import Kind, Topics
 
 logger = logging.getLogger(__name__)
 
-# Refusals in a row from one login-issued target that ask for a new login: a 401 or
-# 403 says the token is no longer good (the platform rotated it) at the first one; a
-# 404 may be a moved address, which a new login issues, or a passing fault.
-_RELOGIN_AFTER = {401: 1, 403: 1, 404: 3}
-
 Publish = Callable[[str, bytes, bool, int], object]  # topic, payload, retain, qos
 Post = Callable[..., None]  # run func(*args) on the main loop
-Report = Callable[[], tuple[bytes, int] | None]  # the report body for now, device count
+Report = Callable[[str], tuple[bytes, int] | None]  # a channel's body for now, device count
 
 
 class PlatformLink:
-    """Settings in force, the targets they name, and the login that may issue them."""
+    """Settings in force, the channels of the release's reports, and the login."""
 
     def __init__(
         self,
         platform: PlatformSection,
         topics: Topics,
+        sn: str,
         sender_name: str,
         clock: Clock,
         stats: Stats,
@@ -60,13 +62,15 @@ class PlatformLink:
         publish: Publish,
         post: Post,
         report: Report,
-        set_period: Callable[[float], None],
+        on_settings: Callable[[ReportNames], None],
         gateway: Callable[[], GatewayInfo | None],
         reject: Callable[[str, RecordError], None],
         next_seq: Callable[[], int],
+        reporter_id: str = "",
     ) -> None:
         self._platform = platform
         self._topics = topics
+        self._sn = sn
         self._sender_name = sender_name
         self._clock = clock
         self._stats = stats
@@ -74,20 +78,19 @@ class PlatformLink:
         self._publish = publish
         self._post = post
         self._report = report  # None also while the gateway is not ready
-        self._set_period = set_period
+        self._on_settings = on_settings
         self._gateway = gateway
         self._reject = reject
         self._next_seq = next_seq
-        self.settings = Settings(platform, clock.wall)
-        self._targets = TargetSet(self._make_target)
-        self._login_key: tuple[str, str, str] | None = None
-        self._refusals: dict[str, int] = {}
-        self._refusals_lock = threading.Lock()
+        self.settings = Settings(platform, clock.wall, reporter_id)
+        self.release = self.settings.release()[0]
+        self.channels: dict[str, Channel] = {}
+        self._open_channels()
+        self._login_key: tuple[str, ...] | None = None
         self._relogin_at: float | None = None  # monotonic time of the last relogin
         # Made even without a login URL: the config topic may bring one at any time.
         self._login = self._make_login() if announce else None
         self._settings_raw: bytes | None = None  # the bridge/settings last published
-        self._warned_no_target = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -98,16 +101,18 @@ class PlatformLink:
             self._login.start()
 
     def targets(self) -> list[Target]:
-        return self._targets.all()
+        return [target for channel in self.channels.values() for target in channel.targets()]
 
     def by_url(self) -> dict[str, Target]:
-        return self._targets.by_url()
+        """The targets by URL, the gateway report's over the sub-devices' for one URL."""
+        return {url: target for channel in reversed(self.channels.values())
+                for url, target in channel.by_url().items()}
 
     def stop_login(self) -> None:
         if self._login is not None:
             self._login.stop()
 
-    # -- settings and targets (bridge.settings, bridge.targets) -------------
+    # -- settings, release and channels ---------------------------------------
 
     def apply_setting(self, topic: str, kind: Kind, payload: bytes) -> None:
         """A record on one of the config topics."""
@@ -137,12 +142,36 @@ class PlatformLink:
         self._maybe_login()
 
     def settings_changed(self) -> None:
-        """Put what the settings say in force: period, targets, login; publish them."""
-        period, _ = self.settings.period()
-        self._set_period(period)
+        """Put what the settings say in force: release, periods, targets, login; publish."""
+        chosen = self.settings.release()[0]
+        if chosen != self.release:
+            logger.info("platform release %s: %s report(s), login %s", chosen.name,
+                        " + ".join(chosen.reports), chosen.login)
+            self.release = chosen
+            self._open_channels()
+        reporter_id, source = self.settings.reporter_id()
+        dev_sno, dev_sno_source = self.settings.dev_sno()
+        self._on_settings(ReportNames(
+            chosen, "" if source == "dev_sno" else reporter_id,
+            dev_sno if dev_sno_source == "topic" else ""))
+        for name, channel in self.channels.items():
+            channel.set_period(self.settings.period(name)[0])
         self._maybe_login()
         self.update_targets()
         self.publish_settings()
+
+    def _open_channels(self) -> None:
+        """One channel per report of the release in force (a channel no longer used stops)."""
+        wanted = [GATEWAY] if self.release.devices is None else [GATEWAY, DEVICES]
+        for name in [n for n in self.channels if n not in wanted]:
+            self.channels.pop(name).close()
+        ready = any(channel.schedule.ready for channel in self.channels.values())
+        for name in wanted:
+            if name not in self.channels:
+                channel = Channel(name, self._make_target, self.settings.period(name)[0],
+                                  self._platform.min_interval)
+                channel.schedule.ready = ready
+                self.channels[name] = channel
 
     def republish_settings(self) -> None:
         """Publish bridge/settings again (a new connection: the broker may have lost it)."""
@@ -160,57 +189,40 @@ class PlatformLink:
             record = {"ts": round(self._clock.wall(), 3), **doc}
             self._publish(self._topics.bridge_settings, orjson.dumps(record), True, 1)
 
-    def offer(self, body: bytes, count: int) -> None:
-        """Hand a report to every target (a warning, once, while there is none)."""
-        if not self._targets:
-            if not self._warned_no_target:
-                logger.warning("no report URL configured yet: report not sent")
-                self._warned_no_target = True
-            return
-        for target in self._targets.all():
-            target.offer(body, count)
-
     def update_targets(self) -> None:
         if not self._announce:
             return  # a snapshot: it reports to no one, so it has no targets
-        urls, source = self.settings.report_urls()
-        self._targets.set_auth(self.settings.auth())
-        added = self._targets.update(urls, issued_by_login=source == "login")
-        if added:
-            self._warned_no_target = False
-        # A new target gets the state at once; the others have it already.
-        built = self._report() if added else None
-        if built is not None:
-            for target in added:
-                target.offer(*built)
+        auth = self.settings.auth()
+        for name, channel in self.channels.items():
+            urls, source = self.settings.report_urls(name)
+            added = channel.update(urls, source == "login", auth)
+            # A new target gets the state at once; the others have it already.
+            built = self._report(name) if added else None
+            if built is not None:
+                for target in added:
+                    target.offer(*built)
 
-    def _make_target(self, url: str, params: Callable[[], Mapping[str, str]] | None) -> Target:
+    def _make_target(self, report: str, url: str,
+                     params: Callable[[], Mapping[str, str]] | None) -> Target:
         platform = self._platform
         return Target(
             url,
             self._sender_name,
             lambda: HttpSender(platform.timeout, platform.ca_file),
             Backoff(platform.retry_min, platform.retry_max),
-            self._on_attempt,
+            lambda attempt: self._on_attempt(report, attempt),
             self._next_seq,
             params,
         )
 
-    def _on_attempt(self, attempt: Attempt) -> None:
+    def _on_attempt(self, report: str, attempt: Attempt) -> None:
         """Called on a target's thread after each POST."""
         now = self._clock.wall()
-        self._stats.attempt(attempt.target, attempt.ok, now)
-        self._publish_event({"ts": round(now, 3), **asdict(attempt)})
-        if attempt.target not in self._targets.login_names:
-            return  # only a target the login issued can be fixed by logging in again
-        after = _RELOGIN_AFTER.get(attempt.status or 0)
-        with self._refusals_lock:
-            if after is None:
-                self._refusals.pop(attempt.target, None)
-                return
-            count = self._refusals.get(attempt.target, 0) + 1
-            self._refusals[attempt.target] = 0 if count >= after else count
-        if count >= after:
+        self._stats.attempt(attempt.target, attempt.ok, now, report)
+        self._publish_event({"ts": round(now, 3), "report": report, **asdict(attempt)})
+        channel = self.channels.get(report)
+        count = channel.attempted(attempt) if channel is not None else 0
+        if count:
             self._post(self._relogin, attempt.target, count)
 
     def _publish_event(self, event: dict[str, object]) -> None:
@@ -250,25 +262,28 @@ class PlatformLink:
         self._maybe_login()
 
     def _maybe_login(self) -> None:
-        """Ask for a login when its URL or the gateway's identity is new (or a relogin
-        was asked)."""
+        """Ask for a login when its URL, variant or the gateway's identity is new (or a
+        relogin was asked)."""
         target = self.settings.login_target()
         info = self._gateway()
         if self._login is None or target is None or info is None:
             if target is None:
                 self._login_key = None
             return
-        if info.gateway_mac is None:
-            if self._login_key != ("", "", ""):
-                logger.warning("cannot log in: gateway/info has no gateway_mac for hex_mac")
-                self._login_key = ("", "", "")
+        url, dev_sno, variant = target
+        key = (*target, info.gateway_mac or "")
+        if key == self._login_key:
             return
-        key = (*target, info.gateway_mac)
-        if key != self._login_key:
-            self._login_key = key
-            self.settings.login_requested()
-            self._login.request(*key)
-            self.publish_settings()
+        self._login_key = key
+        request = login_request(url, dev_sno, LOGINS[self.release.login], self._sn,
+                                info.gateway_mac)
+        if request is None:
+            logger.warning("cannot log in (%s): gateway/info has no gateway_mac for hex_mac",
+                           variant)
+            return
+        self.settings.login_requested()
+        self._login.request(request)
+        self.publish_settings()
 
     def _logged_in(self, result: LoginResult) -> None:
         if self.settings.logged_in(result):

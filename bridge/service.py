@@ -37,11 +37,11 @@ from bridge.errors import BrokerError, RecordError
 from bridge.freshness import Clock, SystemClock
 from bridge.logs import Damper
 from bridge.mqttclient import Connection, ReplayFence
+from bridge.outbox import Outbox
 from bridge.platform import PlatformLink
 from bridge.reach import wait_connected
 from bridge.report import Json
 from bridge.rim import Rim
-from bridge.schedule import Schedule
 from bridge.settings import CONFIG_KINDS
 from bridge.state import GatewayState
 from bridge.stats import Stats
@@ -92,7 +92,6 @@ class Bridge:
         )
         self.state.port = config.gateway_port()
         self.state.reporter_id = config.gateway.reporter_id
-        self.schedule = Schedule(config.platform.interval, config.platform.min_interval)
         self._announce = announce
         # The same topics come again and again (refreshes, replays): parse each once.
         self._refs: dict[str, TopicRef] = {}
@@ -117,19 +116,23 @@ class Bridge:
             mqtt5=False,
         )
         self.rim = Rim(self.conn)
+        self.outbox = Outbox(self.state, self.clock, self.stats, config.platform.format)
         # The platform side: settings in force, report targets, login (bridge.platform).
         self.link = PlatformLink(
-            config.platform, self.topics, f"{self.sn}-{self.boot}", self.clock, self.stats,
+            config.platform, self.topics, self.sn, f"{self.sn}-{self.boot}", self.clock,
+            self.stats,
             announce=announce,
             publish=self.conn.publish,
             post=self.rim.call_soon,
-            report=self._ready_report,
-            set_period=self._set_period,
+            report=self.outbox.ready_report,
+            on_settings=self.outbox.apply_settings,
             gateway=lambda: self.state.info,
             reject=self._reject,
             next_seq=self._next_seq,
+            reporter_id=config.gateway.reporter_id,
         )
         self.settings = self.link.settings
+        self.outbox.channels = self.link.channels
         self._fence = ReplayFence(
             self.topics.everything, self.topics.fence,
             lambda: self._guarded(self._replay_done),
@@ -218,9 +221,8 @@ class Bridge:
             outcome = self.state.retain_only(self._seen, self.clock)
             if outcome.changed:
                 logger.info("records deleted while disconnected are gone from the report")
-                self.schedule.changed(self.clock.monotonic())
+                self.outbox.changed()
             self.link.forget_unseen({ref.kind for ref in self._seen})
-            self._dev_sno_in_force()
         if not self._replayed:
             logger.info("retained state received: %d devices", len(self.state.devices))
         self._replayed, self._fence_deadline, self._seen = True, None, None
@@ -240,13 +242,12 @@ class Bridge:
             # A command, not state: one left retained by mistake is not obeyed at each start.
             if not replayed:
                 logger.info("a report was asked for on %s", topic)
-                self.schedule.changed(self.clock.monotonic())
+                self.outbox.changed()
             return
         if self._seen is not None:
             self._seen.add(ref)
         if ref.kind in CONFIG_KINDS:
             self.link.apply_setting(topic, ref.kind, payload)
-            self._dev_sno_in_force()
             return
         try:
             outcome = self.state.apply(ref, payload, self.clock, replayed)
@@ -263,17 +264,7 @@ class Bridge:
         if ref.kind is Kind.GATEWAY_INFO and self.state.info is not None:
             self.link.gateway_changed(self.state.info)
         if outcome.changed:
-            self.schedule.changed(self.clock.monotonic())
-
-    def _dev_sno_in_force(self) -> None:
-        """One report, one dev_sno: config/dev_sno, when set, is the body's as it is the
-        login's (its query), also before gateway/info has been republished with it."""
-        value, source = self.settings.dev_sno()
-        wanted = value if source == "topic" else ""
-        if wanted != self.state.dev_sno:
-            self.state.dev_sno = wanted
-            if self.state.info is not None:
-                self.schedule.changed(self.clock.monotonic())
+            self.outbox.changed()
 
     def _write_arrivals(self, now: float) -> None:
         """Keep the arrivals of records without `ts` on the broker (bridge.arrivals): only
@@ -301,19 +292,18 @@ class Bridge:
     def _tick(self) -> None:
         now = self.clock.monotonic()
         if self.state.expire(self.clock):
-            self.schedule.changed(now)
+            self.outbox.changed()
         if self._fence_deadline is not None and now >= self._fence_deadline:
             logger.warning("broker did not confirm the end of the retained replay; going on")
             self._replayed, self._fence_deadline, self._seen = True, None, None
         if self._announce and self._replayed and self.state.info is not None:
-            self.schedule.mark_ready(now)
-        if self.schedule.is_due(now):
-            self._send(now)
+            self.outbox.mark_ready(now)
+        self.outbox.send_due(now)
         self._write_arrivals(now)
 
     def _wait_time(self) -> float:
         now = self.clock.monotonic()
-        times = [self.schedule.next_due(), self.state.next_expiry()]
+        times = [*self.outbox.next_due(), self.state.next_expiry()]
         if self._announce and self._replayed and self.state.arrivals.pending():
             times.append(self._arrivals_due)
         wait = min([t - now for t in times if t is not None], default=_MAX_WAIT)
@@ -321,48 +311,13 @@ class Bridge:
             wait = min(wait, self._fence_deadline - now)
         return min(max(wait, 0.0), _MAX_WAIT)
 
-    def _send(self, now: float) -> None:
-        self.schedule.sent(now)
-        built = self._build()
-        if built is not None:
-            self.link.offer(*built)
-
-    def _build(self) -> tuple[bytes, int] | None:
-        """The report for now as (body, device count); None while the gateway is unknown."""
-        built = self.state.report_body(self.clock)
-        if built is None:
-            return None
-        body, online, count = built
-        self.stats.devices(online, count - online)
-        return body, count
-
-    def _ready_report(self) -> tuple[bytes, int] | None:
-        """The report for a new target: none before the first one is due."""
-        return self._build() if self.schedule.ready else None
-
-    def _set_period(self, period: float) -> None:
-        if period != self.schedule.interval:
-            logger.info("reporting every %g s", period)
-            self.schedule.interval = period
-
     @property
     def targets(self) -> dict[str, Target]:
         return self.link.by_url()
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.config.platform.shutdown_timeout
-        last = self.state.report_body(self.clock, "offline") if self.schedule.ready else None
-        targets = self.link.targets()
-        if last is not None and targets:
-            body, _, count = last
-            logger.info("sending the last report (gateway offline) to %d targets", len(targets))
-            for target in targets:
-                target.finish(body, count, deadline)
-            for target in targets:
-                target.join(deadline - time.monotonic())
-        else:
-            for target in targets:
-                target.stop()
+        self.outbox.finish(deadline)
         self._arrivals_due = 0.0
         self._write_arrivals(time.monotonic())
         self.link.stop_login()

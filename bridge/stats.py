@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 class Snapshot:
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    sent: Counter[str] = field(default_factory=Counter)
-    failed: Counter[str] = field(default_factory=Counter)
-    last_success: dict[str, float] = field(default_factory=dict)
+    # by (report, target): the gateway's report and, in two-report releases, the devices'
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    failed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    last_success: dict[tuple[str, str], float] = field(default_factory=dict)
     devices_online: int = 0
     devices_offline: int = 0
 
@@ -36,13 +37,15 @@ class Stats:
         with self._lock:
             self._data.rejected[code] += 1
 
-    def attempt(self, target: str, ok: bool, when: float) -> None:
+    def attempt(self, target: str, ok: bool, when: float, report: str = "gateway") -> None:
+        """One delivery attempt of `report` (gateway or devices) to `target`."""
+        key = (report, target)
         with self._lock:
             if ok:
-                self._data.sent[target] += 1
-                self._data.last_success[target] = when
+                self._data.sent[key] += 1
+                self._data.last_success[key] = when
             else:
-                self._data.failed[target] += 1
+                self._data.failed[key] += 1
 
     def devices(self, online: int, offline: int) -> None:
         with self._lock:

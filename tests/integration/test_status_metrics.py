@@ -216,19 +216,22 @@ class TestMetricsEndpoint:
             })
             wait_until(lambda: value(scrape(port), "se3_records_rejected_total",
                                      reason="ep_status") == 1, what="ep_status rejection")
-            wait_until(lambda: (value(scrape(port), "se3_reports_failed_total", target=dead)
-                                or 0) >= 1, what="a failed attempt to the dead target")
+            wait_until(lambda: (value(scrape(port), "se3_reports_failed_total", target=dead,
+                                      report="gateway") or 0) >= 1,
+                       what="a failed attempt to the dead target")
             samples = scrape(port)
             assert value(samples, "se3_records_rejected_total", reason="json") == 1
             assert (value(samples, "se3_records_accepted_total") or 0) >= 4
-            assert (value(samples, "se3_reports_sent_total", target=good) or 0) >= 1
-            assert value(samples, "se3_reports_failed_total", target=good) == 0
-            assert value(samples, "se3_reports_sent_total", target=dead) == 0
-            last = value(samples, "se3_report_last_success_timestamp_seconds", target=good)
+            assert (value(samples, "se3_reports_sent_total", target=good,
+                          report="gateway") or 0) >= 1
+            assert value(samples, "se3_reports_failed_total", target=good, report="gateway") == 0
+            assert value(samples, "se3_reports_sent_total", target=dead, report="gateway") == 0
+            last = value(samples, "se3_report_last_success_timestamp_seconds", target=good,
+                         report="gateway")
             assert last is not None
             assert start <= last <= time.time()
             assert value(samples, "se3_report_last_success_timestamp_seconds",
-                         target=dead) is None
+                         target=dead, report="gateway") is None
             assert value(samples, "se3_devices", status="online") == 1
             assert value(samples, "se3_devices", status="offline") == 1
             assert value(samples, "se3_broker_connected") == 1

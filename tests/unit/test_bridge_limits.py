@@ -11,6 +11,7 @@ import pytest
 
 from bridge.config import parse_config
 from bridge.errors import RecordError
+from bridge.login import LoginRequest
 from bridge.report import dumps
 from bridge.service import Bridge
 from bridge.state import GatewayState
@@ -147,10 +148,10 @@ class TestConfiguredDevices:
 
 class _Logins:
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str, str]] = []
+        self.requests: list[LoginRequest] = []
 
-    def request(self, login_url: str, dev_sno: str, mac: str) -> None:
-        self.requests.append((login_url, dev_sno, mac))
+    def request(self, request: LoginRequest) -> None:
+        self.requests.append(request)
 
 
 class TestRelogin:

@@ -16,12 +16,15 @@ from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
 from bridge.login import (
     LoginFailed,
+    LoginRequest,
     LoginResult,
     LoginWorker,
     absolute,
     hex_mac,
+    login_request,
     parse_answer,
 )
+from bridge.releases import LOGINS, LoginName
 from bridge.urls import MAX_TARGETS
 from tests.fakes import Recorder
 
@@ -220,6 +223,71 @@ class TestAnswer:
         assert all("not an http:// or https:// URL" in r.reason for r in result.refused)
 
 
+class TestVariants:
+    """The login variants of bridge.releases: what each asks with, what its answer names."""
+
+    def test_the_v6_login_asks_by_license_key_and_serial(self) -> None:
+        """L4: mq_license_key and device_sn, then dev_sno and hex_mac as its example sends."""
+        request = login_request(LOGIN, "A1", LOGINS["L4"], "HQDZKE5BJJFJH0042",
+                                "e0:a5:09:00:06:2b")
+
+        assert request is not None
+        assert request.params == (("mq_license_key", "A1"), ("device_sn", "HQDZKE5BJJFJH0042"),
+                                  ("dev_sno", "A1"), ("hex_mac", "0xe0a50900062b"))
+
+    def test_the_v6_login_goes_without_a_mac(self) -> None:
+        """hex_mac is no parameter L4's table requires: left out when the MAC is unknown."""
+        request = login_request(LOGIN, "A1", LOGINS["L4"], "SN1", None)
+
+        assert request is not None
+        assert [name for name, _ in request.params] == ["mq_license_key", "device_sn", "dev_sno"]
+
+    @pytest.mark.parametrize("variant", ["L0", "L1", "L2", "L3"])
+    def test_the_se3_logins_need_the_mac(self, variant: LoginName) -> None:
+        """L0-L3 require hex_mac: without a MAC there is no login to make."""
+        assert login_request(LOGIN, "A1", LOGINS[variant], "SN1", None) is None
+        request = login_request(LOGIN, "A1", LOGINS[variant], "SN1", "e0:a5:09:00:06:2b")
+        assert request is not None
+        assert request.params == (("dev_sno", "A1"), ("hex_mac", "0xe0a50900062b"))
+
+    def test_the_v6_answer_names_both_reports_and_its_token(self) -> None:
+        """L4's answer: device_monitor_url (the system report), media_device_monitor_url (the
+        sub-device report), their periods, and mq_login_token, in the vendor's example."""
+        text = answer(mq_login_status=0, mq_login_token="T6",
+                      device_monitor_url="/box/monitor/status/report",
+                      device_monitor_report_period=20,
+                      media_device_monitor_url="/box/media/monitor/status/report",
+                      media_device_monitor_report_period=30, mq_server_configs={})
+
+        result = parse_answer(LOGIN, 200, text, LOGINS["L4"])
+
+        assert result.urls == ("http://127.0.0.1:9528/box/monitor/status/report",)
+        assert result.period == 20.0
+        assert result.issued("devices") == (
+            ("http://127.0.0.1:9528/box/media/monitor/status/report",), 30.0)
+        assert result.token == "T6"
+
+    def test_an_se3_answer_issues_no_sub_device_report(self) -> None:
+        """L3 names no address for V5R7C01's sub-device report (it comes from the box's
+        config calls): a media_device_monitor_url in an L3 answer is not taken."""
+        text = answer(deviceMonitorAddr="/status", deviceMonitorPeriod=20, token="T",
+                      media_device_monitor_url="/media")
+
+        result = parse_answer(LOGIN, 200, text, LOGINS["L3"])
+
+        assert result.issued("devices") == ((), None)
+        assert result.token == "T"
+
+    def test_a_bad_sub_device_period_is_refused_by_name(self) -> None:
+        text = answer(device_monitor_url="/s", media_device_monitor_url="/m",
+                      media_device_monitor_report_period=0)
+
+        result = parse_answer(LOGIN, 200, text, LOGINS["L4"])
+
+        assert result.devices_period is None
+        assert [r.setting for r in result.refused] == ["devices_report_period"]
+
+
 class TestAddressing:
     @pytest.mark.parametrize(
         ("mac", "expected"),
@@ -304,11 +372,19 @@ class LoginRig:
         self.worker.join(WAIT)
 
 
+
+def ask(dev_sno: str, mac: str, login_url: str = LOGIN) -> LoginRequest:
+    """The SE3 login (L1) of gateway SN with this code and MAC."""
+    request = login_request(login_url, dev_sno, LOGINS["L1"], "SZCCKQRAIJBAH0002", mac)
+    assert request is not None
+    return request
+
+
 class TestLoginWorker:
     def test_logs_in_once_per_request_and_hands_over_the_result(self) -> None:
         rig = LoginRig(FakeFetcher())
         try:
-            rig.worker.request(LOGIN, "A1", "E0:A5:09:00:0E:6D")
+            rig.worker.request(ask("A1", "E0:A5:09:00:0E:6D"))
             results = rig.results.wait(1)
             events = rig.events.wait(1)
         finally:
@@ -316,7 +392,7 @@ class TestLoginWorker:
 
         assert rig.fetcher.calls == [{"dev_sno": "A1", "hex_mac": "0xe0a509000e6d"}]
         assert results == [LoginResult(("http://127.0.0.1:9528/DeviceStatus",), 20.0,
-                                       login_url=LOGIN, dev_sno="A1")]
+                                       login_url=LOGIN, dev_sno="A1", variant="L1")]
         event = events[0]
         assert event["ok"] is True
         assert event["attempt"] == 1
@@ -328,7 +404,7 @@ class TestLoginWorker:
         top = Backoff(0.01, 1.0, rng=lambda low, high: high)
         rig = LoginRig(FakeFetcher((503, "busy"), (200, "not json")), backoff=top)
         try:
-            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+            rig.worker.request(ask("A1", "e0a509000e6d"))
             rig.results.wait(1)
             events = rig.events.wait(3)
         finally:
@@ -348,9 +424,9 @@ class TestLoginWorker:
                        backoff=Backoff(0.01, 1.0, rng=lambda low, high: high))
         try:
             with caplog.at_level(logging.WARNING, "bridge.login"):
-                rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+                rig.worker.request(ask("A1", "e0a509000e6d"))
                 rig.events.wait(2)
-                rig.worker.request("http://127.0.0.2:9528/Other", "A1", "e0a509000e6d")
+                rig.worker.request(ask("A1", "e0a509000e6d", "http://127.0.0.2:9528/Other"))
                 events = rig.events.wait(5)
         finally:
             rig.stop()
@@ -368,7 +444,7 @@ class TestLoginWorker:
         rig = LoginRig(FakeFetcher((200, answer(deviceMonitorAddr=addresses))))
         try:
             with caplog.at_level(logging.WARNING, "bridge.login"):
-                rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+                rig.worker.request(ask("A1", "e0a509000e6d"))
                 (result,) = rig.results.wait(1)
         finally:
             rig.stop()
@@ -384,9 +460,9 @@ class TestLoginWorker:
         """A new identity (or a relogin) is tried at once, not after the backoff."""
         rig = LoginRig(FakeFetcher((500, "down")), backoff=Backoff(3600, 3600))
         try:
-            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+            rig.worker.request(ask("A1", "e0a509000e6d"))
             rig.events.wait(1)
-            rig.worker.request(LOGIN, "B2", "e0a509000e6e")
+            rig.worker.request(ask("B2", "e0a509000e6e"))
             rig.results.wait(1)
         finally:
             rig.stop()
@@ -398,9 +474,9 @@ class TestLoginWorker:
         gate = threading.Event()
         rig = LoginRig(FakeFetcher(gate))
         try:
-            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+            rig.worker.request(ask("A1", "e0a509000e6d"))
             rig.fetcher.wait_calls(1)
-            rig.worker.request(LOGIN, "B2", "e0a509000e6e")
+            rig.worker.request(ask("B2", "e0a509000e6e"))
             gate.set()
             rig.results.wait(2)
         finally:
@@ -420,7 +496,7 @@ class TestLoginWorker:
 
         rig = LoginRig(Broken())
         try:
-            rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+            rig.worker.request(ask("A1", "e0a509000e6d"))
             rig.results.wait(1)
             events = rig.events.wait(2)
         finally:
@@ -430,7 +506,7 @@ class TestLoginWorker:
 
     def test_stop_ends_a_long_backoff(self) -> None:
         rig = LoginRig(FakeFetcher((500, "down")), backoff=Backoff(3600, 3600))
-        rig.worker.request(LOGIN, "A1", "e0a509000e6d")
+        rig.worker.request(ask("A1", "e0a509000e6d"))
         rig.events.wait(1)
 
         rig.stop()

@@ -126,12 +126,12 @@ class TestPrecedence:
         """config/login_url beats the file's; config/dev_sno beats gateway/info's."""
         s = settings(login_url=LOGIN)
         s.gateway_dev_sno = "GW"
-        assert s.login_target() == (LOGIN, "GW")
+        assert s.login_target() == (LOGIN, "GW", "L1")
 
         s.apply(Kind.LOGIN_URL, b"https://127.0.0.9/Login")
         s.apply(Kind.DEV_SNO, b"TOPIC1")
 
-        assert s.login_target() == ("https://127.0.0.9/Login", "TOPIC1")
+        assert s.login_target() == ("https://127.0.0.9/Login", "TOPIC1", "L1")
         assert s.dev_sno() == ("TOPIC1", "topic")
 
     def test_a_new_login_target_drops_the_old_login(self) -> None:
@@ -242,6 +242,9 @@ class TestDocument:
         assert doc == {
             "report_url": {"value": ["http://127.0.0.2/r"], "source": "login"},
             "report_period": {"value": 5.0, "source": "login"},
+            "release": {"value": "V2R2C01", "source": "file", "reports": ["F2"],
+                        "login": "L1"},
+            "reporter_id": {"value": "GW", "source": "dev_sno"},
             "login_url": {"value": "http://127.0.0.1:9528/Login", "source": "file"},
             "dev_sno": {"value": "GW", "source": "gateway"},
             "login": {"state": "ok", "at": WALL, "error": None},
@@ -259,7 +262,8 @@ class TestDocument:
         s.login_requested()
         assert s.document()["login"]["state"] == "pending"  # type: ignore[index]
 
-        s.login_failed(LoginFailed("http://127.0.0.4/Login", "GW", "login answered HTTP 500"))
+        s.login_failed(LoginFailed("http://127.0.0.4/Login", "GW", "login answered HTTP 500",
+                                  "L1"))
 
         assert s.document()["login"] == {"state": "failed", "at": WALL,
                                          "error": "login answered HTTP 500"}
@@ -343,3 +347,83 @@ class TestTargetSet:
         finally:
             for each in targets.all():
                 each.stop()
+
+
+class TestTwoReports:
+    """The sub-device report of V5R7C01 and V6: its own URLs and period, by the same
+    precedence (topic, login, file) as the gateway's, and the release in force."""
+
+    def test_each_report_has_its_own_sources(self) -> None:
+        s = settings(release="V6R1C01", login_url=LOGIN, interval=20.0,
+                     devices_report_url="http://127.0.0.3/media", devices_interval=60.0)
+        s.gateway_dev_sno = "GW"
+        assert s.report_urls("devices") == (["http://127.0.0.3/media"], "file")
+        assert s.period("devices") == (60.0, "file")
+
+        target = s.login_target()
+        assert target == (LOGIN, "GW", "L4")
+        s.logged_in(LoginResult(("http://127.0.0.2/sys",), 25.0, "T", (), *target,
+                                devices_urls=("http://127.0.0.2/media",), devices_period=30.0))
+        assert s.report_urls("devices") == (["http://127.0.0.2/media"], "login")
+        assert s.period("devices") == (30.0, "login")
+
+        s.apply(Kind.DEVICES_REPORT_URL, b"http://127.0.0.4/m1,http://127.0.0.4/m2")
+        s.apply(Kind.DEVICES_REPORT_PERIOD, b"7")
+        assert s.report_urls("devices") == (["http://127.0.0.4/m1", "http://127.0.0.4/m2"],
+                                            "topic")
+        assert s.period("devices") == (7.0, "topic")
+        # the gateway report's own sources are untouched
+        assert s.report_urls() == (["http://127.0.0.2/sys"], "login")
+        assert s.period() == (25.0, "login")
+
+    def test_devices_period_defaults_to_the_interval(self) -> None:
+        s = settings(release="V6R1C01", interval=15.0)
+
+        assert s.period("devices") == (15.0, "file")
+        assert s.report_urls("devices") == ([], "none")
+
+class TestRelease:
+    """config/release and the release's login variant; reporter_id."""
+
+    def test_release_topic_switches_release_and_login_variant(self) -> None:
+        """config/release beats the file's; a login of the old variant no longer counts."""
+        s = settings(release="V2R1C01", format="v2", login_url=LOGIN)
+        s.gateway_dev_sno = "GW"
+        assert s.login_target() == (LOGIN, "GW", "L0")
+        s.logged_in(login_result(s, "http://127.0.0.2/r"))
+        assert s.report_urls()[1] == "login"
+
+        assert s.apply(Kind.RELEASE, b"V2R2C01") is True
+
+        assert s.release()[0].name == "V2R2C01"
+        assert s.release()[1] == "topic"
+        assert s.login_target() == (LOGIN, "GW", "L1")
+        assert s.report_urls() == ([FILE_URL], "file")  # the L0 login's address is gone
+        assert s.document()["release"] == {"value": "V2R2C01", "source": "topic",
+                                           "reports": ["F2"], "login": "L1"}
+
+        s.apply(Kind.RELEASE, b"")
+        assert s.release()[0].name == "V2R1C01"
+        assert s.release()[1] == "file"
+
+    @pytest.mark.parametrize("payload", [b"V9R9C09", b"v2r2c01 x"])
+    def test_unknown_release_is_refused_and_the_old_kept(self, payload: bytes) -> None:
+        s = settings()
+
+        with pytest.raises(RecordError) as info:
+            s.apply(Kind.RELEASE, payload)
+
+        assert info.value.code == "release"
+        assert s.release()[0].name == "V2R2C01"
+        refused = s.document()["refused"]
+        assert isinstance(refused, list)
+        assert refused[0]["setting"] == "release"
+
+    def test_reporter_id_is_the_topic_the_file_or_dev_sno(self) -> None:
+        section = PlatformSection.model_validate({"report_url": [FILE_URL]})
+        s = Settings(section, lambda: WALL, reporter_id="FILE-ID")
+        s.gateway_dev_sno = "GW"
+        assert s.reporter_id() == ("FILE-ID", "file")
+        s.apply(Kind.REPORTER_ID, b"site-7")
+        assert s.reporter_id() == ("site-7", "topic")
+        assert Settings(section, lambda: WALL).reporter_id()[1] == "dev_sno"
