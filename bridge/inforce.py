@@ -32,6 +32,18 @@ class InForce:
     login_url_source: str
     login: Event | None  # {"state": off|pending|ok|failed, "at", "error"}
     refused: list[Event]  # [{"setting", "value", "reason", "at"}]
+    release: str = ""  # the release in force ("" from a bridge that does not say)
+    devices: ReportInForce | None = None  # the sub-device report of a two-report release
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInForce:
+    """One report's URLs and period in force, as `bridge/settings` says."""
+
+    urls: list[str]
+    url_source: str
+    period: float | None
+    period_source: str
 
 
 def _part(doc: dict[str, Any], key: str) -> dict[str, Any]:
@@ -55,23 +67,36 @@ def parse_settings(payload: bytes | None, notes: list[str]) -> InForce | None:
     if not isinstance(doc, dict):
         notes.append("bridge/settings is not a JSON object: what the bridge uses is unknown")
         return None
-    report_url, period = _part(doc, "report_url"), _part(doc, "report_period")
-    urls = report_url.get("value")
-    if isinstance(urls, str):
-        urls = [urls] if urls else []
-    value = period.get("value")
+    gateway = _report(doc, "")
+    devices = _report(doc, "devices_") if "devices_report_url" in doc else None
     login_url = _part(doc, "login_url")
     login = doc.get("login")
     refused = doc.get("refused")
+    release = _part(doc, "release").get("value")
     return InForce(
-        urls=[redact(str(url)) for url in urls] if isinstance(urls, list) else [],
-        url_source=_source(report_url),
-        period=float(value) if isinstance(value, int | float) and value > 0 else None,
-        period_source=_source(period),
+        urls=gateway.urls, url_source=gateway.url_source,
+        period=gateway.period, period_source=gateway.period_source,
+        release=release if isinstance(release, str) else "",
+        devices=devices,
         login_url=redact(str(login_url.get("value") or "")),
         login_url_source=_source(login_url),
         login=login if isinstance(login, dict) else None,
         refused=[r for r in refused if isinstance(r, dict)] if isinstance(refused, list) else [],
+    )
+
+
+def _report(doc: dict[str, Any], prefix: str) -> ReportInForce:
+    """One report's URLs and period (`report_url`, or `devices_report_url` by prefix)."""
+    report_url, period = _part(doc, f"{prefix}report_url"), _part(doc, f"{prefix}report_period")
+    urls = report_url.get("value")
+    if isinstance(urls, str):
+        urls = [urls] if urls else []
+    value = period.get("value")
+    return ReportInForce(
+        urls=[redact(str(url)) for url in urls] if isinstance(urls, list) else [],
+        url_source=_source(report_url),
+        period=float(value) if isinstance(value, int | float) and value > 0 else None,
+        period_source=_source(period),
     )
 
 
@@ -114,6 +139,13 @@ def url_source(obs: Observation, config: Config) -> tuple[str, list[str]]:
     if config.platform.report_url:
         return "config file", list(config.platform.report_url)
     return "none", []
+
+
+def expected_devices_targets(obs: Observation) -> list[str]:
+    """The sub-device report's targets, as `bridge/settings` lists them ([]: none, or a
+    one-report release)."""
+    force = parse_settings(obs.settings, [])
+    return [] if force is None or force.devices is None else force.devices.urls
 
 
 def event_for(targets: dict[str, Event], url: str) -> Event | None:

@@ -12,6 +12,7 @@ from bridge.errors import RecordError
 from bridge.freshness import remaining
 from bridge.http import redact
 from bridge.inforce import (
+    InForce,
     event_for,
     expected_targets,
     parse_settings,
@@ -21,7 +22,8 @@ from bridge.inforce import (
 from bridge.missing import missing_from_records
 from bridge.observation import Event, Observation, text
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
-from bridge.verdict import Devices, Status
+from bridge.releases import RELEASES
+from bridge.verdict import Devices, DevicesReport, Status
 
 
 def _expired(ts: float | None, ttl: float | None, now: float) -> bool:
@@ -142,17 +144,24 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
     elif obs.login is not None and obs.login.get("ok") is not True:
         notes.append(f"platform login failing: {obs.login.get('error')}")
     pending: list[str] = []
+    devices_report = _devices_report(force, obs)
     if bridge == "online":
         _judge_targets(obs, config, expected_targets(obs, config), waited, period,
                        problems, pending)
+        if devices_report is not None:
+            _judge_targets(obs, config, devices_report.urls, waited, devices_report.period,
+                           problems, pending, obs.devices_targets, "sub-device report: ")
     if obs.errors_seen:
         notes.append(f"{obs.errors_seen} message(s) rejected while watching (bridge/errors)")
     targets = {name: obs.targets[name] for name in sorted(obs.targets)}
     platform = config.platform
     in_force = platform.platform_release
-    shown = " + ".join((platform.gateway_format, *in_force.reports[1:]))
+    if force is not None and force.release in RELEASES:  # config/release may have switched
+        in_force = RELEASES[force.release]
+    fmt = platform.format if platform.format in in_force.variants else "v1"
+    shown = " + ".join((in_force.gateway_format(fmt), *in_force.reports[1:]))
     missing = missing_from_records(
-        in_force.name, platform.format, obs.sn, info=obs.info, metrics=obs.metrics,
+        in_force.name, fmt, obs.sn, info=obs.info, metrics=obs.metrics,
         hardware=obs.hardware, devices=obs.devices, port=config.gateway_port(),
         reporter_id=config.gateway.reporter_id)
     return Status(
@@ -164,8 +173,20 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         waited=waited, now=now, problems=problems, notes=notes,
         settings_known=force is not None, period=period, period_source=period_source,
         login_state=login_state, refused=refused, pending=pending,
-        release=f"{in_force.name}: {shown}", missing=missing,
+        release=f"{in_force.name}: {shown}", missing=missing, devices_report=devices_report,
     )
+
+
+def _devices_report(force: InForce | None, obs: Observation) -> DevicesReport | None:
+    """The sub-device report, where bridge/settings says the release has one."""
+    if force is None or force.devices is None:
+        return None
+    second = force.devices
+    return DevicesReport(
+        urls=second.urls, url_source=second.url_source,
+        period=second.period if second.period is not None else force.period or 0.0,
+        period_source=second.period_source,
+        targets={name: obs.devices_targets[name] for name in sorted(obs.devices_targets)})
 
 
 
@@ -195,7 +216,15 @@ def _judge_refused(obs: Observation, refused: list[Event], urls: list[str], peri
 def _judge_targets(
     obs: Observation, config: Config, expected: list[str] | None, waited: float,
     period: float, problems: list[str], pending: list[str],
+    seen: dict[str, Event] | None = None, label: str = "",
 ) -> None:
+    """Each expected target's last attempt (of the gateway report, or of the report whose
+    events are `seen`, named by `label`)."""
+    targets = obs.targets if seen is None else seen
+    if expected == [] and label:
+        problems.append(f"{label}no URL: set platform.devices_report_url in the config, or "
+                        "publish one on config/devices_report_url")
+        return
     if expected == []:
         problems.append("no report URL: set platform.report_url or platform.login_url in the "
                         "config, or publish one on config/report_url")
@@ -203,7 +232,7 @@ def _judge_targets(
     # One period, plus an HTTP timeout for the attempt to end, holds at least one attempt.
     enough = period + config.platform.timeout
     longer = f"watch longer: --wait {period + 5:g}"
-    if expected is None and not obs.targets:
+    if expected is None and not targets:
         if obs.info is None:
             problems.append("no delivery attempt: no gateway/info yet")
         elif waited >= enough:
@@ -213,22 +242,22 @@ def _judge_targets(
             pending.append(f"no delivery attempt in the {waited:.0f} s watched; reports go "
                            f"every {period:g} s ({longer})")
         return
-    names = expected if expected is not None else sorted(obs.targets)
+    names = expected if expected is not None else sorted(targets)
     for name in names:
-        event = event_for(obs.targets, name)
+        event = event_for(targets, name)
         if event is None:
             if obs.info is None:
-                problems.append(f"{name}: no delivery attempt (no gateway/info yet)")
+                problems.append(f"{label}{name}: no delivery attempt (no gateway/info yet)")
             elif waited >= enough:
                 problems.append(
-                    f"{name}: no delivery attempt seen in {waited:.0f} s, longer than the "
+                    f"{label}{name}: no delivery attempt seen in {waited:.0f} s, longer than the "
                     f"report period of {period:g} s (backing off after failures? try --wait "
                     f"{config.platform.retry_max + 5:g})")
             else:
-                pending.append(f"{name}: no delivery attempt in the {waited:.0f} s watched; "
+                pending.append(f"{label}{name}: no delivery attempt in the {waited:.0f} s watched; "
                                f"reports go every {period:g} s ({longer})")
             continue
-        problem = _attempt_problem(name, event)
+        problem = _attempt_problem(f"{label}{name}", event)
         if problem is not None:
             problems.append(problem)
 

@@ -31,7 +31,8 @@ class Observation:
     report_url: bytes | None = None
     config: dict[str, bytes] = field(default_factory=dict)  # other config topics, by name
     settings: bytes | None = None  # the bridge's retained bridge/settings
-    targets: dict[str, Event] = field(default_factory=dict)
+    targets: dict[str, Event] = field(default_factory=dict)  # the gateway report's
+    devices_targets: dict[str, Event] = field(default_factory=dict)  # the sub-device report's
     login: Event | None = None
     errors: list[Event] = field(default_factory=list)
     errors_seen: int = 0
@@ -84,7 +85,8 @@ class Observation:
             self.errors_seen += 1
             self.errors = [*self.errors, event][-_KEEP_ERRORS:]
         elif isinstance(event.get("target"), str):
-            self.targets[event["target"]] = event
+            table = self.devices_targets if event.get("report") == "devices" else self.targets
+            table[event["target"]] = event
         elif isinstance(event.get("login"), str):
             self.login = event
 

@@ -37,7 +37,13 @@ import paho.mqtt.client as mqtt
 
 from bridge.config import Config
 from bridge.errors import BrokerError
-from bridge.inforce import event_for, expected_targets, parse_settings, period_in_force
+from bridge.inforce import (
+    event_for,
+    expected_devices_targets,
+    expected_targets,
+    parse_settings,
+    period_in_force,
+)
 from bridge.judge import summarize
 from bridge.mqttclient import Connection, ReplayFence
 from bridge.observation import Observation, text
@@ -151,7 +157,8 @@ def _watch(inbox: queue.SimpleQueue[Any], obs: Observation, config: Config,
         expected = expected_targets(obs, config)
         if expected == [] or obs.info is None:
             return  # the bridge has nothing to report, or nowhere to: no event will come
-        if expected is not None and all(event_for(obs.targets, t) for t in expected):
+        if expected is not None and all(event_for(obs.targets, t) for t in expected) and all(
+                event_for(obs.devices_targets, t) for t in expected_devices_targets(obs)):
             return
         deadline = end
         if expected is None and obs.targets:

@@ -84,6 +84,12 @@ def format_state(status: Status) -> str:
         lines.append(f"  report URL  {urls} (from the {s.url_source}{said})" if urls else
                      f"  report URL  none{said and f' ({said[2:]})'}")
     lines.append(f"  period      {s.period:g} s (from the {s.period_source}{said})")
+    second = s.devices_report
+    if second is not None:  # a two-report release: the sub-device report's own
+        urls = ", ".join(second.urls) or "none"
+        lines.append(f"  sub-device report URL  {urls} (from the {second.url_source})")
+        lines.append(f"  sub-device period      {second.period:g} s "
+                     f"(from the {second.period_source})")
     login = _login_line(s)
     if login is not None:
         lines.append(login)
@@ -125,6 +131,12 @@ def format_outcome(status: Status) -> str:
             lines.append(_attempt_line(name, event, s.now))
         if not s.targets:
             lines.append("    none seen")
+        if s.devices_report is not None:
+            lines.append("  sub-device report deliveries")
+            for name, event in s.devices_report.targets.items():
+                lines.append(_attempt_line(name, event, s.now))
+            if not s.devices_report.targets:
+                lines.append("    none seen")
     if s.errors_seen:
         lines.append(f"  rejected    {s.errors_seen} message(s) while watching, last:")
         lines.extend(f"    {e.get('topic')}: {e.get('reason')}" for e in s.errors)

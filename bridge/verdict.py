@@ -26,6 +26,23 @@ class Devices:
 
 
 @dataclass(frozen=True, slots=True)
+class DevicesReport:
+    """The sub-device report of a two-report release: where it goes, how often, and the
+    last attempt to each target seen."""
+
+    urls: list[str]
+    url_source: str
+    period: float
+    period_source: str
+    targets: dict[str, Event]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"report_url": {"source": self.url_source, "urls": self.urls},
+                "report_period": {"value": self.period, "source": self.period_source},
+                "targets": self.targets}
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """One look at the bridge of one gateway; `problems` empty means healthy (exit 0)."""
 
@@ -56,6 +73,7 @@ class Status:
     pending: list[str] = field(default_factory=list)  # targets not seen yet, within a period
     release: str = ""  # the platform release, and its report formats ("V6R1C01: F7 + F8")
     missing: list[str] = field(default_factory=list)  # what its reports cannot fill
+    devices_report: DevicesReport | None = None  # a two-report release's sub-device report
 
     @property
     def healthy(self) -> bool:
@@ -96,6 +114,8 @@ class Status:
             "login": self.login,
             "errors": {"seen": self.errors_seen, "last": self.errors},
             "release": self.release,
+            "devices_report": (None if self.devices_report is None
+                               else self.devices_report.as_json()),
             "missing": self.missing,
             "waited": round(self.waited, 1),
         }

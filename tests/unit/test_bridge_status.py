@@ -439,3 +439,60 @@ class TestMissing:
     def test_no_gateway_info(self) -> None:
         """Without gateway/info no report is sent: that is what is missing."""
         assert status_of(observed(("bridge/status", b"online"))).missing == ["gateway/info"]
+
+
+class TestTwoReports:
+    """A two-report release (bridge/settings says so): the sub-device report's URLs, period
+    and deliveries are shown and judged beside the gateway report's."""
+
+    MEDIA = "http://127.0.0.1:9528/box/media/monitor/status/report"
+
+    def settings(self, media: list[str]) -> bytes:
+        return json.dumps({
+            "report_url": {"value": [URL], "source": "file"},
+            "report_period": {"value": 20.0, "source": "file"},
+            "devices_report_url": {"value": media, "source": "topic"},
+            "devices_report_period": {"value": 30.0, "source": "topic"},
+            "release": {"value": "V6R1C01", "source": "topic", "reports": ["F7", "F8"],
+                        "login": "L4"},
+            "login": {"state": "off", "at": None, "error": None}, "refused": [],
+        }).encode()
+
+    def test_both_reports_shown_and_delivered(self) -> None:
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/settings", self.settings([self.MEDIA]), True)
+        obs.add(f"{BASE}/bridge/report",
+                attempt(target=self.MEDIA, report="devices"), False)
+
+        status = status_of(obs)
+
+        assert status.healthy, status.problems
+        assert status.release == "V6R1C01: F7 + F8"  # the topic's, not the file's seed
+        assert list(status.targets) == [URL]
+        text = format_text(status)
+        assert f"sub-device report URL  {self.MEDIA} (from the config topic)" in text
+        assert "sub-device period      30 s (from the config topic)" in text
+        assert text.count("ok, HTTP 200") == 2
+        shown = json.loads(format_json(status))["devices_report"]
+        assert list(shown["targets"]) == [self.MEDIA]
+        assert shown["report_period"] == {"value": 30.0, "source": "config topic"}
+
+    def test_a_sub_device_report_without_a_url_is_a_problem(self) -> None:
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/settings", self.settings([]), True)
+
+        status = status_of(obs)
+
+        assert status.exit_code == 1
+        assert any(p.startswith("sub-device report: no URL") for p in status.problems)
+
+    def test_a_failing_sub_device_target_is_named_as_such(self) -> None:
+        obs = healthy_observation()
+        obs.add(f"{BASE}/bridge/settings", self.settings([self.MEDIA]), True)
+        obs.add(f"{BASE}/bridge/report",
+                attempt(ok=False, target=self.MEDIA, report="devices"), False)
+
+        status = status_of(obs)
+
+        assert [p.split(":")[0] for p in status.problems] == ["sub-device report"]
+        assert self.MEDIA.split("//")[1] in status.problems[0]
