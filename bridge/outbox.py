@@ -79,7 +79,10 @@ class Outbox:
         if built is None:
             return None
         body, online, count = built
-        self._stats.devices(online, count - online)
+        if report != GATEWAY or self._state.devices_fmt is None:
+            # The report that carries the devices counts them: a two-report release's
+            # box report carries none, which is no news about them.
+            self._stats.devices(online, count - online)
         return body, count
 
     def ready_report(self, report: str) -> tuple[bytes, int] | None:

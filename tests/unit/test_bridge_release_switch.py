@@ -126,3 +126,21 @@ class TestTwoReports:
             for target in b.link.targets():
                 target.stop()
             b.rim.close()
+
+
+class TestDeviceCounts:
+    def test_the_box_report_of_a_two_report_release_leaves_the_counts(self) -> None:
+        """Under V6 the devices' report counts the devices; the box's report, which carries
+        none, does not set the device gauges back to zero."""
+        b = bridge(release="V6R1C01")
+        try:
+            b._apply(TOPICS.gateway_info, INFO, True)
+            b._apply(TOPICS.device_state("10.0.0.1"), DEVICE, True)
+            devices = b.outbox.build("devices")
+            gateway = b.outbox.build()
+            assert (devices is not None and devices[1], gateway is not None and gateway[1]) == (
+                1, 0)
+            snap = b.stats.snapshot()
+            assert (snap.devices_online, snap.devices_offline) == (1, 0)
+        finally:
+            b.rim.close()
