@@ -151,6 +151,10 @@ class Target:
         )
         self._final.start()
 
+    def set_params(self, params: Callable[[], Mapping[str, str]] | None) -> None:
+        """The query parameters of the next POST on (the login took this URL over)."""
+        self._params = params  # one reference, read by the worker at each POST
+
     def retry_now(self) -> None:
         """Cut a backoff short: the next attempt goes at once (its parameters changed)."""
         self._slot.wake()

@@ -201,6 +201,8 @@ class PlatformLink:
             if built is not None:
                 for target in added:
                     target.offer(*built)
+        self._stats.targets((name, target.name) for name, channel in self.channels.items()
+                            for target in channel.targets())
 
     def _make_target(self, report: str, url: str,
                      params: Callable[[], Mapping[str, str]] | None) -> Target:

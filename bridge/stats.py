@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -27,6 +28,19 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data = Snapshot()
+        # (report, target) of the targets in force; None: every target counts
+        self._targets: frozenset[tuple[str, str]] | None = None
+
+    def targets(self, keys: Iterable[tuple[str, str]]) -> None:
+        """The targets in force, as (report, target): the counts of any other are
+        forgotten, and a late attempt of a removed target (its POST was in flight)
+        is not counted."""
+        with self._lock:
+            self._targets = frozenset(keys)
+            d = self._data
+            for counts in (d.sent, d.failed, d.last_success):
+                for gone in [key for key in counts if key not in self._targets]:
+                    del counts[gone]
 
     def accepted(self, n: int = 1) -> None:
         # Once per message, from the main loop only (the one writer of this
@@ -41,6 +55,8 @@ class Stats:
         """One delivery attempt of `report` (gateway or devices) to `target`."""
         key = (report, target)
         with self._lock:
+            if self._targets is not None and key not in self._targets:
+                return
             if ok:
                 self._data.sent[key] += 1
                 self._data.last_success[key] = when

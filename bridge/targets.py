@@ -4,7 +4,9 @@ A target the login issued carries the login's token and dev_sno on every POST;
 the parameters are read at each POST, so the next report after a new login
 carries the new token without the target being made again. Targets from the
 config topic or file carry none. A URL that moves from one source to the
-other becomes a new target.
+other stays the same target (its worker, its report numbers, its backoff) and
+only changes what it carries: the demo's login issues the file's own URL, and
+that is not a new place to report to.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ MakeTarget = Callable[[str, Callable[[], Mapping[str, str]] | None], Target]
 
 
 class TargetSet:
-    """The running targets, keyed by URL and whether the login issued them."""
+    """The running targets, keyed by URL; which of them the login issued."""
 
     def __init__(self, make: MakeTarget) -> None:
         self._make = make
-        self._targets: dict[tuple[str, bool], Target] = {}
+        self._targets: dict[str, Target] = {}
+        self._issued: set[str] = set()  # the URLs the login issued
         self._auth: Mapping[str, str] = {}
         self.login_names: frozenset[str] = frozenset()  # names of the login's targets
 
@@ -38,32 +41,37 @@ class TargetSet:
             return
         self._auth = dict(params)  # replaced whole: read by the targets' threads
         if params:
-            for (_, issued), target in self._targets.items():
-                if issued:
-                    target.retry_now()
+            for url in self._issued:
+                self._targets[url].retry_now()
 
     def _params(self) -> Mapping[str, str]:
         return self._auth
 
     def update(self, urls: list[str], issued_by_login: bool) -> list[Target]:
         """Make the set `urls`; return the targets started now."""
-        wanted = {(url, issued_by_login) for url in urls}
-        for key in [k for k in self._targets if k not in wanted]:
-            target = self._targets.pop(key)
+        for url in [u for u in self._targets if u not in urls]:
+            target = self._targets.pop(url)
+            self._issued.discard(url)
             logger.info("no longer reporting to %s", target.name)
             target.stop()
-        added = []
+        added: list[Target] = []
         for url in urls:
-            key = (url, issued_by_login)
-            if key in self._targets:
-                continue
-            target = self._make(url, self._params if issued_by_login else None)
-            self._targets[key] = target
-            target.start()
-            added.append(target)
-            logger.info("reporting to %s%s", target.name,
-                        " (issued by the login)" if issued_by_login else "")
-        self.login_names = frozenset(t.name for (_, issued), t in self._targets.items() if issued)
+            kept = self._targets.get(url)
+            if kept is None:
+                target = self._make(url, self._params if issued_by_login else None)
+                self._targets[url] = target
+                target.start()
+                added.append(target)
+                logger.info("reporting to %s%s", target.name,
+                            " (issued by the login)" if issued_by_login else "")
+            elif (url in self._issued) != issued_by_login:
+                kept.set_params(self._params if issued_by_login else None)
+                logger.debug("%s is now %s", kept.name,
+                             "issued by the login" if issued_by_login else "from the settings")
+                if issued_by_login and self._auth:
+                    kept.retry_now()  # a backoff of the plain URL ends: it has a token now
+        self._issued = set(urls) if issued_by_login else set()
+        self.login_names = frozenset(self._targets[url].name for url in self._issued)
         return added
 
     def __len__(self) -> int:
@@ -73,4 +81,4 @@ class TargetSet:
         return list(self._targets.values())
 
     def by_url(self) -> dict[str, Target]:
-        return {url: target for (url, _), target in self._targets.items()}
+        return dict(self._targets)

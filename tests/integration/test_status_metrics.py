@@ -18,6 +18,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.broker import Broker, free_port
+from receiver.app import create_app
 from receiver.faults import Fault
 from receiver.server import ReceiverServer
 from tests.conftest import collect, wait_until
@@ -243,3 +244,44 @@ class TestMetricsEndpoint:
                        what="broker_connected 1 after the broker came back")
             assert bridge.proc is not None
             assert bridge.proc.poll() is None
+
+    def test_a_removed_target_leaves_the_metrics(
+        self, tmp_path: Path, broker: Broker, platform: ReceiverServer
+    ) -> None:
+        """Once the operator's config/report_url replaces the file's targets, /metrics
+        names only the new one: the old ones' counts are forgotten, not kept forever."""
+        with ReceiverServer(create_app()) as other:
+            self._check_removed_targets(tmp_path, broker, platform, other)
+
+    @staticmethod
+    def _check_removed_targets(tmp_path: Path, broker: Broker, home: ReceiverServer,
+                               other: ReceiverServer) -> None:
+        good, moved = f"{home.url}/DeviceStatus", f"{other.url}/DeviceStatus"
+        dead = f"http://127.0.0.1:{free_port()}/DeviceStatus"  # nothing listens there
+        config = write_config(tmp_path / "b.toml", broker, [good, dead])
+        port = free_port()
+        with config.open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[bridge]\nmetrics_listen = "127.0.0.1:{port}"\n')
+        publish_spec_example(broker)
+
+        def named() -> set[str]:
+            return {dict(labels)["target"] for (name, labels) in scrape(port)
+                    if name == "se3_reports_failed_total"}
+
+        with running_bridge(config, broker, tmp_path / "bridge.log"):
+            wait_report(home, lambda r: True)
+            wait_until(lambda: (value(scrape(port), "se3_reports_failed_total", target=dead,
+                                      report="gateway") or 0) >= 1,
+                       what="a failed attempt to the dead target")
+            assert named() == {good, dead}
+            publish(broker, "operator", {"config/report_url": moved.encode()})
+            wait_until(lambda: (value(scrape(port), "se3_reports_sent_total", target=moved,
+                                      report="gateway") or 0) >= 1,
+                       what="a report to the new target")
+            samples = scrape(port)
+            assert named() == {moved}
+            for gone in (good, dead):
+                assert value(samples, "se3_reports_sent_total", target=gone,
+                             report="gateway") is None
+                assert value(samples, "se3_report_last_success_timestamp_seconds",
+                             target=gone, report="gateway") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 from collections.abc import Callable, Mapping
@@ -307,15 +308,62 @@ class TestTargetSet:
             assert params() == {"token": "one", "dev_sno": "D"}
             targets.set_auth({"token": "two", "dev_sno": "D"})
             assert params()["token"] == "two"
+            targets.update(["http://127.0.0.3/r"], issued_by_login=False)
 
-            targets.update(["http://127.0.0.2/r"], issued_by_login=False)
-
-            assert made.made[1] == ("http://127.0.0.2/r", None)
+            assert made.made[1] == ("http://127.0.0.3/r", None)
             assert len(targets) == 1
             assert targets.login_names == frozenset()
         finally:
             for target in targets.all():
                 target.stop()
+
+    def test_the_file_url_issued_by_the_login_stays_one_target(
+            self, caplog: pytest.LogCaptureFixture) -> None:
+        """The login issuing the file's own URL neither drops nor re-adds it: the same
+        target posts with the token from then on, and without it once the file's URL
+        is back; nothing is logged at INFO."""
+        posted: queue.Queue[str] = queue.Queue()
+
+        class Recording:
+            def post(self, url: str, body: bytes, report_id: str,
+                     timeout: float | None = None) -> int:
+                posted.put(url)
+                return 200
+
+            def close(self) -> None:
+                pass
+
+        made: list[str] = []
+
+        def make(url: str, params: Callable[[], Mapping[str, str]] | None) -> Target:
+            made.append(url)
+            return Target(url, "SN-b", Recording, Backoff(1, 1), lambda a: None, params=params)
+
+        targets = TargetSet(make)
+        try:
+            (target,) = targets.update([FILE_URL], issued_by_login=False)
+            target.offer(b"{}", 0)
+            assert posted.get(timeout=5) == FILE_URL
+
+            with caplog.at_level(logging.INFO, logger="bridge.targets"):
+                targets.set_auth({"token": "t", "dev_sno": "D"})
+                assert targets.update([FILE_URL], issued_by_login=True) == []
+            target.offer(b"{}", 0)
+            assert posted.get(timeout=5) == f"{FILE_URL}?token=t&dev_sno=D"
+            assert targets.login_names == frozenset({target.name})
+
+            with caplog.at_level(logging.INFO, logger="bridge.targets"):
+                assert targets.update([FILE_URL], issued_by_login=False) == []
+            target.offer(b"{}", 0)
+            assert posted.get(timeout=5) == FILE_URL
+
+            assert made == [FILE_URL]
+            assert targets.all() == [target]
+            assert targets.login_names == frozenset()
+            assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+        finally:
+            for each in targets.all():
+                each.stop()
 
     def test_a_new_token_cuts_the_backoff_of_a_refused_login_target_short(self) -> None:
         """A login target refused (401: backoff at its cap) retries at once with a new token,
