@@ -45,7 +45,7 @@ from bridge.rim import Rim
 from bridge.settings import CONFIG_KINDS
 from bridge.state import GatewayState
 from bridge.stats import Stats
-from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
+from bridge.topics import Kind, TopicError, TopicRef, Topics, parse, record_space
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +234,9 @@ class Bridge:
             try:
                 ref = parse(topic, self.prefix)
             except TopicError as exc:
-                self._reject(topic, RecordError(str(exc), code="topic"))
-                return
+                if payload or not record_space(topic, self.topics.base):
+                    self._reject(topic, RecordError(str(exc), code="topic"), bool(payload))
+                return  # a delete of what can be no record (our own erase, echoed) is nothing
         if ref.sn != self.sn or ref.kind in _OWN_KINDS:
             return
         if ref.kind is Kind.REPORT_NOW:
@@ -252,9 +253,10 @@ class Bridge:
         try:
             outcome = self.state.apply(ref, payload, self.clock, replayed)
         except RecordError as exc:
-            self._reject(topic, exc)
+            self._reject(topic, exc, ref.kind is Kind.DEVICE_STATE and not self.state.holds(ref))
             return
-        self.stats.accepted()
+        if payload or outcome.changed:  # not a delete of a record we never had
+            self.stats.accepted()
         if not cached and payload:
             # Only topics that hold a record are kept: deletes (of devices we may
             # never have seen) and refused records would otherwise fill the cache.
@@ -277,8 +279,13 @@ class Bridge:
         for key, payload in self.state.arrivals.take():
             self.conn.publish(self.topics.arrival(key), payload, retain=True, qos=1)
 
-    def _reject(self, topic: str, error: RecordError) -> None:
+    def _reject(self, topic: str, error: RecordError, erase: bool = False) -> None:
+        """Count, log (damped) and announce a refused message. `erase`: delete its retained
+        copy, if any, from the broker when it is in a device records' space, so that
+        what the bridge refuses cannot pile up in the broker's memory."""
         self.stats.rejected(error.code)
+        if erase and self._announce and record_space(topic, self.topics.base):
+            self.conn.publish(topic, b"", retain=True, qos=1)
         shown = topic if len(topic) <= 200 else topic[:197] + "..."
         allowed, suppressed = self._damper.allow(error.code)
         if allowed:

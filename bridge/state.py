@@ -225,6 +225,14 @@ class GatewayState:
             return CHANGED
         return CHANGED if self._view(old, now) != self._view(slot, now) else UNCHANGED
 
+    def holds(self, ref: TopicRef) -> bool:
+        """Whether a device record of this very topic is in the state or waiting."""
+        slot = self.devices.get(ref.key)
+        if slot is not None and slot.owner == ref.owner:
+            return True
+        waiting = self._waiting.get(ref.key)
+        return waiting is not None and waiting[0] == ref.owner
+
     def _check_claim(self, ip: str, owner: str, old: _Slot | None) -> None:
         """RecordError (code `claimed`) when another publisher holds address `ip`."""
         if owner and ip in self.configured:

@@ -151,9 +151,10 @@ def _app_topic(sn: str, rest: list[str]) -> TopicRef:
     return TopicRef(sn, kind, _device_ip(rest[4]), user)
 
 
-def app_space(topic: str, prefix: str, sn: str) -> bool:
-    """Whether `topic` is in an app's space of gateway `sn` (even when it does not parse)."""
-    return topic.startswith(f"{prefix}/{sn}/apps/")
+def record_space(topic: str, base: str) -> bool:
+    """Whether `topic` is below `base` (`{prefix}/{sn}`) where device records are
+    published, `devices/` or `apps/`, even when it does not parse."""
+    return topic.startswith((f"{base}/devices/", f"{base}/apps/"))
 
 
 def _device_ip(text: str) -> str:

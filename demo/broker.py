@@ -86,9 +86,9 @@ _SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")  # as the config takes it
 DEFAULT_SN = "SZCCKQRAIJBAH0002"  # the demo's and the tests' gateway
 # Topic and MQTT headers on top of the largest record the bridge takes.
 PACKET_SLACK = 4096
-# The broker's heap cap: 20,000 devices of a typical 0.5 KiB record, replayed to a
-# few subscribers, use well under 64 MiB.
-MEMORY_LIMIT = 128 * 1024 * 1024
+# What the broker may queue for one client, beyond max_devices: the bridge's
+# replay holds each device's record and arrival note, and a few more topics.
+QUEUE_SLACK = 1000
 
 
 class MosquittoError(RuntimeError):
@@ -262,7 +262,7 @@ def render(
     *,
     sn: str = DEFAULT_SN,
     max_payload: int = 16_384,
-    memory_limit: int = MEMORY_LIMIT,
+    max_devices: int = 20_000,
     user: str | None = None,
     apps: Iterable[str] = DEFAULT_APPS,
     watch_port: int | None = None,
@@ -289,7 +289,7 @@ def render(
         "autosave_interval": str(autosave_interval),
         "max_payload": str(max_payload),
         "max_packet_size": str(max_payload + PACKET_SLACK),
-        "memory_limit": str(memory_limit),
+        "max_queued": str(2 * max_devices + QUEUE_SLACK),
         "apps": "\n".join(_app_block(f"{prefix}/{sn}", name)
                            for name in all_users(apps) if APP_USER.fullmatch(name)),
     }
@@ -333,6 +333,7 @@ class BrokerSettings:
     prefix: str
     sn: str
     max_payload: int
+    max_devices: int
 
 
 def broker_settings(path: Path) -> BrokerSettings:
@@ -351,7 +352,7 @@ def broker_settings(path: Path) -> BrokerSettings:
     sn = gateway.serial()
     if not sn:
         raise ConfigError(f"{path}: no gateway serial (gateway.sn or gateway.sn_file)")
-    return BrokerSettings(mqtt.topic_prefix, sn, limits.max_payload)
+    return BrokerSettings(mqtt.topic_prefix, sn, limits.max_payload, limits.max_devices)
 
 
 def setup(
@@ -362,7 +363,7 @@ def setup(
     *,
     sn: str = DEFAULT_SN,
     max_payload: int = 16_384,
-    memory_limit: int = MEMORY_LIMIT,
+    max_devices: int = 20_000,
     user: str | None = None,
     apps: Iterable[str] = DEFAULT_APPS,
     watch_port: int | None = None,
@@ -376,7 +377,7 @@ def setup(
                          (*CLIENT_USERS, *(u for u in users if u not in ROLES)), watch_port)
     return render(
         directory, port, prefix, autosave_interval, sn=sn, max_payload=max_payload,
-        memory_limit=memory_limit, user=user, apps=apps, watch_port=watch_port,
+        max_devices=max_devices, user=user, apps=apps, watch_port=watch_port,
     )
 
 
@@ -395,7 +396,6 @@ class Broker:
         prefix: str = "se3",
         autosave_interval: int = 30,
         sn: str = DEFAULT_SN,
-        memory_limit: int = MEMORY_LIMIT,
         apps: tuple[str, ...] = DEFAULT_APPS,
         watch_port: int | None = None,
     ) -> None:
@@ -403,7 +403,6 @@ class Broker:
         self.apps = apps
         self.users = all_users(apps)
         self.sn = sn
-        self.memory_limit = memory_limit
         self.dir = Path(directory).resolve()
         self.port = port if port is not None else free_port()
         # The watchers' listener (debug, monitor): many sessions per user.
@@ -426,6 +425,11 @@ class Broker:
         _tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The running mosquitto's process id."""
+        return self._proc.pid if self.running and self._proc is not None else None
 
     @property
     def running(self) -> bool:
@@ -461,7 +465,7 @@ class Broker:
         # A child of the tests and benchmarks runs as whoever runs them: their
         # temporary directories are closed to other users.
         setup(self.dir, self.port, self.prefix, self.autosave_interval, sn=self.sn,
-              memory_limit=self.memory_limit, user=_current_user(), apps=self.apps,
+              user=_current_user(), apps=self.apps,
               watch_port=self.watch_port)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -523,7 +527,6 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--config", type=Path, default=None,
                       help="take the gateway serial, topic prefix and max_payload from it")
     make.add_argument("--sn", default=None, help="the gateway serial (default: the config's)")
-    make.add_argument("--memory-limit", type=int, default=MEMORY_LIMIT, metavar="BYTES")
     make.add_argument("--app", action="append", default=None, metavar="USER",
                       help="an app user (app or app-NAME) with its own space apps/USER/; "
                            "repeat for more (default: app)")
@@ -543,12 +546,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1 if taken else 0
     try:
-        found = BrokerSettings(args.prefix, DEFAULT_SN, 16_384)
+        found = BrokerSettings(args.prefix, DEFAULT_SN, 16_384, 20_000)
         if args.config is not None:
             found = broker_settings(args.config)
         sn = args.sn or found.sn
         conf = setup(args.dir, args.port, found.prefix, args.autosave_interval, sn=sn,
-                     max_payload=found.max_payload, memory_limit=args.memory_limit,
+                     max_payload=found.max_payload, max_devices=found.max_devices,
                      apps=args.app or DEFAULT_APPS, watch_port=args.watch_port)
     except (MosquittoError, ConfigError, OSError) as exc:
         logger.error("broker setup failed: %s", exc)

@@ -342,7 +342,7 @@ class TestBadInput:
         "devices/999.1.1.1/state": json.dumps(device()).encode(),
         "devices/10.0.3.6/state": json.dumps({"ep_status": "online"}).encode(),
         "devices/10.0.3.7/state": json.dumps(device(ep_name="x" * 20000)).encode(),
-        "devices/10.0.3.8/extra/state": json.dumps(device()).encode(),
+        "devices/10.0.03.8/state": json.dumps(device()).encode(),  # not canonical
     }
 
     def test_every_bad_input_is_rejected_and_valid_state_kept(

@@ -33,14 +33,14 @@ class TestRefusedPublish:
     def test_acl_denied_publish_exits_1_and_names_topic_and_user(
         self, broker: Broker, tmp_path: Path
     ) -> None:
-        """As `bridge` (no write on devices), `publish device` exits 1; nothing is stored."""
+        """As `monitor` (no write at all), `publish device` exits 1; nothing is stored."""
         config = write_config(tmp_path / "se3.toml", broker)
         done = publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
                        "--type", "4", "--location", "loc-12",
-                       role="bridge")
+                       role="monitor")
         assert done.returncode == 1, done.stderr
         topic = state_topic(SPARE_IP)
-        assert (f"not authorised to write {topic} as bridge (the app or collector role can)"
+        assert (f"not authorised to write {topic} as monitor (the app or collector role can)"
                 in done.stderr)
         assert "published as" not in done.stderr
         marker = f"{BASE}/collectors/devices/status"  # any retained topic ends the replay
@@ -54,7 +54,7 @@ class TestRefusedPublish:
         assert publish(broker, config, "device", "--ip", SPARE_IP, "--status", "online",
                        "--type", "4", "--location", "loc-12",
                        role="app").returncode == 0
-        done = publish(broker, config, "remove", "--ip", SPARE_IP, role="bridge")
+        done = publish(broker, config, "remove", "--ip", SPARE_IP, role="monitor")
         assert done.returncode == 1, done.stderr
         assert "not authorised to write" in done.stderr
         assert "record deleted" not in done.stderr
