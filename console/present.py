@@ -95,15 +95,22 @@ def _fallback(snap: Snapshot, config: Config) -> InForce:
         sno = Setting(info_sno, "gateway")
     else:
         sno = Setting(config.gateway.dev_sno, "file" if config.gateway.dev_sno else "none")
-    devices_url = Setting([], "none")
     if "devices_report_url" in topic:
         devices_url = Setting([redact(u) for u in split_urls(topic["devices_report_url"])],
                               "topic")
-    devices_period = Setting(None, "none")
+    else:
+        devices_url = Setting([redact(u) for u in file.devices_report_url],
+                              "file" if file.devices_report_url else "none")
     if topic.get("devices_report_period", "").isdigit():
         devices_period = Setting(int(topic["devices_report_period"]), "topic")
-    reporter = Setting(topic["reporter_id"], "topic") if topic.get("reporter_id") else \
-        Setting(sno.value, sno.source)
+    else:  # the file's, else the gateway report's period in the file
+        devices_period = Setting(_whole(file.devices_interval or file.interval), "file")
+    if topic.get("reporter_id"):
+        reporter = Setting(topic["reporter_id"], "topic")
+    elif config.gateway.reporter_id:
+        reporter = Setting(config.gateway.reporter_id, "file")
+    else:
+        reporter = Setting(sno.value, "dev_sno")  # as the bridge names it
     release = Setting(topic["release"], "topic") if topic.get("release") in RELEASES else \
         Setting(file.release, "file")
     return InForce(url, period, login, sno, confirmed=False, devices_report_url=devices_url,
@@ -139,9 +146,9 @@ def _told(told: dict[str, Any], fallback: InForce) -> InForce:
     refused: list[Any] = listed if isinstance(listed, list) else []
     sno = Setting(str(sno.value or ""), sno.source)
     reporter = setting("reporter_id", "")
-    if not named("reporter_id"):  # dev_sno unless a topic set one
-        topic = fallback.reporter_id.source == "topic"
-        reporter = fallback.reporter_id if topic else sno
+    if not named("reporter_id"):  # dev_sno unless a topic or the file set one
+        chosen = fallback.reporter_id.source != "dev_sno"
+        reporter = fallback.reporter_id if chosen else Setting(sno.value, "dev_sno")
     release = setting("release", "")
     return InForce(
         urls("report_url"), seconds("report_period"), login_url, sno, confirmed=True,
@@ -246,19 +253,17 @@ def targets(snap: Snapshot, settings: InForce) -> list[dict[str, Any]]:
     """Each target in force with the bridge's last word on it; under a two-report
     release, the gateway report's (`report` "gateway") and then the sub-device
     report's ("devices")."""
-    reports = [("gateway", settings.report_url)]
+    reports = [("gateway", settings.report_url, snap.targets)]
     if settings.two_reports:
-        reports.append(("devices", settings.devices_report_url))
+        reports.append(("devices", settings.devices_report_url, snap.devices_targets))
     rows = []
-    listed: set[str] = set()
-    for report, urls in reports:
+    for report, urls, logs in reports:
         for name in urls.value:
-            log = snap.targets.get(name, TargetLog())
+            log = logs.get(name, TargetLog())
             rows.append({"url": name, "source": urls.source, "report": report, **asdict(log)})
-            listed.add(name)
-    if not settings.confirmed:  # the bridge's own view is unknown: show what it reported to
-        rows += [{"url": name, "source": "earlier", "report": "", **asdict(log)}
-                 for name, log in snap.targets.items() if name not in listed]
+        if not settings.confirmed:  # the bridge's own view is unknown: what it reported to
+            rows += [{"url": name, "source": "earlier", "report": report, **asdict(log)}
+                     for name, log in logs.items() if name not in urls.value]
     return rows
 
 

@@ -72,6 +72,7 @@ class Snapshot:
     settings: Record | None = None
     config: dict[str, str] = field(default_factory=dict)
     targets: dict[str, TargetLog] = field(default_factory=dict)
+    devices_targets: dict[str, TargetLog] = field(default_factory=dict)  # the sub-device report's
     errors: tuple[dict[str, Any], ...] = ()
 
 
@@ -99,6 +100,7 @@ class View:
                 collectors=dict(self._snap.collectors),
                 config=dict(self._snap.config),
                 targets=dict(self._snap.targets),
+                devices_targets=dict(self._snap.devices_targets),
                 errors=tuple(self._errors),
             )
 
@@ -182,17 +184,19 @@ class View:
         name = event["target"]
         if len(name) > _MAX_TARGET_NAME:
             return
-        targets = self._snap.targets
+        # Each report's deliveries apart: one URL may take both (two-report releases).
+        devices = event.get("report") == "devices"
+        targets = self._snap.devices_targets if devices else self._snap.targets
         if name not in targets and len(targets) >= _MAX_TARGETS:
             return
         ts = event.get("ts")
         at = float(ts) if isinstance(ts, int | float) else now
         log = targets.get(name, TargetLog())
         retry_in = event.get("retry_in")
-        devices = event.get("devices")
+        count = event.get("devices")
         if event.get("ok") is True:
             log = replace(log, last_at=at, last_ok_at=at, retry_at=None,
-                          devices=devices if isinstance(devices, int) else log.devices)
+                          devices=count if isinstance(count, int) else log.devices)
         else:
             status, error = event.get("status"), event.get("error")
             reason = str(error) if error else f"HTTP {status}" if status else "failed"

@@ -6,25 +6,36 @@ restart."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from console.app import Service
 from demo.broker import Broker
+from receiver.app import create_app
+from receiver.releases import MONITOR_PATH, V6_DEVICES_PATH
 from receiver.server import ReceiverServer
 from tests.conftest import wait_until
 from tests.integration.console_kit import RunningConsole, running_console
-from tests.integration.stack import publish_spec_example, running_bridge, write_config
+from tests.integration.stack import (
+    publish_spec_example,
+    running_bridge,
+    wait_report,
+    write_config,
+)
 from tests.integration.test_console import retained
 
 NEW_PASSWORD = "linaro123456"
 
 
-def in_force(console: RunningConsole) -> dict[str, object]:
+def in_force(console: RunningConsole) -> dict[str, Any]:
     """The settings as the console reads them; {} until the bridge has published them."""
     view = console.call("GET", "/api/view").json()
-    return view["settings"] if not view["settings_note"] else {}
+    found: dict[str, Any] = view["settings"] if not view["settings_note"] else {}
+    return found
 
 
 class TestSettingsReachTheBridge:
@@ -95,6 +106,59 @@ class TestSettingsReachTheBridge:
         assert retained(broker, "devices_report_url") == \
             f"{platform.url}/box/monitor/device/status/report"
         assert retained(broker, "devices_report_period") == "30"
+
+
+    def test_release_from_the_page_and_both_reports_from_the_calls(
+            self, tmp_path: Path, broker: Broker) -> None:
+        """The bridge starts as the seed; the console's page switches it to V6R1C01 (no
+        restart), setsystemmonitorconfig and setconfigs point its two reports at a V6
+        platform: the bridge's settings say so, and each report arrives at its path."""
+        v6 = ReceiverServer(create_app(release_name="V6R1C01")).start()
+        try:
+            config = write_config(tmp_path / "b.toml", broker, "http://127.0.0.1:9/file")
+            publish_spec_example(broker)
+            with running_console(config, broker) as console, \
+                    running_bridge(config, broker, tmp_path / "bridge.log"):
+                wait_until(lambda: in_force(console).get("release", {}) != {}, timeout=10,
+                           what="the bridge's settings")
+                session = requests.Session()
+                assert session.post(f"{console.url}/sophon/v2/face/login", timeout=5, json={
+                    "username": "admin", "password": console.password}).ok
+                page = session.get(f"{console.url}/", timeout=5).text
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+                assert token is not None
+                moved = session.post(f"{console.url}/settings/release", timeout=5, data={
+                    "value": "V6R1C01", "csrf_token": token.group(1)})
+                assert "Platform release set to V6R1C01" in moved.text
+                wait_until(lambda: in_force(console)["release"]["value"] == "V6R1C01",
+                           timeout=10, what="the bridge plays V6R1C01")
+                assert console.call(
+                    "POST", "/sophon/v2/system/setsystemmonitorconfig", "system", json={
+                        "device_monitor_url": f"{v6.url}{MONITOR_PATH}",
+                        "device_monitor_report_period": 20}).ok
+                media = f"{v6.url}{V6_DEVICES_PATH}"
+                assert console.call("POST", "/sophon/v2/face/setconfigs", json={"config_dict": {
+                    "MEDIA_DEVICE_MONITOR_URL": media,
+                    "MEDIA_DEVICE_MONITOR_REPORT_PEROID": 15}}).ok
+                wait_until(lambda: in_force(console).get("devices_report_url")
+                           == {"value": [media], "source": "topic"}, timeout=10,
+                           what="the bridge's settings name the media devices' URL")
+                assert in_force(console)["devices_report_period"] == {
+                    "value": 15, "source": "topic"}
+                box = wait_report(v6, lambda r: r.path == MONITOR_PATH)
+                subs = wait_report(v6, lambda r: r.path == V6_DEVICES_PATH)
+                assert isinstance(box.payload, dict)
+                assert isinstance(subs.payload, dict)
+                assert "reporter_id" in box.payload
+                assert "media_devices" in subs.payload
+                keys = console.call("POST", "/sophon/v2/face/getconfigs", json={}).json()
+                assert keys["MEDIA_DEVICE_MONITOR_URL"] == media
+                wait_until(lambda: any(t["report"] == "devices" and t["last_at"]
+                                       for t in console.call("GET", "/api/view").json()
+                                       ["targets"]),
+                           timeout=10, what="the media devices' target on the page")
+        finally:
+            v6.stop()
 
 
 class TestPasswordChange:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 
+from bridge.config import parse_config
 from console.app import create_app
 from console.errors import PublishError
 from console.password import Password, read_password
@@ -24,6 +25,7 @@ from tests.unit.console_kit import (
     BASE,
     BEARER,
     PASSWORD,
+    SN,
     Clock,
     FakePublisher,
     basic,
@@ -295,6 +297,29 @@ class TestConfigKeys:
             "WEB_HEART_TIME": 60,
             "WEB_HEART_URL": "http://127.0.0.1:4/d",
         }}
+
+    def test_before_the_bridge_speaks_the_file_is_in_force(
+            self, state: ConsoleState) -> None:
+        """The sub-device report's URL and period and reporter_id from the config file,
+        as the bridge would take them, until it says what it uses."""
+        state.config = parse_config({
+            "gateway": {"sn": SN, "dev_sno": "FILESNO", "reporter_id": "site-1"},
+            "platform": {"release": "V6R1C01", "devices_report_url": "http://127.0.0.1:5/m",
+                         "devices_interval": 45}})
+        face = create_app(state, "face").test_client()
+        values = body(face.post(GET_CONFIGS, headers=BEARER))
+        assert values["MEDIA_DEVICE_MONITOR_URL"] == values["WEB_HEART_URL"] == \
+            "http://127.0.0.1:5/m"
+        assert values["MEDIA_DEVICE_MONITOR_REPORT_PEROID"] == 45
+        system = create_app(state, "system").test_client()
+        answer = system.post(GET_SYSTEM, headers=BEARER)
+        assert body(answer)["reporter_id"] == "site-1"
+        assert answer.headers["X-SE3-Settings"].startswith("fallback")
+        state.config = parse_config({"gateway": {"sn": SN, "dev_sno": "FILESNO"},
+                                     "platform": {"interval": 25}})
+        values = body(face.post(GET_CONFIGS, headers=BEARER))
+        assert (values["WEB_HEART_URL"], values["WEB_HEART_TIME"]) == ("", 25)
+        assert body(system.post(GET_SYSTEM, headers=BEARER))["reporter_id"] == "FILESNO"
 
     def test_a_failed_login_says_so(self, face: FlaskClient, view: View) -> None:
         settings_record(view, login={"state": "failed", "at": 1, "error": "HTTP 500"})
@@ -577,7 +602,11 @@ class TestPage:
                         devices_report_period={"value": 60, "source": "login"},
                         reporter_id={"value": "site-7", "source": "topic"})
         view.apply(f"{BASE}/bridge/report", orjson.dumps({
-            "target": "http://127.0.0.1:4/media", "ok": False, "status": 503, "ts": 999}))
+            "target": "http://127.0.0.1:4/media", "ok": False, "status": 503, "ts": 999,
+            "report": "devices"}))
+        view.apply(f"{BASE}/bridge/report", orjson.dumps({  # the other report's: not shown
+            "target": "http://127.0.0.1:4/media", "ok": False, "status": 418, "ts": 999,
+            "report": "gateway"}))
         page = self.page(face)
         assert re.search(r'id="setting-release".*V6R1C01.*F7 \+ F8: two reports', page)
         assert re.search(r'id="setting-devices_report_url".*http://127.0.0.1:4/media.*login',
@@ -588,6 +617,7 @@ class TestPage:
         assert rows == [("http://127.0.0.1:3/r", "gateway"),
                         ("http://127.0.0.1:4/media", "devices")]
         assert "HTTP 503" in page
+        assert "HTTP 418" not in page
         for name in ("devices_report_url", "devices_report_period", "reporter_id"):
             assert f'id="form-{name}"' in page
 
