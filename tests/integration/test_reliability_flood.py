@@ -75,7 +75,8 @@ def flood() -> list[tuple[str, bytes, bool]]:
 def collector_may_write(suffix: str) -> bool:
     """Whether the ACL lets the collector user write this topic (below se3/{sn}/)."""
     parts = suffix.split("/")
-    return (suffix in ("gateway/info", "gateway/metrics") or parts[0] == "collectors"
+    return (suffix in ("gateway/info", "gateway/metrics", "gateway/hardware")
+            or parts[0] == "collectors"
             or (len(parts) == 3 and parts[0] == "devices" and parts[2] == "state"))
 
 
