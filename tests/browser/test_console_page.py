@@ -128,3 +128,32 @@ def test_log_in_see_devices_move_reports(
     assert wide == []
     assert page.locator("#form-report_url button[name=set]").is_visible()
     page.screenshot(path=str(tmp_path / "console-phone.png"), full_page=True)
+
+
+def test_switch_release_and_point_the_sub_device_report(
+    page: Page, console: RunningConsole, platforms: tuple[ReceiverServer, ReceiverServer],
+) -> None:
+    """Pick V6R1C01 from the list: the page shows two reports, offers the sub-device
+    report's form, and that report's target gets its first success."""
+    page.goto(f"{console.url}/")
+    page.fill("input[name=password]", console.password)
+    page.click("#login-form button[type=submit]")
+    release = page.locator("#setting-release .value")
+    expect(release).to_contain_text("V2R2C01", timeout=WAIT_MS)
+    assert page.locator("#form-devices_report_url").count() == 0
+
+    page.select_option("#input-release", "V6R1C01")
+    page.click("#form-release button[name=set]")
+    expect(page.locator(".flash.ok")).to_contain_text("Platform release set to V6R1C01")
+    expect(release).to_contain_text("F7 + F8: two reports", timeout=WAIT_MS)
+    expect(page.locator("#setting-release .source")).to_have_text("topic")
+    page.reload()  # the forms follow the release at each load
+    media = f"{platforms[1].url}/DeviceStatus"
+    page.fill("#input-devices_report_url", media)
+    page.click("#form-devices_report_url button[name=set]")
+    expect(page.locator(".flash.ok")).to_contain_text(f"Sub-device report URL set to {media}")
+    row = page.locator(f'tr.target[data-report="devices"][data-url="{media}"]')
+    expect(row.locator(".report")).to_have_text("sub-devices", timeout=WAIT_MS)
+    expect(row.locator(".last-ok")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"),
+                                                 timeout=WAIT_MS)
+    expect(page.locator("#setting-devices_report_url .source")).to_have_text("topic")
