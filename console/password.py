@@ -2,16 +2,14 @@
 
 The file made at first start holds the password itself (like the broker's
 `<role>.pass` files), so an operator can read it with `cat` as the user that runs
-the console. A password changed through a box call is stored hashed (scrypt, a
-random salt) in the same file, replacing it whole: the new one is in force at
-once for every listener, and after a restart. Nothing derived from it is ever
-served.
+the console. A password changed through a box call is stored hashed (werkzeug's
+scrypt with a random salt) in the same file, replacing it whole: the new one is
+in force at once for every listener, and after a restart. Nothing derived from it
+is ever served.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import logging
 import os
@@ -20,15 +18,17 @@ import stat
 import threading
 from pathlib import Path
 
+from werkzeug.security import check_password_hash, generate_password_hash
+
 logger = logging.getLogger(__name__)
 
 USER = "admin"
-HASHED = "scrypt$"  # a password file line that starts so holds a hash
+HASHED = "scrypt:"  # a password file line that starts so holds a hash (werkzeug's format)
 MIN_LENGTH = 8
 MAX_LENGTH = 128
-_N, _R, _P = 1 << 14, 8, 1  # scrypt cost: about 16 MiB and tens of ms per check
-# One scrypt at a time: guesses on every connection at once cost 16 MiB, not 16 per
-# connection (the throttle paces each address; this bounds them all together).
+# One hash check at a time: werkzeug's scrypt takes 32 MiB and tens of ms, so guesses
+# on every connection at once cost 32 MiB, not 32 per connection (the throttle paces
+# each address; this bounds them all together).
 _ONE_AT_A_TIME = threading.Lock()
 
 
@@ -79,10 +79,13 @@ class Password:
         self._store = store
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
-        self._hash: tuple[bytes, bytes] | None = None  # (salt, scrypt digest)
+        self._hash: str | None = None  # werkzeug's "scrypt:N:r:p$salt$digest"
         self._known: bytes | None = None  # HMAC of the candidate last found to match
         if secret.startswith(HASHED):
-            self._hash = _parse_hash(secret)
+            if secret.count("$") != 2:
+                raise PasswordError("a hashed password that cannot be read: expected "
+                                    "scrypt:N:r:p$salt$digest")
+            self._hash = secret
         else:
             self._known = self._mac(secret)
 
@@ -94,9 +97,9 @@ class Password:
             return True
         if hashed is None:
             return False
-        salt, digest = hashed
-        if not hmac.compare_digest(_scrypt(candidate, salt), digest):
-            return False
+        with _ONE_AT_A_TIME:
+            if not check_password_hash(hashed, candidate):
+                return False
         with self._lock:
             if self._hash is hashed:  # not changed meanwhile
                 self._known = given
@@ -111,13 +114,11 @@ class Password:
         check_new_password(new)
         if self._store is None:
             raise PasswordError("no password file to store a new password in")
-        salt = secrets.token_bytes(16)
-        digest = _scrypt(new, salt)
-        line = (f"{HASHED}{_N}${_R}${_P}${base64.b64encode(salt).decode()}$"
-                f"{base64.b64encode(digest).decode()}")
+        with _ONE_AT_A_TIME:
+            line = generate_password_hash(new, method="scrypt")
         _replace(self._store, line + "\n")
         with self._lock:
-            self._hash, self._known = (salt, digest), self._mac(new)
+            self._hash, self._known = line, self._mac(new)
         logger.info("console admin password changed (stored hashed in %s)", self._store)
 
     def _mac(self, candidate: str) -> bytes:
@@ -134,23 +135,6 @@ def check_new_password(new: str) -> str:
     if new.startswith(HASHED):
         raise ValueError(f"must not start with {HASHED}")
     return new
-
-
-def _scrypt(candidate: str, salt: bytes) -> bytes:
-    with _ONE_AT_A_TIME:
-        return hashlib.scrypt(candidate.encode("utf-8", "surrogatepass"), salt=salt, n=_N,
-                              r=_R, p=_P, dklen=32)
-
-
-def _parse_hash(line: str) -> tuple[bytes, bytes]:
-    parts = line.removeprefix(HASHED).split("$")
-    try:
-        if len(parts) != 5 or tuple(int(p) for p in parts[:3]) != (_N, _R, _P):
-            raise ValueError("unknown scrypt parameters")
-        return base64.b64decode(parts[3], validate=True), base64.b64decode(parts[4],
-                                                                           validate=True)
-    except ValueError as exc:
-        raise PasswordError(f"a hashed password that cannot be read: {exc}") from None
 
 
 def _replace(path: Path, text: str) -> None:

@@ -510,7 +510,7 @@ class TestPasswordChange:
         stored = password_file.read_text(encoding="utf-8")
         assert NEW_PASSWORD not in stored
         assert PASSWORD not in stored
-        assert stored.startswith("scrypt$")
+        assert stored.startswith("scrypt:")
         assert password_file.stat().st_mode & 0o777 == 0o600
         restarted = Password(read_password(password_file))  # survives a restart
         assert restarted.matches(NEW_PASSWORD)
@@ -538,7 +538,7 @@ class TestPasswordChange:
         ("short", "new_password: must be 8-128 characters"),
         (" padded password ", "new_password: must be printable, without spaces at either end"),
         ("tab\tinside1", "new_password: must be printable, without spaces at either end"),
-        ("scrypt$looks-hashed", "new_password: must not start with scrypt$"),
+        ("scrypt:looks-hashed", "new_password: must not start with scrypt:"),
     ])
     def test_an_unusable_new_password_is_refused(
             self, face: FlaskClient, password_file: Path, new: str, message: str) -> None:

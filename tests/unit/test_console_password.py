@@ -114,7 +114,7 @@ class TestPasswordChange:
         password = Password(old, store=path)
         password.change("a new one, 12+")
         line = path.read_text(encoding="utf-8")
-        assert line.startswith("scrypt$16384$8$1$")
+        assert line.startswith("scrypt:")
         assert "a new one" not in line
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert password.matches("a new one, 12+")
@@ -132,6 +132,4 @@ class TestPasswordChange:
 
     def test_a_hash_that_cannot_be_read_is_an_error_at_start(self) -> None:
         with pytest.raises(PasswordError, match="hashed password that cannot be read"):
-            Password("scrypt$16384$8$1$not base64$x")
-        with pytest.raises(PasswordError, match="unknown scrypt parameters"):
-            Password("scrypt$1024$8$1$AAAA$AAAA")
+            Password("scrypt:32768:8:1$only-a-salt")
