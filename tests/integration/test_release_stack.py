@@ -28,6 +28,7 @@ from console import calls
 from demo.broker import Broker
 from receiver import releases as platform_releases
 from receiver.app import create_app
+from receiver.login import LoginSettings
 from receiver.releases import MONITOR_PATH, V5R7_DEVICES_PATH, V6_DEVICES_PATH
 from receiver.server import ReceiverServer
 from receiver.store import Report
@@ -202,3 +203,44 @@ def test_release_switch_without_a_restart(tmp_path: Path, broker: Broker) -> Non
     assert (box.violations, media.violations) == ((), ())
     devices = media.payload["media_devices"] if isinstance(media.payload, dict) else None
     assert [d["media_device_ip"] for d in devices or []] == [SPARE_IP]
+
+
+def test_v6_login_token_on_both_reports(tmp_path: Path, broker: Broker) -> None:
+    """Both reports of V6 go to the addresses its login (L4) issued with the login's token
+    (a platform that requires it stores nothing without it), and both follow a token the
+    platform replaced: the first 401 has the bridge log in again. At SIGTERM each report
+    goes a last time."""
+    platform = ReceiverServer(create_app(
+        strict=True, release_name="V6R1C01", require_token=True,
+        login=LoginSettings(period=2))).start()  # the next reports soon after a new token
+    try:
+        collectors = collectors_config(tmp_path / "collectors.toml", broker, [
+            {"ip": SPARE_IP, "location": "loc-12", "type": "3", "probe": "none"}])
+        run_once(broker, collectors, "gateway", "--once")
+        run_once(broker, collectors, "devices", "--once")
+        login = f"{platform.url}/api/gateway/login"
+        config = write_config(tmp_path / "bridge.toml", broker, release="V6R1C01",
+                              login_url=login)
+        with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
+            for path in (BOX_PATH, V6_DEVICES_PATH):
+                reports_after(platform, 0.0, path)
+            # Another login as this box: the bridge's token is no longer the current one.
+            replaced = requests.get(login, params={"mq_license_key": DEV_SNO,
+                                                   "device_sn": SN}, timeout=10)
+            assert replaced.status_code == 200
+            since = platform.state.store.reports()[-1].received_at
+            for path in (BOX_PATH, V6_DEVICES_PATH):
+                reports_after(platform, since, path)
+            stopping = platform.state.store.reports()[-1].received_at
+            assert bridge.terminate() == 0
+        # SIGTERM: the last report of each kind, the box's saying it goes offline
+        last = {r.path: r.payload for r in platform.state.store.reports(since=stopping)}
+    finally:
+        platform.stop()
+    assert set(last) == {BOX_PATH, V6_DEVICES_PATH}
+    box = last[BOX_PATH]
+    assert isinstance(box, dict)
+    assert box["gateway_status"] == "offline"
+    logins = platform.state.store.logins()
+    assert [entry["variant"] for entry in logins] == ["L4"] * len(logins)
+    assert len(logins) >= 3  # the bridge's, the other one, the bridge's again
