@@ -212,7 +212,12 @@ class Bridge:
                 f"within {timeout:g} s: connected, but the replay of {self._fence.topic_filter} "
                 "did not finish"
             )
-        return self.state.report(self.clock)
+        report = self.state.report(self.clock)
+        if report is None or self.state.devices_fmt is None:
+            return report
+        # A two-report release: both, by format (the box's, then the sub-devices')
+        return {self.state.fmt: report,
+                self.state.devices_fmt: self.state.devices_report(self.clock)}
 
     # -- the main loop's work ------------------------------------------------
 

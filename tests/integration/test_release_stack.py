@@ -15,6 +15,10 @@ the broker or the bridge: the next report of each kind is the new release's, com
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +38,7 @@ from receiver.server import ReceiverServer
 from receiver.store import Report
 from tests.conftest import wait_until
 from tests.integration.console_kit import RunningConsole, running_console
-from tests.integration.stack import SN, running_bridge, write_config
+from tests.integration.stack import SN, publish, running_bridge, write_config
 from tests.integration.test_collectors import SPARE_IP, run_once
 from tests.integration.test_collectors import write_config as collectors_config
 
@@ -244,3 +248,25 @@ def test_v6_login_token_on_both_reports(tmp_path: Path, broker: Broker) -> None:
     logins = platform.state.store.logins()
     assert [entry["variant"] for entry in logins] == ["L4"] * len(logins)
     assert len(logins) >= 3  # the bridge's, the other one, the bridge's again
+
+
+def test_snapshot_of_a_two_report_release_shows_both(tmp_path: Path, broker: Broker) -> None:
+    """`se3-bridge snapshot` under V6R1C01, switched to it by config/release: F7 and F8, by
+    format, each as it would be sent."""
+    collectors = collectors_config(tmp_path / "collectors.toml", broker, [
+        {"ip": SPARE_IP, "location": "loc-12", "type": "3", "probe": "none"}])
+    run_once(broker, collectors, "gateway", "--once")
+    run_once(broker, collectors, "devices", "--once")
+    publish(broker, "operator", {"config/release": b"V6R1C01"})
+    config = write_config(tmp_path / "bridge.toml", broker)  # the seed in the file
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "snapshot", "--config", str(config)],
+        env={**os.environ, **broker.env("monitor")}, capture_output=True, text=True,
+        timeout=30, check=False)
+
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert list(shown) == ["F7", "F8"]
+    assert shown["F7"]["gateway_sn"] == SN
+    assert [d["media_device_ip"] for d in shown["F8"]["media_devices"]] == [SPARE_IP]
