@@ -20,6 +20,7 @@ from bridge.channel import GATEWAY, Channel
 from bridge.delivery import Target
 from bridge.freshness import Clock
 from bridge.releases import Release
+from bridge.report import Json
 from bridge.state import GatewayState
 from bridge.stats import Stats
 
@@ -84,6 +85,16 @@ class Outbox:
             # box report carries none, which is no news about them.
             self._stats.devices(online, count - online)
         return body, count
+
+    def payload(self) -> Json | None:
+        """The report for now as JSON, for a person (`se3-bridge snapshot`); under a
+        two-report release both, by format (the box's, then the sub-devices'). None while
+        the gateway is unknown."""
+        state = self._state
+        report = state.report(self._clock)
+        if report is None or state.devices_fmt is None:
+            return report
+        return {state.fmt: report, state.devices_fmt: state.devices_report(self._clock)}
 
     def ready_report(self, report: str) -> tuple[bytes, int] | None:
         """The report for a new target: none before the first one is due."""

@@ -192,7 +192,8 @@ class Bridge:
 
     def snapshot(self, timeout: float) -> Json | None:
         """Connect, take in the retained state, and return the report for now (None
-        without gateway info); BrokerError when the replay is not over in `timeout` s."""
+        without gateway info; both by format under a two-report release, Outbox.payload);
+        BrokerError when the replay is not over in `timeout` s."""
         self.rim.start()
         end = time.monotonic() + timeout
         try:
@@ -212,12 +213,7 @@ class Bridge:
                 f"within {timeout:g} s: connected, but the replay of {self._fence.topic_filter} "
                 "did not finish"
             )
-        report = self.state.report(self.clock)
-        if report is None or self.state.devices_fmt is None:
-            return report
-        # A two-report release: both, by format (the box's, then the sub-devices')
-        return {self.state.fmt: report,
-                self.state.devices_fmt: self.state.devices_report(self.clock)}
+        return self.outbox.payload()
 
     # -- the main loop's work ------------------------------------------------
 
