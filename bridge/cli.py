@@ -75,9 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check(config: Config) -> int:
     from bridge.http import redact
 
-    urls = ", ".join(map(redact, config.platform.report_url)) or "(none: login or config topic)"
-    print(f"config OK: gateway {config.gateway.serial()}, broker "
-          f"{config.mqtt.host}:{config.mqtt.port}, report to {urls}")
+    platform = config.platform
+    chosen = platform.platform_release
+    urls = ", ".join(map(redact, platform.report_url)) or "(none: login or config topic)"
+    line = (f"config OK: gateway {config.gateway.serial()}, broker "
+            f"{config.mqtt.host}:{config.mqtt.port}, release {chosen.name} "
+            f"({platform.gateway_format}), report to {urls}")
+    if chosen.devices is not None:
+        devices = ", ".join(map(redact, platform.devices_report_url)) or \
+            "(none: login or config topic)"
+        line += f"; sub-device report ({chosen.devices}) to {devices}"
+    print(line)
     return 0
 
 

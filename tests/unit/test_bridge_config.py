@@ -558,7 +558,26 @@ class TestCheckCommand:
         assert code == 0
         assert "config OK" in out
         assert "SZCCKQRAIJBAH0002" in out
+        assert "release V2R2C01 (F2)" in out
+        assert "sub-device report" not in out
         assert err == ""
+
+    def test_a_two_report_release_names_both(self, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """Under V6 `check` names both reports and where each goes."""
+        secret = tmp_path / "bridge.pass"
+        secret.write_text("pw\n", encoding="utf-8")
+        text = EXAMPLE_CONFIG.replace("var/mqtt/bridge.pass", str(secret)).replace(
+            "[platform]\n", '[platform]\nrelease = "V6R1C01"\n'
+            'devices_report_url = "http://user:pw@127.0.0.1:9528/media"\n')
+
+        code = main(["--config", write(tmp_path, text), "check"])
+
+        out, _ = capsys.readouterr()
+        assert code == 0
+        assert "release V6R1C01 (F7)" in out
+        assert "sub-device report (F8) to http://127.0.0.1:9528/media" in out
+        assert "pw@" not in out
 
     def test_unknown_key_exits_2(self, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
