@@ -8,7 +8,9 @@ and ports.
 release in `[platform] release` and the reference platform the one in
 `[receiver] release`, always the same. Ports are changed where config/demo.toml
 names them (`127.0.0.1:9528` in the platform's URLs, `[mqtt] port`, the
-listeners); the file is otherwise copied line for line, comments included, and
+listeners), and a two-report release gets `[platform] devices_report_url`, the
+reference platform's path for its sub-device report (V5R7C01's login has no key
+for it); the file is otherwise copied line for line, comments included, and
 the result is parsed as every program will parse it before it is written, so a
 bad release or port stops here with the reason (exit 2).
 """
@@ -45,6 +47,10 @@ def render(text: str, release: str, ports: Mapping[str, int]) -> str:
             raise DemoConfigError(f"port {name}={port} is not from 1 to 65535")
     if len(set({**PORTS, **ports}.values())) < len(PORTS):
         raise DemoConfigError(f"two of the demo's ports are the same: {dict(ports)}")
+    try:
+        played = releases.release(release)  # the reference platform plays it too
+    except ValueError as exc:
+        raise DemoConfigError(str(exc)) from None
     out, found = _RELEASE.subn(rf'\g<1>"{release}"', text)
     if found != 2:  # the bridge's [platform] and the receiver's [receiver]
         raise DemoConfigError(f"expected 2 `release = ` lines (platform, receiver), found {found}")
@@ -54,6 +60,15 @@ def render(text: str, release: str, ports: Mapping[str, int]) -> str:
         out, more = re.subn(rf"127\.0\.0\.1:{default}\b", f"127.0.0.1:{port}", out)
         if not count + more:
             raise DemoConfigError(f"config/demo.toml does not name the {name} port {default}")
+    if played.devices is not None:
+        # The sub-device report's own address, before (V6) or instead of (V5R7C01, whose
+        # login has no key for it) the login's: the reference platform's path for it.
+        port = ports.get("receiver", PORTS["receiver"])
+        line = (f'devices_report_url = "http://127.0.0.1:{port}{played.devices.paths[0]}"')
+        out, count = re.subn(r"^(report_url = .*)$", rf"\g<1>\n{line}", out, count=1,
+                             flags=re.M)
+        if not count:
+            raise DemoConfigError("config/demo.toml has no [platform] report_url line")
     return out
 
 
@@ -62,8 +77,7 @@ def write(source: Path, out: Path, release: str, ports: Mapping[str, int]) -> No
     text = render(source.read_text(encoding="utf-8"), release, ports)
     try:
         parse_config(tomllib.loads(text), source=str(out), env={})
-        releases.release(release)  # the reference platform plays it too
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         raise DemoConfigError(str(exc)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

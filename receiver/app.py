@@ -94,16 +94,17 @@ def _log_report(report: Report) -> None:
     payload = report.payload if isinstance(report.payload, dict) else {}
     statuses = report.device_statuses()
     online = sum(1 for status in statuses.values() if status == "online")
+    # A report of the box alone (F5, F7) lists no devices: no counts to give.
+    devices = ("" if report.table.devices is None
+               else f"{online} sub-devices online, {len(statuses) - online} offline, ")
     logger.info(
-        "report %s (%s at %s) from gateway %s (%s): %d sub-devices online, %d offline, "
-        "%d violations, matches %s%s",
+        "report %s (%s at %s) from gateway %s (%s): %s%d violations, matches %s%s",
         _show(report.report_id),
         report.format,
         report.path,
         _show(report.gateway),
         _show(payload.get("gateway_status", "devices")),
-        online,
-        len(statuses) - online,
+        devices,
         len(report.violations),
         ", ".join(report.formats) or "no version",
         " (refused)" if report.rejected else "",

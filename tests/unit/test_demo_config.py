@@ -32,6 +32,20 @@ def test_release_and_ports_reach_every_program(tmp_path: Path) -> None:
     assert (args.port, args.release) == (19528, "V2R4C01")
 
 
+@pytest.mark.parametrize(("release", "path"), [
+    ("V5R7C01", "/box/monitor/device/status/report"),
+    ("V6R1C01", "/box/media/monitor/status/report"),
+])
+def test_two_report_releases_point_the_sub_device_report(
+    tmp_path: Path, release: str, path: str
+) -> None:
+    """The sub-device report goes to the reference platform's path for it, from the start."""
+    out = tmp_path / "demo.toml"
+    write(DEMO, out, release, {"receiver": 19528})
+    platform = tomllib.loads(out.read_text(encoding="utf-8"))["platform"]
+    assert platform["devices_report_url"] == f"http://127.0.0.1:19528{path}"
+
+
 def test_defaults_are_the_file_itself() -> None:
     """The seed and the default ports change nothing: config/demo.toml is the default run."""
     text = DEMO.read_text(encoding="utf-8")

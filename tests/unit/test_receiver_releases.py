@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -186,6 +187,16 @@ class TestRoutes:
         [kept] = client.get("/api/reports").get_json()
         assert kept["formats"] == ["F3"]
         assert kept["violations"]
+
+
+def test_a_report_of_the_box_alone_is_logged_without_device_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="receiver.app"):
+        post(client_of("V6R1C01"), "/box/monitor/status/report", example("F7"))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "receiver.app"]
+    assert line == (f"report {SN}-b-1 (F7 at /box/monitor/status/report) from gateway {SN} "
+                    "(online): 0 violations, matches F7")
 
 
 class TestMeasured:
