@@ -97,7 +97,11 @@ run: deps venv broker-setup
 	@echo "    XDG_CONFIG_HOME=$(MQTT_DIR)/clients/debug mosquitto_sub -t 'se3/#' -v"
 	@echo "  Ctrl-C stops everything."
 	@echo
-	PATH="$(RUN_PATH)" PYTHONUNBUFFERED=1 exec $(PY) -m demo.run --procfile Procfile
+	@# Each of these listens before the next process starts (demo/run.py): the bridge
+	@# finds the receiver at its first report, the collectors the cameras at their first probe.
+	PATH="$(RUN_PATH)" PYTHONUNBUFFERED=1 exec $(PY) -m demo.run --procfile Procfile \
+  --ready broker=127.0.0.1:$(MQTT_PORT) --ready receiver=127.0.0.1:$(RECEIVER_PORT) \
+  --ready cameras=127.0.0.11:8554 --ready cameras=127.0.0.12:8554
 
 test: deps browser-deps dev-venv
 	$(MAKE) --no-print-directory lint

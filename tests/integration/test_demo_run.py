@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import re
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ import psutil
 import pytest
 
 from demo.broker import Broker, find_mosquitto, free_port, port_in_use, setup
+from demo.run import listening
 from tests.integration.stack import SN, publish_spec_example
 
 # Binds the port argv[1], says so, and ignores SIGTERM: only SIGKILL ends it.
@@ -111,9 +115,10 @@ def run_stack(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def _start(started: list[subprocess.Popen[bytes]], procfile: Path,
-           grace: float) -> subprocess.Popen[bytes]:
+           grace: float, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "demo.run", "--procfile", str(procfile), "--grace", str(grace)],
+        [sys.executable, "-m", "demo.run", "--procfile", str(procfile), "--grace", str(grace),
+         *(extra or [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     started.append(proc)
@@ -228,7 +233,7 @@ class TestStop:
         mine = [line.split("| ", 1)[1] for line in lines if re.match(r"\S+ demo +\|", line)]
         assert mine[-4:] == ["bridge stopped", "receiver stopped", "broker stopped",
                              "all stopped"]
-        assert re.search(rf"receiver +\| .*report {SN}-\S+ from gateway {SN} \(offline\)", text)
+        assert re.search(rf"receiver +\| .*report {SN}-\S+ .*from gateway {SN} \(offline\)", text)
         assert "Unspecified error" not in text
         assert "Traceback" not in text
         assert not [port for port in ports if port_in_use(port)]
@@ -246,3 +251,137 @@ class TestStop:
         assert "crash exited with code 3: stopping the others" in out.decode()
         assert not [port for port in ports if port_in_use(port)]
         assert os.path.exists(procfile)
+
+
+# Connects to 127.0.0.1:argv[1] at once, says whether something answered, and waits.
+_CHECKER = """\
+import socket, sys, time
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+    print("checker found it up", flush=True)
+except OSError:
+    print("checker found it down", flush=True)
+time.sleep(600)
+"""
+
+
+class TestReady:
+    def test_the_next_process_starts_once_the_ready_one_listens(
+        self, tmp_path: Path, run_stack: list[subprocess.Popen[bytes]]
+    ) -> None:
+        """The receiver (slow to start: it imports Flask) listens before the process
+        after it starts, which finds it up at its first try."""
+        port = free_port()
+        (tmp_path / "checker.py").write_text(_CHECKER, encoding="utf-8")
+        procfile = tmp_path / "Procfile"
+        procfile.write_text(
+            f"receiver: {sys.executable} -m receiver.cli --host 127.0.0.1 --port {port}\n"
+            f"checker: {sys.executable} {tmp_path / 'checker.py'} {port}\n", encoding="utf-8")
+        proc = _start(run_stack, procfile, grace=5.0,
+                      extra=["--ready", f"receiver=127.0.0.1:{port}"])
+        _, lines = _read_until(proc, "checker found it")
+        assert "checker found it up" in lines[-1], "\n".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+    def test_a_process_not_listening_in_time_stops_the_stack(
+        self, tmp_path: Path, run_stack: list[subprocess.Popen[bytes]]
+    ) -> None:
+        """Named, the processes after it never started, exit status 1."""
+        port = free_port()
+        procfile = tmp_path / "Procfile"
+        procfile.write_text(
+            f"mute: {sys.executable} -c \"import time; time.sleep(600)\"\n"
+            f"after: {sys.executable} -c \"import time; time.sleep(600)\"\n", encoding="utf-8")
+        proc = _start(run_stack, procfile, grace=5.0,
+                      extra=["--ready", f"mute=127.0.0.1:{port}", "--ready-timeout", "1"])
+        out, _ = proc.communicate(timeout=30)
+        text = out.decode()
+        assert proc.returncode == 1, text
+        assert f"mute not listening on 127.0.0.1:{port} after 1 s: stopping" in text
+        assert "started after" not in text
+        assert "all stopped" not in text
+
+    def test_a_bad_ready_option_is_refused(self, tmp_path: Path) -> None:
+        """A --ready that is not NAME=IPV4:PORT, or names no process: status 2, said why."""
+        procfile = tmp_path / "Procfile"
+        procfile.write_text("one: sleep 600\n", encoding="utf-8")
+        for ready, reason in [("one=localhost:80", "expected NAME=IPV4:PORT"),
+                              ("one=127.0.0.1:0", "expected NAME=IPV4:PORT"),
+                              ("two=127.0.0.1:80", "--ready names no process")]:
+            done = subprocess.run(
+                [sys.executable, "-m", "demo.run", "--procfile", str(procfile),
+                 "--ready", ready], capture_output=True, text=True, timeout=30, check=False)
+            assert done.returncode == 2
+            assert reason in done.stderr
+
+    def test_listening_reads_the_kernel_table(self) -> None:
+        """A listening socket is seen at its address and at none other; a bound socket
+        that does not listen is not."""
+        with socket.socket() as bound, socket.socket() as server:
+            bound.bind(("127.0.0.1", 0))
+            server.bind(("127.0.0.1", 0))
+            port = server.getsockname()[1]
+            assert not listening(("127.0.0.1", port))
+            server.listen()
+            assert listening(("127.0.0.1", port))
+            assert not listening(("127.0.0.2", port))
+            assert not listening(("127.0.0.1", bound.getsockname()[1]))
+
+
+class TestUnderMake:
+    def test_one_ctrl_c_in_a_terminal_ends_make_without_an_error(self, tmp_path: Path) -> None:
+        """`make run` in a terminal: the Ctrl-C key reaches the runner alone, the stack stops
+        cleanly, and make ends with status 0 (not 130 for an interrupt of its own)."""
+        if not shutil.which("make") or not shutil.which("setsid"):
+            pytest.skip("make or setsid (util-linux) not installed")
+        port = free_port()
+        procfile = tmp_path / "Procfile"
+        procfile.write_text(
+            f"receiver: {sys.executable} -m receiver.cli --host 127.0.0.1 --port {port}\n",
+            encoding="utf-8")
+        makefile = tmp_path / "Makefile"
+        makefile.write_text(
+            f"run:\n\texec {sys.executable} -m demo.run --procfile {procfile} "
+            f"--ready receiver=127.0.0.1:{port}\n", encoding="utf-8")
+        master, slave = pty.openpty()
+        # setsid -c: a session of its own, whose controlling terminal is the pty, as a
+        # shell in a terminal window gives make.
+        make = subprocess.Popen(["setsid", "-c", "make", "-f", str(makefile), "run"],
+                                stdin=slave, stdout=slave, stderr=slave,
+                                cwd=Path(__file__).parents[2])
+        os.close(slave)
+        try:
+            text = _read_pty(master, "receiver listening on", 30)
+            assert "receiver listening on" in text, text
+            os.write(master, b"\x03")  # the terminal's Ctrl-C
+            text += _read_pty(master, None, 30)
+            assert make.wait(timeout=30) == 0, text
+        finally:
+            if make.poll() is None:
+                make.kill()
+                make.wait()
+            os.close(master)
+        assert "demo     | all stopped" in text
+        assert "Interrupt" not in text
+        assert not port_in_use(port)
+
+
+def _read_pty(master: int, marker: str | None, timeout: float) -> str:
+    """What the terminal shows until `marker` (None: until it closes), or `timeout`."""
+    text = b""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every process of the terminal has closed it
+            break
+        if not chunk:
+            break
+        text += chunk
+        if marker is not None and marker.encode() in text:
+            break
+    return text.decode(errors="replace")
