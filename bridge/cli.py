@@ -129,7 +129,10 @@ def _status(config: Config, wait: float | None, timeout: float, as_json: bool) -
     finally:
         reader.close()
     found = reader.summary()
-    print(statustext.format_json(found) if as_json else statustext.format_outcome(found))
+    if as_json:
+        print(statustext.format_json(found, statustext.console_listeners(config.console)))
+    else:
+        print(statustext.format_outcome(found))
     return found.exit_code
 
 

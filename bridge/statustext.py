@@ -99,25 +99,41 @@ def format_state(status: Status) -> str:
     return "\n".join(lines)
 
 
-def format_console(section: ConsoleSection) -> str:
-    """How the console is reached, each listener a line: plain HTTP and why, or HTTPS
-    and the SHA-256 fingerprint of its certificate (what a browser's warning shows)."""
+def console_listeners(section: ConsoleSection) -> list[dict[str, str | None]]:
+    """How each console listener is reached: its URL, the SHA-256 fingerprint of its
+    certificate (None over plain HTTP, or when it cannot be read) and a note."""
     from bridge.certificate import CertificateError, fingerprint
 
-    lines = []
+    found: list[dict[str, str | None]] = []
     for listen in section.listeners():
         host = listen.rpartition(":")[0].strip("[]")
         if not section.https(host):
             why = "loopback" if is_loopback(host) else "insecure_http: readable on the network"
-            lines.append(f"  console     http://{listen} ({why})")
+            found.append({"url": f"http://{listen}", "certificate_sha256": None, "note": why})
             continue
         cert, _ = section.certificate_files()
         try:
-            known = f"certificate SHA-256 {fingerprint(cert)}"
+            found.append({"url": f"https://{listen}", "certificate_sha256": fingerprint(cert),
+                          "note": None})
         except CertificateError as exc:
-            known = ("no certificate yet (the console makes it at its first start)"
-                     if not cert.exists() else str(exc))
-        lines.append(f"  console     https://{listen}, {known}")
+            note = ("no certificate yet (the console makes it at its first start)"
+                    if not cert.exists() else str(exc))
+            found.append({"url": f"https://{listen}", "certificate_sha256": None, "note": note})
+    return found
+
+
+def format_console(section: ConsoleSection) -> str:
+    """How the console is reached, each listener a line: plain HTTP and why, or HTTPS
+    and the SHA-256 fingerprint of its certificate (what a browser's warning shows)."""
+    lines = []
+    for item in console_listeners(section):
+        if item["certificate_sha256"] is not None:
+            known = f", certificate SHA-256 {item['certificate_sha256']}"
+        elif item["url"] and item["url"].startswith("https://"):
+            known = f", {item['note']}"
+        else:
+            known = f" ({item['note']})"
+        lines.append(f"  console     {item['url']}{known}")
     return "\n".join(lines)
 
 
@@ -154,6 +170,11 @@ def format_text(status: Status) -> str:
     return f"{format_state(status)}\n{format_outcome(status)}"
 
 
-def format_json(status: Status) -> str:
-    return orjson.dumps(status.as_json(), option=orjson.OPT_INDENT_2).decode()
+def format_json(status: Status,
+                console: list[dict[str, str | None]] | None = None) -> str:
+    """The summary as JSON; with `console` (console_listeners) under the key "console"."""
+    doc = status.as_json()
+    if console is not None:
+        doc = {**doc, "console": console}
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
 

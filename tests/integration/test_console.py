@@ -3,6 +3,7 @@ each vendor call, its errors, its retained effect, and reports moving where it s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -358,5 +359,11 @@ class TestCommand:
                 timeout=30, check=False)
             shown = f"https://127.0.0.1:0, certificate SHA-256 {print_}"
             assert status.stdout.count(shown) == 2, (status.stdout, status.stderr)  # both listeners
+            as_json = subprocess.run(
+                [sys.executable, "-m", "bridge", "--config", str(config), "status", "--json",
+                 "--wait", "0"], env={**os.environ, **broker.env("monitor")},
+                capture_output=True, text=True, timeout=30, check=False)
+            listeners = json.loads(as_json.stdout)["console"]
+            assert [item["certificate_sha256"] for item in listeners] == [print_, print_]
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0

@@ -20,7 +20,7 @@ from flask import Flask
 
 from bridge.certificate import box_names, fingerprint, make_self_signed
 from bridge.config import ConsoleSection
-from bridge.statustext import format_console
+from bridge.statustext import console_listeners, format_console
 from console import server as console_server
 from console.server import ConsoleServer
 from console.tls import server_context
@@ -112,6 +112,8 @@ def test_status_shows_each_listener_and_the_fingerprint(tmp_path: Path) -> None:
     assert format_console(config) == (
         f"  console     https://0.0.0.0:5555, certificate SHA-256 {fingerprint(cert)}\n"
         f"  console     http://127.0.0.1:8888 (loopback)")
+    assert console_listeners(config)[0] == {  # what `status --json` says
+        "url": "https://0.0.0.0:5555", "certificate_sha256": fingerprint(cert), "note": None}
     insecure = section(tmp_path, system_listen="192.0.2.10:8888", insecure_http=True)
     assert format_console(insecure) == (
         "  console     http://127.0.0.1:5555 (loopback)\n"
