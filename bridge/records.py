@@ -216,6 +216,17 @@ _MODELS: dict[Kind, type[_Record]] = {
 R = TypeVar("R", bound=_Record)
 
 
+def owned(record: DeviceState, owner: str) -> DeviceState:
+    """An app's record with its user as `source`; RecordError if it names another."""
+    if not owner or record.source == owner:
+        return record
+    if record.source is not None:
+        raise RecordError(f"source {record.source!r} in the space of app {owner}: an app's "
+                          f"records are its own (leave source out, or say {owner!r})",
+                          field="source")
+    return record.model_copy(update={"source": owner})
+
+
 def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_384) -> _Record:
     """Validate one JSON record of the model that `kind` of topic carries."""
     model = _MODELS.get(kind)

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from bridge.arrivals import Arrivals
 from bridge.errors import RecordError
 from bridge.freshness import Clock, deadline
-from bridge.records import DeviceState, GatewayHardware, GatewayInfo, GatewayMetrics, parse_as
+from bridge.records import (
+    DeviceState,
+    GatewayHardware,
+    GatewayInfo,
+    GatewayMetrics,
+    owned,
+    parse_as,
+)
 from bridge.releases import CARRIES, ReportFormat
 from bridge.report import (
     DEVICE_FIELDS,
@@ -190,7 +197,7 @@ class GatewayState:
         if old is not None and old.raw == payload:
             record = old.record
         else:
-            record = _owned(parse_as(DeviceState, payload, ip, self.max_payload), owner)
+            record = owned(parse_as(DeviceState, payload, ip, self.max_payload), owner)
         if old is None and len(self.devices) >= self.max_devices and ip not in self.configured:
             if self._waiting.get(ip, (owner,))[0] == owner and (
                     ip in self._waiting or len(self._waiting) < _MAX_WAITING):
@@ -561,16 +568,6 @@ class GatewayState:
         online = sum(1 for s in self.devices.values() if self._status(s, now) == "online")
         return online, len(self.devices) - online
 
-
-def _owned(record: DeviceState, owner: str) -> DeviceState:
-    """An app's record with its user as `source`; RecordError if it names another."""
-    if not owner or record.source == owner:
-        return record
-    if record.source is not None:
-        raise RecordError(f"source {record.source!r} in the space of app {owner}: an app's "
-                          f"records are its own (leave source out, or say {owner!r})",
-                          field="source")
-    return record.model_copy(update={"source": owner})
 
 
 def _weight(raw: bytes) -> int:

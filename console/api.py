@@ -71,6 +71,13 @@ def report_now() -> Response:
     return jsonify({"data": "ok"})
 
 
+@bp.route("/api/devices/<ip>", methods=["DELETE"])
+def remove_device(ip: str) -> Response:
+    """Not a vendor call: delete a stale device's retained record (the page's button)."""
+    topic = state().remove_device(ip)
+    return jsonify({"data": {"deleted": ip, "topic": topic}})
+
+
 @bp.route("/api/view", methods=["GET"])
 def view() -> Response:
     return jsonify(state().model())

@@ -29,7 +29,6 @@ from bridge.config import Config, load_config
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.options import add_common
-from bridge.topics import Topics
 from console.app import Service, create_app
 from console.broker import BrokerLink
 from console.password import Password, PasswordError, ensure_password_file, read_password
@@ -92,9 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(config: Config, password: Password, listens: dict[Service, tuple[str, int]]) -> int:
-    base = Topics(config.mqtt.topic_prefix, config.gateway.serial()).base
-    view = View(base, config.bridge.max_devices, config.bridge.max_payload)
-    link = BrokerLink(config.mqtt, base, view.apply)
+    view = View.of(config)
+    link = BrokerLink(config.mqtt, view.base, view.apply)
     state = ConsoleState(config, view, link, password)
     servers: list[ConsoleServer] = []
     for service, (host, port) in listens.items():

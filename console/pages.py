@@ -81,6 +81,17 @@ def report_now() -> BaseResponse:
     return redirect(url_for("pages.index"), 303)
 
 
+@bp.route("/devices/<ip>/remove", methods=["POST"])
+def remove_device(ip: str) -> BaseResponse:
+    try:
+        state().remove_device(ip)
+    except (ApiError, PublishError) as exc:
+        flash(f"Device {ip} not removed: {exc.message}", "error")
+    else:
+        flash(f"Device {ip} removed: its record is deleted from the broker.", "ok")
+    return redirect(url_for("pages.index"), 303)
+
+
 def _forms(model: dict[str, Any]) -> list[str]:
     """The settings the page offers to change under the release in force."""
     release = model["release"]

@@ -215,8 +215,30 @@ def _fresh_metrics(record: Record | None, now: float) -> dict[str, Any] | None:
             "age": max(0.0, now - born), "stale": ttl is not None and now > born + ttl}
 
 
+def stale(snap: Snapshot, ip: str, now: float) -> str | None:
+    """Why the record of device `ip` is stale (held, but its publisher is gone: the record
+    expired, its publisher's status says offline or there is none, it names no
+    publisher), "" while its publisher is online, None when there is no such record."""
+    record = snap.devices.get(ip)
+    if record is None:
+        return None
+    data = record.data
+    ttl = _number(data.get("ttl"))
+    if ttl is not None and (_number(data.get("ts")) or record.at) + ttl <= now:
+        return "expired"
+    source = data.get("source") if isinstance(data.get("source"), str) else None
+    if source is None:
+        return "its record names no publisher"
+    word = snap.collectors.get(source, ("", 0.0))[0]
+    if word == "online":
+        return ""
+    return f"publisher {source} is offline" if word == "offline" else \
+        f"publisher {source} has no status"
+
+
 def devices(snap: Snapshot, now: float) -> list[dict[str, Any]]:
-    """One row per device record, sorted by IP, with the status the bridge reports."""
+    """One row per device record, sorted by IP, with the status the bridge reports and
+    whether it is stale (the console can delete it then)."""
     offline_sources = {name for name, (word, _) in snap.collectors.items() if word == "offline"}
     rows = []
     for ip, record in snap.devices.items():
@@ -242,6 +264,7 @@ def devices(snap: Snapshot, now: float) -> list[dict[str, Any]]:
             "location": _text(data.get("ep_location")),
             "url": redact(url) if isinstance(url, str) and url else "",
             "source": source or "",
+            "stale": stale(snap, ip, now) or "",
             "age": max(0.0, now - born),
             "expires_in": left,
             "expiring_soon": left is not None and ttl is not None and 0 < left <= ttl / 4,

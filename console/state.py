@@ -13,12 +13,13 @@ from typing import Protocol
 
 from flask import current_app
 
+from bridge.addresses import canonical_ip
 from bridge.config import Config
 from bridge.topics import Kind, Topics
 from console.calls import Change
-from console.errors import PublishError
+from console.errors import CONFLICT, NOT_FOUND, ApiError, PublishError, param_error
 from console.password import Password
-from console.present import InForce, in_force, page_model
+from console.present import InForce, in_force, page_model, stale
 from console.sessions import Sessions
 from console.throttle import LoginThrottle
 from console.view import View
@@ -68,6 +69,29 @@ class ConsoleState:
                     exc.message += f" (already applied: {', '.join(done)})"
                 raise
             done.append(change.setting)
+
+    def remove_device(self, ip: str) -> str:
+        """Delete the retained record of stale device `ip` where its publisher left it (an
+        empty retained message, QoS 1, acknowledged); the topic. ApiError 404 without
+        such a record, 409 while its publisher is online (it would publish it again);
+        PublishError when the broker does not take the deletion."""
+        try:
+            ip = canonical_ip(ip)
+        except ValueError as exc:
+            raise param_error("ip", str(exc)) from None
+        snap = self.view.snapshot()
+        why = stale(snap, ip, self.clock())
+        if why is None:
+            raise ApiError(404, NOT_FOUND, f"no device record for {ip}")
+        if not why:
+            source = snap.devices[ip].data.get("source")
+            raise ApiError(409, CONFLICT, f"device {ip} is not stale: its publisher {source} is "
+                                          f"online and would publish it again; stop that first")
+        topics = Topics(self.config.mqtt.topic_prefix, self.sn)
+        owner = snap.owners.get(ip, "")
+        topic = topics.app_device_state(owner, ip) if owner else topics.device_state(ip)
+        self.publisher.publish(topic, "", retain=True)
+        return topic
 
     def in_force(self) -> InForce:
         return in_force(self.view.snapshot(), self.config)

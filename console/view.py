@@ -9,9 +9,13 @@ devices' records pass the bridge's own parser (bridge.records, with the
 bridge's `max_payload`), so a record the bridge refuses is not shown and one it
 takes is kept as the validated fields only (keys nobody reads are dropped);
 a refused update keeps the record before it, as in the bridge; new devices past
-the bridge's `max_devices` are not kept. The bridge's own events and settings
-are kept only up to a size, their strings cut. Whatever shows them escapes
-them, and presentation (`console.present`) redacts URLs.
+the bridge's `max_devices` are not kept. Devices come from the collectors'
+`devices/` and from each app's space (`apps/{user}/devices/`), one publisher an
+address as the bridge has it: the config's `[[devices]]` are the collectors',
+any other address the first publisher's whose record is held; `owners` says
+whose (the app user, "" for `devices/`), so a record can be deleted where it is.
+The bridge's own events and settings are kept only up to a size, their strings
+cut. Whatever shows them escapes them, and presentation (`console.present`) redacts URLs.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
+from bridge.config import Config
 from bridge.errors import RecordError
-from bridge.records import parse_record
-from bridge.topics import Kind, TopicError, parse
+from bridge.records import DeviceState, owned, parse_as, parse_record
+from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
 
 CONFIG_SETTINGS = ("report_url", "report_period", "login_url", "dev_sno", "devices_report_url",
                    "devices_report_period", "reporter_id", "release")
@@ -67,6 +72,7 @@ class Snapshot:
     metrics: Record | None = None
     hardware: Record | None = None
     devices: dict[str, Record] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # a device's app user; "": devices/
     collectors: dict[str, tuple[str, float]] = field(default_factory=dict)
     bridge_status: tuple[str, float] | None = None
     settings: Record | None = None
@@ -79,11 +85,21 @@ class Snapshot:
 class View:
     """The latest of each of the gateway's topics (thread-safe)."""
 
+    @classmethod
+    def of(cls, config: Config) -> View:
+        """The view of the gateway `config` names, bounded as its bridge is."""
+        return cls(Topics(config.mqtt.topic_prefix, config.gateway.serial()).base,
+                   config.bridge.max_devices, config.bridge.max_payload,
+                   configured=[device.ip for device in config.devices])
+
     def __init__(self, base: str, max_devices: int = 20_000, max_payload: int = 16_384,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 configured: Collection[str] = ()) -> None:
         """`max_devices` and `max_payload`: the bridge's (`[bridge]`), so that the view
-        holds what the bridge reports."""
-        self.base = base + "/"
+        holds what the bridge reports; `configured`: the config's `[[devices]]` IPs."""
+        self.base = base  # {prefix}/{sn}
+        self._under = base + "/"
+        self._configured = frozenset(configured)
         self._prefix = base.rsplit("/", 1)[0]
         self.max_devices = max_devices
         self.max_payload = max_payload
@@ -97,6 +113,7 @@ class View:
             return replace(
                 self._snap,
                 devices=dict(self._snap.devices),
+                owners=dict(self._snap.owners),
                 collectors=dict(self._snap.collectors),
                 config=dict(self._snap.config),
                 targets=dict(self._snap.targets),
@@ -106,17 +123,49 @@ class View:
 
     def apply(self, topic: str, payload: bytes) -> None:
         """Take one message (network thread: cheap, never raises for bad input)."""
-        if not topic.startswith(self.base):
+        if not topic.startswith(self._under):
             return
-        parts = topic[len(self.base):].split("/")
-        if len(parts) == 3:  # a device's or a collector's: its key as the bridge reads it
+        parts = topic[len(self._under):].split("/")
+        ref = None
+        if parts[0] in ("devices", "collectors", "apps"):  # keyed as the bridge reads them
             try:
-                parts[1] = parse(topic, self._prefix).key
+                ref = parse(topic, self._prefix)
             except TopicError:
                 return  # the bridge refuses it too
         now = self._clock()
         with self._lock:
-            self._apply(parts, payload, now)
+            if ref is None:
+                self._apply(parts, payload, now)
+            elif ref.kind is Kind.DEVICE_STATE:
+                self._device(ref, payload, now)
+            elif ref.kind is Kind.COLLECTOR_STATUS:  # a collector's or an app's
+                collectors = self._snap.collectors
+                name = ref.key
+                if not payload:
+                    collectors.pop(name, None)
+                elif name in collectors or len(collectors) < _MAX_COLLECTORS:
+                    collectors[name] = _status(payload, now, collectors.get(name)) or ("", now)
+
+    def _device(self, ref: TopicRef, payload: bytes, now: float) -> None:
+        """A device's record, unless its address is another publisher's."""
+        devices, owners = self._snap.devices, self._snap.owners  # copied by snapshot()
+        ip, owner = ref.key, ref.owner
+        holder = owners.get(ip)
+        if holder is not None and holder != owner and not (owner == "" and ip in self._configured):
+            return  # the bridge refuses it: claimed
+        if not payload:
+            if holder == owner:
+                devices.pop(ip, None)
+                owners.pop(ip, None)
+            return
+        if holder is None and len(devices) >= self.max_devices:
+            return
+        try:
+            record = owned(parse_as(DeviceState, payload, ip, self.max_payload), owner)
+        except RecordError:
+            return  # the record before it stays, as in the bridge
+        devices[ip] = Record(record.model_dump(exclude_none=True), now)
+        owners[ip] = owner
 
     def _apply(self, parts: list[str], payload: bytes, now: float) -> None:
         snap = self._snap
@@ -149,31 +198,17 @@ class View:
                 else:
                     config.pop(setting, None)
                 self._snap = replace(snap, config=config)
-            case ["devices", ip, "state"]:
-                devices = snap.devices  # copied by snapshot(): safe to change under the lock
-                if not payload:
-                    devices.pop(ip, None)
-                elif ip in devices or len(devices) < self.max_devices:
-                    record = self._valid(Kind.DEVICE_STATE, payload, now, devices.get(ip), ip)
-                    if record is not None:
-                        devices[ip] = record
-            case ["collectors", name, "status"]:
-                collectors = snap.collectors
-                if not payload:
-                    collectors.pop(name, None)
-                elif name in collectors or len(collectors) < _MAX_COLLECTORS:
-                    collectors[name] = _status(payload, now, collectors.get(name)) or ("", now)
             case _:
                 pass
 
     def _valid(self, kind: Kind, payload: bytes, now: float,
-               before: Record | None, ip: str = "") -> Record | None:
+               before: Record | None) -> Record | None:
         """The record as the bridge takes it (its fields only), or None when deleted;
         one the bridge refuses leaves `before` in place, as in the bridge."""
         if not payload:
             return None
         try:
-            record = parse_record(kind, payload, ip, self.max_payload)
+            record = parse_record(kind, payload, "", self.max_payload)
         except RecordError:
             return before
         return Record(record.model_dump(exclude_none=True), now)

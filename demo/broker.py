@@ -70,7 +70,7 @@ USERS: dict[str, str] = {
     "collector": "one-shot collector runs and scripts standing in for a collector",
     "app": "local apps: device records and status in apps/app/ (its own, nothing else)",
     "operator": "the config topics, by hand or script; reads everything",
-    "console": "the console: operator rights",
+    "console": "the console: operator rights, and deletes stale device records",
     "debug": "read-only, for people with mosquitto_sub",
 }
 ROLES = tuple(USERS)

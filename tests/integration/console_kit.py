@@ -4,6 +4,7 @@ for its calls."""
 
 from __future__ import annotations
 
+import threading
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,6 @@ from typing import Any
 import requests
 
 from bridge.config import parse_config
-from bridge.topics import Topics
 from console.app import SERVICES, Service, create_app
 from console.broker import BrokerLink
 from console.password import Password, ensure_password_file, read_password
@@ -21,6 +21,7 @@ from console.server import ConsoleServer
 from console.state import ConsoleState
 from console.view import View
 from demo.broker import Broker
+from tests.conftest import mqtt_client
 
 TIMEOUT = 5.0
 
@@ -53,9 +54,8 @@ def running_console(config_path: Path, broker: Broker, role: str = "console",
     config = parse_config(raw, env=broker.env(role))
     password_file = ensure_password_file(config_path.parent / "console" / "admin.pass")
     password = read_password(password_file)
-    base = Topics(config.mqtt.topic_prefix, config.gateway.serial()).base
-    view = View(base, config.bridge.max_devices, config.bridge.max_payload)
-    link = BrokerLink(config.mqtt, base, view.apply)
+    view = View.of(config)
+    link = BrokerLink(config.mqtt, view.base, view.apply)
     state = ConsoleState(config, view, link, Password(password, store=password_file))
     servers = {service: ConsoleServer(create_app(state, service), name=service).start()
                for service in SERVICES}
@@ -68,3 +68,25 @@ def running_console(config_path: Path, broker: Broker, role: str = "console",
         for server in servers.values():
             server.stop()
         link.close()
+
+
+def retained_at(broker: Broker, topic: str) -> str | None:
+    """The retained payload of `topic` as a new subscriber sees it (None: none)."""
+    got: list[str] = []
+    second = threading.Event()
+    with mqtt_client(broker, "debug") as client:
+        client.on_message = lambda _c, _u, msg: got.append(msg.payload.decode())
+        # On one connection, the SUBACK of a second subscription comes after every
+        # retained message of the first: then the replay is complete.
+        acks: list[int] = []
+
+        def on_subscribe(_c: object, _u: object, mid: int, _codes: object, _p: object) -> None:
+            acks.append(mid)
+            if len(acks) == 2:
+                second.set()
+
+        client.on_subscribe = on_subscribe
+        client.subscribe(topic, qos=1)
+        client.subscribe(f"{topic.rsplit('/', 1)[0]}/fence", qos=1)
+        assert second.wait(10), "no SUBACK"
+    return got[-1] if got else None

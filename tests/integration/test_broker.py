@@ -43,7 +43,8 @@ WRITABLE = {
     "collector-devices": ["collectors/devices/status", "devices/127.0.0.11/state"],
     "app": ["apps/app/status", "apps/app/devices/127.0.0.11/state"],
     "operator": ["config/report_url"],
-    "console": ["config/report_url"],
+    "console": ["config/report_url", "devices/127.0.0.11/state",
+                "apps/app/devices/127.0.0.11/state"],
     "monitor": [],
     "debug": [],
 }

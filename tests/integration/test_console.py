@@ -10,7 +10,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +23,8 @@ from bridge.certificate import fingerprint, make_self_signed
 from demo.broker import Broker
 from receiver.app import create_app
 from receiver.server import ReceiverServer
-from tests.conftest import collect, mqtt_client, wait_until
-from tests.integration.console_kit import running_console
+from tests.conftest import collect, wait_until
+from tests.integration.console_kit import retained_at, running_console
 from tests.integration.stack import BASE, publish_spec_example, running_bridge, write_config
 
 MONITOR = "/SophonFogSys/api/MonitorServerUrl"
@@ -42,25 +41,7 @@ def second_platform() -> Iterator[ReceiverServer]:
 
 def retained(broker: Broker, setting: str) -> str | None:
     """The retained payload of config/`setting` as a new subscriber sees it (None: none)."""
-    topic = f"{BASE}/config/{setting}"
-    got: list[str] = []
-    second = threading.Event()
-    with mqtt_client(broker, "debug") as client:
-        client.on_message = lambda _c, _u, msg: got.append(msg.payload.decode())
-        # On one connection, the SUBACK of a second subscription comes after every
-        # retained message of the first: then the replay is complete.
-        acks: list[int] = []
-
-        def on_subscribe(_c: object, _u: object, mid: int, _codes: object, _p: object) -> None:
-            acks.append(mid)
-            if len(acks) == 2:
-                second.set()
-
-        client.on_subscribe = on_subscribe
-        client.subscribe(topic, qos=1)
-        client.subscribe(f"{BASE}/bridge/fence", qos=1)
-        assert second.wait(10), "no SUBACK"
-    return got[-1] if got else None
+    return retained_at(broker, f"{BASE}/config/{setting}")
 
 
 class TestCalls:
