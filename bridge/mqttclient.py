@@ -45,6 +45,9 @@ class Connection:
 
     `status_topic` gets `online` (retained) after each connect and `offline` as
     the last will; `close()` publishes `offline` itself before disconnecting.
+    The connection also reads its status topic: anything but `online` there
+    while it is connected (someone else wrote it) is answered with `online`
+    again, and a WARNING.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Connection:
         self._hooks: list[ConnectHook] = []
         self._refusals = Damper(burst=3, window=300.0)  # paho retries every few seconds
         self._drops = Damper(burst=3, window=300.0)
+        self._overwrites = Damper(burst=3, window=300.0)
         self.closing = False  # set before a disconnect of our own: not a loss to warn about
         # MQTT 5 by default: only it carries a PUBACK reason code (a publish the ACL
         # dropped is told from one the broker took), and a DISCONNECT's reason.
@@ -80,6 +84,7 @@ class Connection:
             client.username_pw_set(settings.username, password)
         if status_topic:
             client.will_set(status_topic, b"offline", qos=1, retain=True)
+            client.message_callback_add(status_topic, self._on_status)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -148,8 +153,20 @@ class Connection:
         self.connected.set()
         if self.status_topic:
             client.publish(self.status_topic, b"online", qos=1, retain=True)
+            # After the publish: the replay of the retained status is our `online`.
+            client.subscribe(self.status_topic, qos=0)
         for hook in self._hooks:
             hook(client)
+
+    def _on_status(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.payload == b"online" or self.closing or not self.connected.is_set():
+            return
+        client.publish(msg.topic, b"online", qos=1, retain=True)
+        allowed, suppressed = self._overwrites.allow("overwritten")
+        if allowed:
+            logger.warning("our status %s was overwritten with %r; said online again%s",
+                           msg.topic, bytes(msg.payload[:16]),
+                           f" ({suppressed} more)" if suppressed else "")
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

@@ -286,7 +286,7 @@ class Bridge:
         what the bridge refuses cannot pile up in the broker's memory."""
         self.stats.rejected(error.code)
         if erase and self._announce and record_space(topic, self.topics.base):
-            self.conn.publish(topic, b"", retain=True, qos=1)
+            self.conn.publish(topic, b"", retain=True, qos=0)
         shown = topic if len(topic) <= 200 else topic[:197] + "..."
         allowed, suppressed = self._damper.allow(error.code)
         if allowed:

@@ -10,11 +10,12 @@ take when every probe times out: dead devices never make the live ones flap.
 The last will is on `collectors/devices/status`.
 
 A device taken out of the config must not linger as a retained record. After
-each connect the collector subscribes to `devices/+/state`, then to its own
-status topic, on which it has just said `online` (retained). mosquitto
-delivers one connection's messages in order, so when that status message
-arrives the retained replay is over, without a guess at how long to wait; then
-every record with our `source` whose IP is no longer configured is deleted.
+each connect the collector subscribes to `devices/+/state`, then to a fence
+topic nobody publishes on (`bridge.mqttclient.ReplayFence`): mosquitto sends
+the first subscription's retained messages before the second SUBACK, so that
+SUBACK ends the replay without a guess at how long to wait; then every record
+with our `source` whose IP is no longer configured is deleted. (The status
+topic is the Connection's: it says `online` again if someone overwrites it.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import paho.mqtt.client as mqtt
 
 from bridge.addresses import canonical_ip
 from bridge.config import Config, DeviceEntry
-from bridge.mqttclient import Connection
+from bridge.mqttclient import Connection, ReplayFence
 from bridge.topics import Topics
 from collectors.probes import probe_all
 from collectors.session import client_id, connect_once, wait_published
@@ -88,35 +89,38 @@ def stale_topics(held: Mapping[str, str], configured: Collection[str]) -> list[s
 class RetainedScan:
     """Which of our device records the broker holds, learnt from its retained replay.
 
-    `start` (connect hook) and the message callbacks run on the paho network
-    thread: they only update this in-memory state and never block. The worker
-    takes the finished result with `take()`.
+    The replay ends at the SUBACK of a fence subscription (`ReplayFence`), so
+    the status topic is left to the Connection, which watches it.
+    `start` (connect hook) and the callbacks run on the paho network thread:
+    they only update this in-memory state and never block. The worker takes
+    the finished result with `take()`.
     """
 
-    def __init__(self, topics: Topics, status_topic: str, on_done: Callable[[], None]) -> None:
+    def __init__(self, topics: Topics, fence_topic: str, on_done: Callable[[], None]) -> None:
         self._filter = topics.device_state("+")
-        self._status_topic = status_topic
+        self._fence = ReplayFence(self._filter, fence_topic, self._complete)
         self._on_done = on_done
         self._lock = threading.Lock()
         self._held: dict[str, str] = {}
         self._scanning = False
         self._result: dict[str, str] | None = None
+        self._client: mqtt.Client | None = None
         self.done = threading.Event()
 
     def listen(self, client: mqtt.Client) -> None:
-        """Route the two subscriptions' messages here; once per client."""
+        """Route the records and the SUBACKs here; once per client."""
         client.message_callback_add(self._filter, self._on_record)
-        client.message_callback_add(self._status_topic, self._on_marker)
+        client.on_subscribe = self._fence.on_subscribe
 
     def start(self, client: mqtt.Client) -> None:
-        """Subscribe and begin a scan; call after `online` was published on this connection."""
+        """Subscribe (records, then the fence) and begin a scan; an `on_connected` hook."""
         with self._lock:
             self._held = {}
             self._scanning = True
+            self._client = client
             self.done.clear()
         # QoS 0: a QoS 1 replay is cut short by the broker's queue limits (PITFALLS).
-        client.subscribe(self._filter, qos=0)
-        client.subscribe(self._status_topic, qos=0)
+        self._fence.subscribe(client)
 
     def take(self) -> dict[str, str] | None:
         """The records found by the last finished scan (topic -> IP), once; else None."""
@@ -134,13 +138,15 @@ class RetainedScan:
             else:
                 self._held[msg.topic] = ip
 
-    def _on_marker(self, client: mqtt.Client, _userdata: Any, _msg: mqtt.MQTTMessage) -> None:
+    def _complete(self) -> None:
         with self._lock:
             if not self._scanning:
                 return
             self._scanning = False
             self._result = self._held
-        client.unsubscribe([self._filter, self._status_topic])
+            client = self._client
+        if client is not None:
+            client.unsubscribe([self._filter, self._fence.fence_topic])
         self.done.set()
         self._on_done()
 
@@ -155,6 +161,7 @@ class DevicesCollector:
         self._configured = frozenset(device.ip for device in self._devices)
         self._topics = Topics(config.mqtt.topic_prefix, config.gateway.serial())
         self._status_topic = self._topics.collector_status(NAME)
+        self._fence_topic = f"{self._topics.base}/collectors/{NAME}/fence"
         self._clock = clock
         options = config.collectors
         self._timeout = options.probe_timeout
@@ -168,7 +175,7 @@ class DevicesCollector:
         """Probe and publish until `stop()`, then say `offline` on the status topic."""
         ident = client_id(NAME, self._config.gateway.serial())
         conn = Connection(self._config.mqtt, ident, self._status_topic)
-        scan = RetainedScan(self._topics, self._status_topic, on_done=self.ticker.poke)
+        scan = RetainedScan(self._topics, self._fence_topic, on_done=self.ticker.poke)
         scan.listen(conn.client)
         conn.on_connected(scan.start)
         self.ticker.attach(conn)
@@ -193,15 +200,18 @@ class DevicesCollector:
     def once(self, timeout: float) -> None:
         """One probe cycle and one removal pass, acknowledged by the broker.
 
-        The status topic gets `online` (it is also the end-of-replay marker),
-        but no will and no `offline`: see `collectors.session`.
+        No status, no will and no `offline` (see `collectors.session`): the
+        daemon's status is its own. A fence subscription ends the replay.
         """
-        conn = connect_once(self._config.mqtt, NAME, timeout)
-        try:
-            scan = RetainedScan(self._topics, self._status_topic, on_done=lambda: None)
+        scan = RetainedScan(self._topics, self._fence_topic, on_done=lambda: None)
+
+        def before_start(conn: Connection) -> None:
             scan.listen(conn.client)
-            sent = [conn.publish(self._status_topic, b"online", retain=True)]
-            scan.start(conn.client)
+            conn.on_connected(scan.start)
+
+        conn = connect_once(self._config.mqtt, NAME, timeout, before_start=before_start)
+        try:
+            sent: list[mqtt.MQTTMessageInfo] = []
             pool = ThreadPoolExecutor(self._workers, thread_name_prefix="probe")
             try:
                 sent += self._cycle(conn, pool)

@@ -202,8 +202,8 @@ class GatewayCollector:
     def once(self, timeout: float) -> None:
         """Publish info and metrics once and wait for the broker's acknowledgement.
 
-        The status topic gets `online`, so the records count, but no will and
-        no `offline`: see `collectors.session`.
+        No status, no will and no `offline` (see `collectors.session`): the
+        daemon's status is its own user's.
         """
         self._reader.cpu_percent()  # starts the CPU interval: a one-shot has no earlier one
         replayed = threading.Event()
@@ -225,7 +225,6 @@ class GatewayCollector:
             self._take_dev_sno(None)
             info, metrics = self.info_payload(), self.metrics_payload()
             sent = [
-                conn.publish(self._topics.collector_status(NAME), b"online", retain=True),
                 conn.publish(self._topics.gateway_info, info, retain=True),
                 conn.publish(self._topics.gateway_metrics, metrics, retain=True),
             ]

@@ -217,14 +217,14 @@ class TestFreshness:
     ) -> None:
         """`collectors/{source}/status` offline turns that source's devices offline at once."""
         publish_spec_example(broker)
+        publish(broker, "collector-devices", {"collectors/devices/status": b"online"})
         publish(broker, "collector", {
-            "collectors/probe/status": b"online",
-            "devices/10.0.1.1/state": device(source="probe"),
+            "devices/10.0.1.1/state": device(source="devices"),
             "devices/10.0.1.2/state": device(source="other"),
         })
         with running_bridge(config, broker, tmp_path / "bridge.log"):
             wait_report(platform, lambda r: statuses(r).get("10.0.1.1") == "online")
-            publish(broker, "collector", {"collectors/probe/status": b"offline"})
+            publish(broker, "collector-devices", {"collectors/devices/status": b"offline"})
             report = wait_report(platform, lambda r: statuses(r).get("10.0.1.1") == "offline")
             assert statuses(report)["10.0.1.2"] == "online"
 

@@ -30,9 +30,6 @@ WRITABLE = {
     "bridge": ["apps/app/devices/127.0.0.11/state", "devices/127.0.0.11/state", "bridge/report",
                "bridge/status"],
     "collector": [
-        "collectors/app/status",
-        "collectors/devices/status",
-        "collectors/gateway/status",
         "devices/127.0.0.11/state",
         "gateway/hardware",
         "gateway/info",
@@ -101,18 +98,21 @@ class TestAcl:
             seen.wait_for_topic(_topic("config/report_url"))
         assert [m.payload for m in seen.messages] == [b"marker"]
 
-    def test_no_role_but_collector_writes_collector_status(self, broker: Broker) -> None:
-        """Not even with a chosen client id may app or debug set a collector's status."""
-        # (The app has a status of its own, apps/app/status.)
+    def test_a_collector_daemons_status_is_its_own(self, broker: Broker) -> None:
+        """Only collector-devices writes collectors/devices/status: not the one-shot
+        `collector` user, nor app or debug, whatever client id they ask for. (Before,
+        `collector` could say `offline` there and take live cameras offline.)"""
+        status = _topic("collectors/devices/status")
+        with mqtt_client(broker, "collector-devices") as daemon:
+            publish_and_wait(daemon, status, "online", retain=True)
         with collect(broker, "se3/#", role="monitor") as seen:
-            for role in ("app", "debug"):
+            for role in ("collector", "app", "debug", "collector-gateway"):
                 with mqtt_client(broker, role, client_id=f"se3-collector-devices-{SN}") as client:
-                    publish_and_wait(client, _topic("collectors/devices/status"), "offline",
-                                     retain=True)
-            with mqtt_client(broker, "collector") as collector:
-                publish_and_wait(collector, _topic("collectors/marker/status"), "online")
-            seen.wait_for_topic(_topic("collectors/marker/status"))
-        assert seen.topics() == {_topic("collectors/marker/status")}
+                    publish_and_wait(client, status, "offline", retain=True)
+            with mqtt_client(broker, "collector-gateway") as marker:
+                publish_and_wait(marker, _topic("collectors/gateway/status"), "online")
+            seen.wait_for_topic(_topic("collectors/gateway/status"))
+        assert [m.payload for m in seen.messages if m.topic == status] == [b"online"]
 
     def test_app_reads_nothing(self, broker: Broker) -> None:
         """An app is write-only: retained device records (ep_url may hold camera passwords)

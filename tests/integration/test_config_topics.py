@@ -252,5 +252,5 @@ class TestGatewayCollector:
         config = collector_config(tmp_path / "se3.toml", broker)
         publish(broker, "operator", {"config/dev_sno": b"ONCE7"})
         run_once(broker, config, "gateway", "--once")
-        held = retained(broker, f"{BASE}/gateway/#", f"{BASE}/collectors/gateway/status")
+        held = retained(broker, f"{BASE}/gateway/#")
         assert json.loads(held[f"{BASE}/gateway/info"])["dev_sno"] == "ONCE7"

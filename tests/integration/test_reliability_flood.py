@@ -66,24 +66,25 @@ def flood() -> list[tuple[str, bytes, bool]]:
     odd = ["gateway/info/extra", "gateway/other", "devices/10.1.0.1/state/x", "devices/10.1.0.1",
            "devices//state", "collectors/x/y/z", "collectors//status", "devices/a b/state"]
     add(320, lambda n: (odd[n % len(odd)] + ("" if n < len(odd) else f"/{n}"), b"{}", False))
-    add(100, lambda n: ("collectors/probe/status", [b"maybe", b"", b"1"][n % 3] or b"?", False))
+    add(100, lambda n: ("apps/app/status", [b"maybe", b"", b"1"][n % 3] or b"?", False))
     # Thousands of distinct, well-formed devices beyond the cap: each refused, none kept.
     add(2000, lambda n: (f"devices/10.2.{n // 250}.{n % 250 + 1}/state", js(device()), True))
     return bad
 
 
 def collector_may_write(suffix: str) -> bool:
-    """Whether the ACL lets the collector user write this topic (below se3/{sn}/)."""
+    """Whether the ACL lets the collector user (or the app, for its status) write this topic
+    (below se3/{sn}/)."""
     parts = suffix.split("/")
-    return (suffix in ("gateway/info", "gateway/metrics", "gateway/hardware")
-            or parts[0] == "collectors"
+    return (suffix in ("gateway/info", "gateway/metrics", "gateway/hardware", "apps/app/status")
             or (len(parts) == 3 and parts[0] == "devices" and parts[2] == "state"))
 
 
 def send(broker: Broker, messages: list[tuple[str, bytes, bool]]) -> None:
-    """Publish as the collector role (allowed on all these topics), QoS 1, all acknowledged."""
-    with mqtt_client(broker, "collector") as client:
-        infos = [client.publish(f"{BASE}/{suffix}", payload, qos=1, retain=retain)
+    """Publish as the collector role (the app's status as the app), QoS 1, all acknowledged."""
+    with mqtt_client(broker, "collector") as client, mqtt_client(broker, "app") as app:
+        infos = [(app if suffix.startswith("apps/") else client).publish(
+                     f"{BASE}/{suffix}", payload, qos=1, retain=retain)
                  for suffix, payload, retain in messages]
         for info in infos:
             info.wait_for_publish(30)
@@ -108,7 +109,8 @@ class TestFlood:
         """Every bad message is refused and counted; reports go on with the valid state intact."""
         metrics = free_port()
         config = bridge_config(
-            tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus", interval=0.5,
+            # A period well within the flood's second or so: reports must go on during it.
+            tmp_path / "b.toml", broker, f"{platform.url}/DeviceStatus", interval=0.2,
             bridge={"max_devices": CAP, "metrics_listen": f"127.0.0.1:{metrics}"})
         publish_spec_example(broker)
         publish(broker, "collector", {f"devices/{ip}/state": device() for ip in VALID[1:]})
@@ -128,8 +130,8 @@ class TestFlood:
             send(broker, bad)
             errors.wait_for(lambda msgs: len(msgs) >= len(bad), timeout=60)
             # One more, known last: once its event is in, no other can still come.
-            send(broker, [("collectors/marker/status", b"marker", False)])
-            seen = errors.wait_for(lambda msgs: b"collectors/marker" in msgs[-1].payload)
+            send(broker, [("devices/10.9.9.9/state", b"marker", False)])
+            seen = errors.wait_for(lambda msgs: b"devices/10.9.9.9" in msgs[-1].payload)
             finished = time.time()
             after = wait_report(platform, lambda r: True, after=finished)
             grown = rss(bridge.proc.pid) - memory

@@ -53,8 +53,8 @@ class TestStatusCommand:
         url = f"{platform.url}/DeviceStatus"
         config = write_config(tmp_path / "b.toml", broker, url, interval=1)
         publish_spec_example(broker)
-        publish(broker, "collector", {"collectors/gateway/status": b"online",
-                                      "devices/10.0.0.2/state": device("offline")})
+        publish(broker, "collector-gateway", {"collectors/gateway/status": b"online"})
+        publish(broker, "collector", {"devices/10.0.0.2/state": device("offline")})
         with running_bridge(config, broker, tmp_path / "bridge.log"):
             wait_report(platform, lambda r: True)
             done = run_status(config, broker, "--json", "--wait", "20")

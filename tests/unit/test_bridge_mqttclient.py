@@ -1,16 +1,19 @@
-"""Tests for bridge.mqttclient.ReplayFence against a fake client (the real broker's
-side is in tests/integration: every report after a replay is complete)."""
+"""Tests for bridge.mqttclient.ReplayFence and the Connection's status guard against a
+fake client (the real broker's side is in tests/integration: every report after a
+replay is complete; who may write a status)."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 
+import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from bridge.mqttclient import ReplayFence
+from bridge.config import MqttSection
+from bridge.mqttclient import Connection, ReplayFence
 
 GRANTED = [ReasonCode(PacketTypes.SUBACK, identifier=0)]
 REFUSED = [ReasonCode(PacketTypes.SUBACK, identifier=0x80)]
@@ -104,3 +107,48 @@ class TestReplayFence:
 
         assert rig.completed == 1
         assert not rig.fence.refused
+
+
+class Publisher:
+    """Records what a Connection publishes through the client it is handed."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, int, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        self.published.append((topic, payload, qos, retain))
+
+
+class TestStatusGuard:
+    """A daemon says `online` again when someone overwrites its status (the broker's ACL
+    lets only its own user write there; tests/integration/test_broker.py)."""
+
+    STATUS = "se3/SN/collectors/devices/status"
+
+    def overwrite(self, payload: bytes, connected: bool = True, closing: bool = False
+                  ) -> tuple[Publisher, Connection]:
+        conn = Connection(MqttSection(), "se3-test", self.STATUS)
+        if connected:
+            conn.connected.set()
+        conn.closing = closing
+        client = Publisher()
+        message = mqtt.MQTTMessage(topic=self.STATUS.encode())
+        message.payload = payload
+        conn._on_status(client, None, message)  # type: ignore[arg-type]
+        return client, conn
+
+    def test_an_overwrite_is_answered_with_online_and_a_warning(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        client, _ = self.overwrite(b"offline")
+        assert client.published == [(self.STATUS, b"online", 1, True)]
+        assert "was overwritten with b'offline'; said online again" in caplog.text
+
+    @pytest.mark.parametrize(("payload", "connected", "closing"), [
+        (b"online", True, False),   # our own, replayed
+        (b"offline", True, True),   # our own clean stop
+        (b"offline", False, False),  # not connected: the next connect says online
+    ])
+    def test_nothing_to_answer(self, payload: bytes, connected: bool, closing: bool) -> None:
+        client, _ = self.overwrite(payload, connected, closing)
+        assert client.published == []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.config import DeviceEntry
 from bridge.records import DeviceState, parse_record
@@ -14,7 +17,6 @@ from bridge.topics import Kind, Topics
 from collectors.devices import RetainedScan, device_record, owned_ip, stale_topics
 
 TOPICS = Topics("se3", "SN1")
-STATUS = TOPICS.collector_status("devices")
 CAMERA = DeviceEntry(
     ip="127.0.0.11", name="gate-cam", location="cfb19e96", type="2",
     url="rtsp://127.0.0.11:8554/ch2", probe="rtsp",
@@ -103,18 +105,27 @@ class TestStaleTopics:
         assert stale_topics({}, {"127.0.0.11"}) == []
 
 
+FENCE = f"{TOPICS.base}/collectors/devices/fence"
+GRANTED = [ReasonCode(PacketTypes.SUBACK, identifier=0)]
+
+
 class FakeClient:
-    """Records what RetainedScan asks of a paho client, and delivers messages to it."""
+    """Records what RetainedScan asks of a paho client, delivers messages and SUBACKs."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
         self.callbacks: dict[str, Any] = {}
+        self.on_subscribe: Any = None
+        self._mids = itertools.count(1)
+        self.mids: dict[str, int] = {}
 
     def message_callback_add(self, sub: str, callback: Any) -> None:
         self.callbacks[sub] = callback
 
-    def subscribe(self, topic: str, qos: int) -> None:
+    def subscribe(self, topic: str, qos: int) -> tuple[int, int]:
         self.calls.append(("subscribe", topic))
+        self.mids[topic] = next(self._mids)
+        return 0, self.mids[topic]
 
     def unsubscribe(self, topics: list[str]) -> None:
         self.calls.append(("unsubscribe", topics))
@@ -122,15 +133,21 @@ class FakeClient:
     def deliver(self, topic: str, payload: bytes) -> None:
         msg = mqtt.MQTTMessage(topic=topic.encode())
         msg.payload = payload
-        callback = self.callbacks[STATUS] if topic == STATUS else self.callbacks[
-            TOPICS.device_state("+")
-        ]
-        callback(self, None, msg)
+        self.callbacks[TOPICS.device_state("+")](self, None, msg)
+
+    def suback(self, topic: str) -> None:
+        """The broker's SUBACK of the last subscription to `topic`."""
+        self.on_subscribe(self, None, self.mids[topic], GRANTED, None)
+
+    def replayed(self) -> None:
+        """Both SUBACKs: the records', then the fence's, which ends the replay."""
+        self.suback(TOPICS.device_state("+"))
+        self.suback(FENCE)
 
 
 def started_scan() -> tuple[RetainedScan, FakeClient, list[int]]:
     done: list[int] = []
-    scan = RetainedScan(TOPICS, STATUS, on_done=lambda: done.append(1))
+    scan = RetainedScan(TOPICS, FENCE, on_done=lambda: done.append(1))
     client = FakeClient()
     scan.listen(client)  # type: ignore[arg-type]
     scan.start(client)  # type: ignore[arg-type]
@@ -138,21 +155,21 @@ def started_scan() -> tuple[RetainedScan, FakeClient, list[int]]:
 
 
 class TestRetainedScan:
-    def test_subscribes_records_first_then_status(self) -> None:
-        """The status subscription comes second: its replay marks the end of the records'."""
+    def test_subscribes_records_first_then_the_fence(self) -> None:
+        """The fence subscription comes second: its SUBACK marks the end of the replay, and
+        the status topic is left alone (the Connection watches it)."""
         _, client, _ = started_scan()
-        assert client.calls == [
-            ("subscribe", "se3/SN1/devices/+/state"), ("subscribe", STATUS),
-        ]
+        assert client.calls == [("subscribe", "se3/SN1/devices/+/state"), ("subscribe", FENCE)]
 
-    def test_result_after_the_marker(self) -> None:
-        """Our records seen before the status message are the result, given once."""
+    def test_result_after_the_fence(self) -> None:
+        """Our records seen before the fence's SUBACK are the result, given once."""
         scan, client, done = started_scan()
         client.deliver(TOPICS.device_state("127.0.0.11"), ours("127.0.0.11"))
         client.deliver(TOPICS.device_state("127.0.0.20"), ours("127.0.0.20", source="app"))
         client.deliver(TOPICS.device_state("127.0.0.12"), ours("127.0.0.12"))
+        client.suback(TOPICS.device_state("+"))
         assert scan.take() is None
-        client.deliver(STATUS, b"online")
+        client.suback(FENCE)
         assert done == [1]
         assert scan.done.is_set()
         assert scan.take() == {
@@ -160,7 +177,7 @@ class TestRetainedScan:
             TOPICS.device_state("127.0.0.12"): "127.0.0.12",
         }
         assert scan.take() is None
-        assert client.calls[-1] == ("unsubscribe", ["se3/SN1/devices/+/state", STATUS])
+        assert client.calls[-1] == ("unsubscribe", ["se3/SN1/devices/+/state", FENCE])
 
     def test_deleted_or_taken_over_during_replay(self) -> None:
         """A record deleted or replaced by another publisher during the scan is not ours."""
@@ -170,15 +187,15 @@ class TestRetainedScan:
         client.deliver(topic, b"")
         client.deliver(TOPICS.device_state("127.0.0.14"), ours("127.0.0.14"))
         client.deliver(TOPICS.device_state("127.0.0.14"), ours("127.0.0.14", source="app"))
-        client.deliver(STATUS, b"online")
+        client.replayed()
         assert scan.take() == {}
 
-    def test_messages_after_the_marker_are_ignored(self) -> None:
-        """After the scan, records and further status messages change nothing."""
+    def test_messages_after_the_fence_are_ignored(self) -> None:
+        """After the scan, records and further SUBACKs change nothing."""
         scan, client, done = started_scan()
-        client.deliver(STATUS, b"online")
+        client.replayed()
         client.deliver(TOPICS.device_state("127.0.0.11"), ours("127.0.0.11"))
-        client.deliver(STATUS, b"offline")
+        client.suback(FENCE)
         assert done == [1]
         assert scan.take() == {}
 
@@ -186,9 +203,10 @@ class TestRetainedScan:
         """Each connect scans again from nothing."""
         scan, client, done = started_scan()
         client.deliver(TOPICS.device_state("127.0.0.11"), ours("127.0.0.11"))
-        client.deliver(STATUS, b"online")
+        client.replayed()
         scan.start(client)  # type: ignore[arg-type]
         assert not scan.done.is_set()
-        client.deliver(STATUS, b"online")
+        client.replayed()
         assert scan.take() == {}
         assert done == [1, 1]
+
