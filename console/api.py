@@ -21,14 +21,6 @@ from console.state import state
 
 bp = Blueprint("api", __name__)
 bp.before_request(changes_need_header)
-_PREFIXES = ("/SophonFogSys/", "/SophonMQ/", "/SophonSystem/", "/SophonConfig/", "/sophon/",
-             "/api/")
-
-
-def is_api_path(path: str) -> bool:
-    return path.startswith(_PREFIXES)
-
-
 @bp.route("/SophonFogSys/api/MonitorServerUrl", methods=["GET", "POST"])
 def monitor_server_url() -> Response:
     if request.method == "POST":

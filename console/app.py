@@ -27,7 +27,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from console import api, auth, boxlogin, face, pages, system
-from console.errors import ApiError, PublishError, error_response
+from console.errors import ApiError, PublishError, error_response, is_api_path
 from console.sessions import LIFETIME
 from console.state import EXTENSION, ConsoleState
 
@@ -86,7 +86,7 @@ def create_app(console: ConsoleState, service: Service = "face") -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:
-        if api.is_api_path(request.path):
+        if is_api_path(request.path):
             kind = (exc.name or "error").upper().replace(" ", "_")
             response = error_response(exc.code or 500, kind, _describe(exc))
             if exc.code == 405 and exc.response is None:

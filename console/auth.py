@@ -38,7 +38,7 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from bridge.logs import Damper
-from console.errors import TOO_MANY_REQUESTS, UNAUTHORIZED, error_response
+from console.errors import TOO_MANY_REQUESTS, UNAUTHORIZED, error_response, is_api_path
 from console.password import USER
 from console.state import state as _console
 
@@ -201,6 +201,4 @@ def throttled(wait: float) -> BaseResponse | tuple[str, int]:
 
 
 def _wants_json() -> bool:
-    from console.api import is_api_path
-
     return is_api_path(request.path) or "Authorization" in request.headers

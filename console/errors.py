@@ -21,6 +21,9 @@ METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 BROKER_ERROR = "BROKER_ERROR"
 
 V6_PREFIX = "/sophon/v2/"
+# The calls' paths: a failure there answers JSON, elsewhere (the page) HTML.
+_API_PREFIXES = ("/SophonFogSys/", "/SophonMQ/", "/SophonSystem/", "/SophonConfig/", "/sophon/",
+                 "/api/")
 # The V6 documents' error codes (their spelling).
 UNSUPPORT_CONTENT_TYPE = "UNSUPPORT_CONTENT_TYPE"
 INVALID_REQUEST_JSON = "INVALID_REQUEST_JSON"
@@ -30,6 +33,11 @@ PASSWORD_ERROR = "PASSWORD_ERROR"  # noqa: S105 - an error code
 INTERNAL_ERROR = "INTERNAL_ERROR"
 _V6_CODES = {PARAM_ERROR: INVALID_ARGUMENTS, UNAUTHORIZED: PASSWORD_ERROR,
              TOO_MANY_REQUESTS: PASSWORD_ERROR, BROKER_ERROR: INTERNAL_ERROR}
+
+
+def is_api_path(path: str) -> bool:
+    """Whether `path` is one of the calls' (JSON answers, errors included)."""
+    return path.startswith(_API_PREFIXES)
 
 
 class ApiError(Exception):

@@ -1,7 +1,5 @@
-"""The console served by werkzeug's threaded WSGI server from a background thread.
-
-The socket is bound in `start()` (port 0 picks a free one), so tests read the
-real address from `.url`; `stop()` ends serving and closes the socket. With an
+"""The console served by werkzeug's threaded WSGI server from a background thread,
+started and stopped as every listener of the project (bridge.wsgi). With an
 `ssl.SSLContext` it serves HTTPS only (each handshake in its connection's thread).
 
 It listens on the LAN, so each listener bounds what a client can hold
@@ -15,9 +13,7 @@ Refused and failed requests are logged, damped, with their paths escaped.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
-import threading
 from typing import Any
 
 from flask import Flask
@@ -26,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHand
 from bridge.http import printable
 from bridge.listener import BoundedRequests, CappedThreads, RequestLimits
 from bridge.logs import Damper
+from bridge.wsgi import BackgroundServer
 
 logger = logging.getLogger(__name__)
 
@@ -104,57 +101,23 @@ class _Server(CappedThreads, ThreadedWSGIServer):
                          max_per_address=MAX_PER_ADDRESS, **kwargs)
 
 
-class ConsoleServer:
+class ConsoleServer(BackgroundServer):
     """One listener of the console (it has two: the face and the system service), each
     with the same protections."""
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0,
                  tls: ssl.SSLContext | None = None, name: str = "console") -> None:
-        self.app = app
+        super().__init__(app, host, port, label=f"console ({name})", secure=tls is not None,
+                         poll_interval=0.2)
         self.name = name
-        self.host = host
-        self._port = port
         self._tls = tls
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("ConsoleServer is not started")
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self._tls else 'http'}://{host}:{self.port}"
-
-    def start(self) -> ConsoleServer:
-        """Bind and serve in the background; OSError when the address is taken."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # Bound here: werkzeug's own bind exits the process when the port is taken.
-        with socket.create_server((self.host, self._port), family=family) as sock:
-            port = sock.getsockname()[1]
-            self._server = _Server(self.host, port, self.app, handler=_Handler,
-                                   fd=sock.fileno())
+    def make(self, host: str, port: int, fd: int) -> BaseWSGIServer:
+        server = _Server(host, port, self.app, handler=_Handler, fd=fd)
         if self._tls is not None:
             # Not werkzeug's own wrapping: it shakes hands in the accepting thread,
             # where one silent client would stop every other.
-            self._server.socket = self._tls.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False)
-            self._server.ssl_context = self._tls  # wsgi.url_scheme https
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2},
-                                        name=f"console-{self.name}-{port}", daemon=True)
-        self._thread.start()
-        logger.info("console (%s) listening on %s", self.name, self.url)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        thread.join(timeout)
-        server.server_close()
-        self._server = self._thread = None
+            server.socket = self._tls.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False)
+            server.ssl_context = self._tls  # wsgi.url_scheme https
+        return server
