@@ -116,6 +116,19 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """`count` different TCP ports on `host` that nobody listens on right now (all held
+    open together while they are chosen, so no two are the same)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def port_in_use(port: int, host: str = HOST) -> bool:
     """Whether something accepts connections on host:port."""
     try:
@@ -404,9 +417,11 @@ class Broker:
         self.users = all_users(apps)
         self.sn = sn
         self.dir = Path(directory).resolve()
-        self.port = port if port is not None else free_port()
+        chosen = free_ports(3)
+        self.port = port if port is not None else chosen[0]
         # The watchers' listener (debug, monitor): many sessions per user.
-        self.watch_port = watch_port if watch_port is not None else free_port()
+        self.watch_port = (watch_port if watch_port is not None
+                           else next(p for p in chosen[1:] if p != self.port))
         self.prefix = prefix
         self.autosave_interval = autosave_interval
         self.conf_path = self.dir / "mosquitto.conf"

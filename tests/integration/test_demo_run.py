@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from demo.broker import Broker, find_mosquitto, free_port, port_in_use, setup
+from demo.broker import Broker, find_mosquitto, free_port, free_ports, port_in_use, setup
 from demo.run import listening
 from tests.integration.stack import SN, publish_spec_example
 
@@ -71,8 +71,8 @@ def _procfile(path: Path, tmp: Path, hard: bool,
         mosquitto = find_mosquitto()
     except Exception as exc:  # MosquittoError: not installed here
         pytest.skip(str(exc))
-    mqtt_port, web_port, held, grand = free_port(), free_port(), free_port(), free_port()
-    conf = setup(tmp / "mqtt", mqtt_port, watch_port=free_port())
+    mqtt_port, web_port, held, grand, watch_port = free_ports(5)
+    conf = setup(tmp / "mqtt", mqtt_port, watch_port=watch_port)
     lines = [
         f"broker: {mosquitto} -c {conf}",
         f"receiver: {sys.executable} -m receiver.cli --host 127.0.0.1 --port {web_port}",
