@@ -19,10 +19,9 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bridge.config import Config, load_config
-from bridge.errors import BrokerError, ConfigError
-from bridge.logs import setup_logging
-from bridge.options import add_common
+from bridge.config import Config
+from bridge.errors import BrokerError
+from bridge.options import add_common, gateway_config, run_program
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_json)
-    try:
-        config = load_config(args.config)
-        config.require("gateway.sn")
-        config.gateway.serial()
-        config.mqtt.password()
-    except ConfigError as exc:
-        print(f"se3-bridge: configuration error: {exc}", file=sys.stderr)
-        return 2
+    return run_program("se3-bridge", _parser(), argv, _command, gateway_config)
+
+
+def _command(args: argparse.Namespace, config: Config) -> int:
     if args.command == "check":
         return _check(config)
     if args.command == "snapshot":

@@ -28,8 +28,7 @@ from typing import Protocol
 
 from bridge.config import Config, load_config
 from bridge.errors import BrokerError, ConfigError, NotReadyError, RecordError
-from bridge.logs import setup_logging
-from bridge.options import add_common
+from bridge.options import add_common, configuration_error, run_program
 from collectors.devices import DevicesCollector
 from collectors.gateway import GatewayCollector
 from collectors.publish import DeviceUpdate, NoRecord, publish_device, remove_device
@@ -49,14 +48,14 @@ class Collector(Protocol):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command in `argv` (default: sys.argv) and return the exit code."""
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_json)
+    return run_program(PROG, build_parser(), argv, _command, lambda args: load_config(args.config))
+
+
+def _command(args: argparse.Namespace, config: Config) -> int:
     try:
-        config = load_config(args.config)
         code: int = args.handler(config, args)
-    except ConfigError as exc:
-        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
-        return 2
+    except ConfigError as exc:  # found by the command (e.g. an unreadable password file)
+        return configuration_error(PROG, exc)
     except RecordError as exc:
         print(f"{PROG}: record refused: {exc}", file=sys.stderr)
         return 2

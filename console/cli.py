@@ -25,10 +25,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 from bridge.certificate import CertificateError
-from bridge.config import Config, load_config
-from bridge.errors import ConfigError
-from bridge.logs import setup_logging
-from bridge.options import add_common
+from bridge.config import Config
+from bridge.options import add_common, gateway_config, run_program
 from console.app import Service, create_app
 from console.broker import BrokerLink
 from console.password import Password, PasswordError, ensure_password_file, read_password
@@ -57,17 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_json)
-    try:
-        config = load_config(args.config)
-        config.require("gateway.sn")
-        config.gateway.serial()
-        if args.command != "password-file":
-            config.mqtt.password()
-    except ConfigError as exc:
-        print(f"se3-console: configuration error: {exc}", file=sys.stderr)
-        return 2
+    return run_program("se3-console", _parser(), argv, _command, lambda args: gateway_config(
+        args, broker=args.command != "password-file"))
+
+
+def _command(args: argparse.Namespace, config: Config) -> int:
     listens: dict[Service, tuple[str, int]] = {}
     options: tuple[tuple[Service, str, str | None, str], ...] = (
         ("face", "--listen", args.listen, config.console.listen),

@@ -16,12 +16,10 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import NoReturn
 
 from bridge.config import ENV_CONFIG, ReceiverSection, load_config
 from bridge.errors import ConfigError
-from bridge.logs import setup_logging
-from bridge.options import add_common
+from bridge.options import add_common, configuration_error, run_program
 from receiver.app import create_app, state_of
 from receiver.login import LoginSettings
 from receiver.releases import RELEASE_NAMES, release
@@ -29,6 +27,8 @@ from receiver.server import ReceiverServer
 from receiver.tables import FORMAT_NAMES
 
 logger = logging.getLogger(__name__)
+
+PROG = "se3-receiver"
 
 
 def _is_loopback(host: str) -> bool:
@@ -51,9 +51,18 @@ def parse_args(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> argparse.Namespace:
     """The command line over the `[receiver]` section of the config file, if one is named
-    (`--config`, else $SE3_CONFIG); exits 2 with a message on a bad one."""
+    (`--config`, else $SE3_CONFIG); exits 2 with a message on a bad one, as `main` does."""
+    parser = _parser()
+    try:
+        return _settled(parser, parser.parse_args(argv),
+                        os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise SystemExit(configuration_error(PROG, exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="se3-receiver",
+        prog=PROG,
         description="Reference platform: accepts status reports at /DeviceStatus, "
         "checks them against the contract and shows them on a live page. "
         "Options not given come from [receiver] in the config file, else the defaults.",
@@ -89,11 +98,14 @@ def parse_args(
         help="answer device_monitor_url/_report_period, not deviceMonitorAddr/Period",
     )
     add_common(parser)
-    args = parser.parse_args(argv)
-    try:
-        settings = _file_settings(args.config, os.environ if environ is None else environ)
-    except ConfigError as exc:
-        _config_error(str(exc))
+    return parser
+
+
+def _settled(parser: argparse.ArgumentParser, args: argparse.Namespace,
+             environ: Mapping[str, str]) -> argparse.Namespace:
+    """`args` with what they leave out from the config file's `[receiver]`, checked
+    together: ConfigError for a bad file, the usage and exit 2 for bad flags."""
+    settings = _file_settings(args.config, environ)
     for key in ("host", "port", "strict", "release", "format", "keep", "login_address",
                 "login_devices_address", "login_period"):
         if getattr(args, key) is None:
@@ -101,7 +113,7 @@ def parse_args(
     try:
         offered = release(args.release).gateway.formats
     except ValueError as exc:
-        _config_error(f"{exc} (--release or receiver.release)")
+        raise ConfigError(f"{exc} (--release or receiver.release)") from None
     if args.format is not None and args.format not in offered:
         parser.error(f"release {args.release} reports in {', '.join(offered)}, not "
                      f"{args.format} (--format or receiver.format)")
@@ -117,12 +129,6 @@ def parse_args(
     return args
 
 
-def _config_error(message: str) -> NoReturn:
-    """A bad config file: its error alone, without the usage (that is for bad flags)."""
-    print(f"se3-receiver: configuration error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _file_settings(path: str | None, environ: Mapping[str, str]) -> ReceiverSection:
     chosen = path or environ.get(ENV_CONFIG)
     return load_config(chosen).receiver if chosen else ReceiverSection()
@@ -130,8 +136,12 @@ def _file_settings(path: str | None, environ: Mapping[str, str]) -> ReceiverSect
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if the port cannot be bound."""
-    args = parse_args(argv)
-    setup_logging(args.log_level, args.log_json)
+    parser = _parser()
+    return run_program(PROG, parser, argv, _serve,
+                       lambda args: _settled(parser, args, os.environ))
+
+
+def _serve(_given: argparse.Namespace, args: argparse.Namespace) -> int:
     if args.log_level != "DEBUG":
         # werkzeug logs every request at INFO, and the page polls every second.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bridge import options
 from bridge.errors import RecordError
 from collectors import cli
 from collectors.publish import DeviceUpdate, device_payload
@@ -17,7 +18,7 @@ from demo.broker import free_port
 @pytest.fixture(autouse=True)
 def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() would replace the root handlers; pytest's capture stays in place instead."""
-    monkeypatch.setattr(cli, "setup_logging", lambda *_args: None)
+    monkeypatch.setattr(options, "setup_logging", lambda *_args: None)
 
 
 
