@@ -417,6 +417,33 @@ class TestWatchers:
         assert "already connected" not in broker.log_text()  # nobody pushed off
 
 
+    def test_three_snapshots_at_once(self, broker: Broker, tmp_path: Path) -> None:
+        """README's `se3-bridge snapshot` line, as written, in three windows at the same
+        moment (all as `monitor` on the main port): each prints the payload."""
+        readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+        block = readme.split("## Debugging", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+        line = next(line for line in block.splitlines() if " snapshot" in line).split("#")[0]
+        config = line.split("SE3_CONFIG=", 1)[1].split()[0]  # var/demo.toml
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "mqtt").symlink_to(broker.dir)
+        (tmp_path / ".venv").symlink_to(Path(__file__).parents[2] / ".venv")
+        (tmp_path / config).write_text(
+            f'[gateway]\nsn = "{SN}"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+            'username = "monitor"\npassword_file = "var/mqtt/monitor.pass"\n',
+            encoding="utf-8")
+        info = ('{"gateway_ip":"192.168.1.251","gateway_name":"box","dev_sno":"ZKZC1",'
+                '"sw_version":"V1"}')
+        with mqtt_client(broker, "collector") as collector:
+            publish_and_wait(collector, f"se3/{SN}/gateway/info", info, retain=True)
+        windows = [subprocess.Popen(["bash", "-c", line], cwd=tmp_path, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for _ in range(3)]
+        answers = [window.communicate(timeout=120) for window in windows]
+        for window, (out, err) in zip(windows, answers, strict=True):
+            assert window.returncode == 0, err
+            assert '"gateway_name": "box"' in out or '"gateway_name":"box"' in out, out
+
+
 class Window:
     """One terminal running a README line in bash, its output collected line by line."""
 
