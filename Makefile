@@ -6,6 +6,7 @@
 #                METRICS_PORT=... CONSOLE_PORT=... SYSTEM_PORT=... other ports
 #   make test    lint, then every test (adds the dev extras: pytest, mypy, ...)
 #   make soak    the long soak (SOAK_SECONDS=1500): churn, outages, broker crashes
+#   make dist    dist/se3-bridge_<version>_{amd64,arm64}.deb: installs with no network
 #   make clean   removes generated state (var/: broker passwords, retained records)
 #
 # System packages come from apt (with sudo when not root), Python ones into
@@ -33,7 +34,7 @@ DEMO_CONFIG := var/demo.toml
 # Debian keeps mosquitto in /usr/sbin, which is not on a normal user's PATH.
 RUN_PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/sbin
 
-.PHONY: venv dev-venv deps browser-deps demo-config broker-setup run test lint bench soak clean
+.PHONY: venv dev-venv deps browser-deps demo-config broker-setup run test lint bench soak clean dist
 
 # venv: what the programs need to run; dev-venv: that plus the dev extras.
 venv: $(STAMP)
@@ -122,16 +123,24 @@ SOAK_SECONDS := 1500
 soak: dev-venv deps
 	PATH="$(RUN_PATH)" $(PY) -m bench.soak --duration $(SOAK_SECONDS)
 
+# One Debian package per CPU architecture, each with every Python dependency as wheels
+# for it and CPython 3.11 (deploy/debian/build.sh; deploy/README.md).
+DIST_ARCHES := amd64 arm64
+dist: venv
+	deploy/debian/build.sh --python $(PY) --out dist $(DIST_ARCHES)
+
 clean:
 	rm -rf var build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
-# The installed units booted for real in a Debian container (systemd-nspawn),
-# plus the network-fault tests that need iptables and network namespaces; as root.
-# The container's root is cached in var/deploy (debootstrap, once). See tests/deploy/.
-DEPLOY_PKGS := systemd-container debootstrap iptables iproute2 util-linux
+# The installed units booted for real in a Debian container (systemd-nspawn), the
+# packages of `make dist` in an amd64 and an arm64 one (qemu-user-static), plus the
+# network-fault tests that need iptables and network namespaces; as root.
+# The containers' roots are cached in var/deploy (debootstrap, once). See tests/deploy/.
+DEPLOY_PKGS := systemd-container debootstrap iptables iproute2 util-linux \
+  qemu-user-static binfmt-support lintian
 .PHONY: test-deploy
-test-deploy: deps dev-venv
+test-deploy: deps dev-venv dist
 	@missing=""; for p in $(DEPLOY_PKGS); do \
   dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 if [ -n "$$missing" ]; then \

@@ -7,6 +7,15 @@
 #   deploy/install.sh --destdir DIR            install under DIR instead of / (no users,
 #                                              no systemctl): for tests and image builds
 #
+# The Debian package (`make dist`, deploy/debian/) runs the same steps in two halves:
+#   deploy/install.sh --package-tree DIR       at build time: the files (steps 1, 2, 4, 5
+#                                              without the venv, users or systemctl) under
+#                                              DIR, in Debian's places (/usr/bin, /lib/systemd)
+#   /opt/se3-bridge/app/deploy/install.sh --package-configure
+#                                              its postinst: the venv from the bundled wheels
+#                                              (/opt/se3-bridge/wheels, no index), step 3,
+#                                              enable and (re)start the services
+#
 # What it does, in order:
 #   1. copies the project to /opt/se3-bridge/app and makes the venv /opt/se3-bridge/venv
 #      with the project and its dependencies (pip, from the configured index);
@@ -29,6 +38,8 @@ STATE=/var/lib/se3/mqtt
 # se3-console.service's StateDirectory: the console's admin password lives there.
 CONSOLE_PASS=/var/lib/se3-console/admin.pass
 BROKER_USER=se3-mqtt
+# Made when this script disables Debian's mosquitto.service (which wants the same port).
+DEBIAN_MOSQUITTO_MARK=/var/lib/se3/debian-mosquitto.disabled
 PORT=1883
 CORE_UNITS=(se3-mosquitto.service se3-collector-gateway.service se3-collector-devices.service
             se3-bridge.service se3-console.service)
@@ -39,6 +50,13 @@ PYTHON=${PYTHON:-python3}
 DRY=0
 ENABLE=0
 PIP=1
+# The halves of the steps this run does: FILES puts the files in place (the package
+# ships them), SYSTEM makes the venv, the users and the broker's state and runs
+# systemctl (the package's postinst). A plain install does both.
+FILES=1
+SYSTEM=1
+# Where the package's postinst finds the wheels it installs from (no index).
+WHEELS=$PREFIX/wheels
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
@@ -51,6 +69,8 @@ Options:
   --python PATH    the Python (3.11+) that makes the venv (default: python3, or \$PYTHON)
   --no-pip         make the venv but install nothing into it; Python steps then run
                    with --python, which must have the project's dependencies (tests)
+  --package-tree DIR   the Debian package's files under DIR (make dist)
+  --package-configure  the Debian package's postinst (see above)
   -h, --help       this text
 EOF
 }
@@ -64,6 +84,8 @@ while [ $# -gt 0 ]; do
         --python) PYTHON=${2:?--python needs a path}; shift ;;
         --python=*) PYTHON=${1#*=} ;;
         --no-pip) PIP=0 ;;
+        --package-tree) DESTDIR=${2:?--package-tree needs a directory}; SYSTEM=0; shift ;;
+        --package-configure) FILES=0; ENABLE=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -77,8 +99,14 @@ fi
 APP=$ROOT$PREFIX/app
 VENV=$ROOT$PREFIX/venv
 ETC=$ROOT/etc/se3
-UNITDIR=$ROOT/etc/systemd/system
-BINDIR=$ROOT/usr/local/bin
+if [ "$SYSTEM" -eq 0 ]; then
+    # The Debian package: its files go where Debian's own packages put theirs.
+    UNITDIR=$ROOT/lib/systemd/system
+    BINDIR=$ROOT/usr/bin
+else
+    UNITDIR=$ROOT/etc/systemd/system
+    BINDIR=$ROOT/usr/local/bin
+fi
 BROKER_DIR=$ROOT$STATE
 
 say() { printf 'install.sh: %s\n' "$*"; }
@@ -102,14 +130,16 @@ find_tool() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/u
 if ! staged && [ "$DRY" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root (sudo $0), or try --dry-run or --destdir DIR"
 fi
-command -v "$PYTHON" >/dev/null || die "$PYTHON not found: apt-get install python3 python3-venv"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || die "$PYTHON is older than 3.11"
-"$PYTHON" -c 'import venv, ensurepip' 2>/dev/null \
-    || die "$PYTHON cannot make a venv: apt-get install python3-venv"
-[ -n "$(find_tool mosquitto)" ] || die "mosquitto not found: apt-get install mosquitto"
-[ -n "$(find_tool mosquitto_passwd)" ] \
-    || die "mosquitto_passwd not found: apt-get install mosquitto"
+if [ "$SYSTEM" -eq 1 ]; then
+    command -v "$PYTHON" >/dev/null || die "$PYTHON not found: apt-get install python3 python3-venv"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "$PYTHON is older than 3.11"
+    "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null \
+        || die "$PYTHON cannot make a venv: apt-get install python3-venv"
+    [ -n "$(find_tool mosquitto)" ] || die "mosquitto not found: apt-get install mosquitto"
+    [ -n "$(find_tool mosquitto_passwd)" ] \
+        || die "mosquitto_passwd not found: apt-get install mosquitto"
+fi
 for unit in "$SRC"/deploy/systemd/*.service; do
     [ -f "$unit" ] || die "no unit files in $SRC/deploy/systemd"
 done
@@ -119,6 +149,7 @@ if [ "$PIP" -eq 1 ]; then PY=$VENV/bin/python; else PY=$PYTHON; fi
 
 # -- 1. the code and its venv ------------------------------------------------------------
 
+if [ "$FILES" -eq 1 ]; then
 say "installing the project from $SRC into $APP"
 run mkdir -p "$ROOT$PREFIX"
 run rm -rf "$APP.new"
@@ -133,26 +164,43 @@ run rm -rf "$APP.old"
 if [ -e "$APP" ]; then run mv "$APP" "$APP.old"; fi
 run mv "$APP.new" "$APP"
 run rm -rf "$APP.old"
+fi
 
+if [ "$SYSTEM" -eq 1 ]; then
+# A venv whose Python is gone (the system's was replaced) is made again.
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    say "venv $VENV does not run: making it again"
+    run rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
     run "$PYTHON" -m venv "$VENV"
 else
     say "venv $VENV exists: reused"
 fi
 if [ "$PIP" -eq 1 ]; then
+    if [ "$FILES" -eq 1 ]; then
+        # From the checkout in $APP, the dependencies from pip's configured index.
+        SOURCE=("$APP")
+    else
+        # The package: only its own wheels, for this CPU and Python 3.11 (make dist).
+        SOURCE=(--no-index --find-links "$WHEELS" --upgrade se3-bridge)
+    fi
     # --force-reinstall --no-deps for the project itself: its version number does not
     # change between builds, and an upgrade must replace its code every time.
     run "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir \
-        --quiet "$APP"
+        --quiet "${SOURCE[@]}"
     run "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir \
-        --quiet --force-reinstall --no-deps "$APP"
+        --quiet --force-reinstall --no-deps "${SOURCE[@]}"
     run find "$APP" -maxdepth 1 \( -name build -o -name '*.egg-info' \) -exec rm -rf {} +
 else
     say "--no-pip: nothing installed into $VENV; Python steps use $PY"
 fi
+fi
 
 # -- 2. the configuration ----------------------------------------------------------------
 
+# (The package ships the config this makes as a conffile: dpkg keeps an edited one.)
+if [ "$FILES" -eq 1 ]; then
 run mkdir -p "$ETC"
 if [ -e "$ETC/config.toml" ]; then
     say "$ETC/config.toml exists: kept"
@@ -184,9 +232,11 @@ elif [ -e "$ETC/config.toml" ] && ! grep -q "^password_file = \"$CONSOLE_PASS\""
     say "WARNING: [console] password_file in $ETC/config.toml is not $CONSOLE_PASS:"
     say "  se3-console.service may write only there"
 fi
+fi
 
 # -- 3. the broker's user and state ----------------------------------------------------------
 
+if [ "$SYSTEM" -eq 1 ]; then
 if staged; then
     run mkdir -p "$BROKER_DIR"
 else
@@ -216,9 +266,11 @@ if [ "$DRY" -eq 0 ]; then
         say "WARNING: $ETC/config.toml does not validate (see above); the services will not start"
     fi
 fi
+fi
 
 # -- 4. commands for people --------------------------------------------------------------------
 
+if [ "$FILES" -eq 1 ]; then
 run mkdir -p "$BINDIR"
 for cmd in se3-bridge:bridge se3-collector:collectors; do
     name=${cmd%%:*}
@@ -244,8 +296,12 @@ run mkdir -p "$UNITDIR"
 for unit in "$SRC"/deploy/systemd/*.service; do
     run install -m 0644 "$unit" "$UNITDIR/"
 done
+fi
 
-if have_systemd || { [ "$DRY" -eq 1 ] && ! staged; }; then
+if [ "$SYSTEM" -eq 0 ]; then
+    say "--package-tree: the package's postinst does the rest (install.sh --package-configure)"
+    exit 0
+elif have_systemd || { [ "$DRY" -eq 1 ] && ! staged; }; then
     # Debian starts its own mosquitto on 127.0.0.1:1883 when the package is installed.
     if [ "$DRY" -eq 1 ]; then
         say "(only if Debian's mosquitto.service is enabled or running:)"
@@ -255,6 +311,9 @@ if have_systemd || { [ "$DRY" -eq 1 ] && ! staged; }; then
         say "Debian's mosquitto.service wants port $PORT too: disabling it" \
             "(undo: systemctl enable --now mosquitto)"
         run systemctl disable --now mosquitto.service
+        # The package's prerm enables it again when the package is removed.
+        run install -d -m 0755 "$ROOT/var/lib/se3"
+        run touch "$DEBIAN_MOSQUITTO_MARK"
     fi
     run systemctl daemon-reload
     # An upgrade: the units already running pick up the new code.

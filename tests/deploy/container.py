@@ -15,6 +15,7 @@ machined: `--register=no`). A reboot inside makes systemd-nspawn exit with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -194,10 +195,20 @@ class Container:
         return self.boot(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Power it off (SIGTERM to systemd-nspawn is a clean shutdown); kill it if stuck."""
+        """Power it off (`systemctl poweroff` inside, a clean shutdown); kill it if stuck.
+
+        Not SIGTERM to systemd-nspawn: that reaches PID 1 as SIGRTMIN+3, which
+        qemu-user renumbers, so an emulated systemd takes it for another request
+        (it goes to rescue mode).
+        """
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        if self.leader:
+            # systemctl may lose its connection as systemd goes down: its exit code says nothing.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.run("systemctl", "poweroff", check=False, timeout=timeout)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,10 +1,11 @@
 """The Debian root the deployment test boots: made once by debootstrap, cached under var/.
 
-`cached_root()` returns a complete root for `SUITE` with `PACKAGES`, building it
-with debootstrap (about 1.5 min, from the mirror apt already uses) only when
-there is no good one. A root counts as good when its stamp names the same
+`cached_root()` returns a complete root for `SUITE` with `PACKAGES` and a CPU
+architecture (`amd64`, or `arm64` run under qemu-user-static: `binfmt_problem()`),
+building it with debootstrap (about 1.5 min native, from the mirror apt already
+uses) only when there is no good one. A root counts as good when its stamp names the same
 recipe and its key files are there; anything else under `var/deploy/`
-(a debootstrap cut short, a root of an older recipe) is deleted first, so a
+of the same architecture (a debootstrap cut short, a root of an older recipe) is deleted first, so a
 broken cache costs one rebuild and never a failed run. The cached root itself
 is never booted: `writable_view()` gives a run its own changes on top.
 """
@@ -32,8 +33,8 @@ STAMP = ".se3-deploy-root"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
-def recipe_key() -> str:
-    text = f"{SUITE} minbase {' '.join(sorted(PACKAGES))} v1"
+def recipe_key(arch: str) -> str:
+    text = f"{SUITE} {arch} minbase {' '.join(sorted(PACKAGES))} v1"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -65,23 +66,33 @@ def _good(root: Path, key: str) -> bool:
     return all((root / name).exists() for name in KEY_FILES)
 
 
-def cached_root(var: Path) -> Path:
-    """A complete root under `var` (made now if missing or broken). Logs to var/debootstrap.log."""
-    key = recipe_key()
-    root = var / f"root-{SUITE}-{key}"
+def host_arch() -> str:
+    """This machine's Debian architecture (amd64, arm64, ...)."""
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def cached_root(var: Path, arch: str) -> Path:
+    """A complete `arch` root under `var` (made now if missing or broken).
+
+    Logs to var/debootstrap-ARCH.log. A foreign `arch` needs its binfmt handler
+    (`binfmt_problem()` says whether there is one).
+    """
+    key = recipe_key(arch)
+    root = var / f"root-{arch}-{SUITE}-{key}"
     if _good(root, key):
         return root
     var.mkdir(parents=True, exist_ok=True)
-    for stale in var.glob("root-*"):
+    for stale in var.glob(f"root-{arch}-*"):
         shutil.rmtree(stale)
-    building = var / "building"
+    building = var / f"building-{arch}"
     shutil.rmtree(building, ignore_errors=True)
-    log = var / "debootstrap.log"
+    log = var / f"debootstrap-{arch}.log"
     with log.open("wb") as out:
         done = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-             SUITE, str(building), apt_mirror()],
-            stdout=out, stderr=subprocess.STDOUT, check=False, timeout=1200,
+            ["debootstrap", f"--arch={arch}", "--variant=minbase",
+             f"--include={','.join(PACKAGES)}", SUITE, str(building), apt_mirror()],
+            stdout=out, stderr=subprocess.STDOUT, check=False, timeout=1800,
         )
     if done.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]

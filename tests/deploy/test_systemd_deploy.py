@@ -44,7 +44,7 @@ from receiver.store import Report
 from tests.deploy.conftest import TIMINGS
 from tests.deploy.container import GUEST_IP, HOST_IP, Container, PrivateLink, nspawn_problem
 from tests.deploy.readme import install_steps, recorded_exposure, section_steps
-from tests.deploy.rootfs import cached_root, writable_view
+from tests.deploy.rootfs import cached_root, host_arch, writable_view
 
 REPO = Path(__file__).resolve().parents[2]
 VAR = REPO / "var" / "deploy"
@@ -227,7 +227,7 @@ def box() -> Iterator[Box]:
     # second run would tear down the first one's network. A second run waits its turn.
     lock = open_lock(Path("/run/lock/se3-test-deploy.lock"))
     started = time.monotonic()
-    cache = cached_root(VAR)
+    cache = cached_root(VAR, host_arch())
     TIMINGS["root (debootstrap, or the cache)"] = time.monotonic() - started
     started = time.monotonic()
     house = wheelhouse()

@@ -255,3 +255,37 @@ class TestInstall:
         done = run_install("--destdri", "/tmp/x")
         assert done.returncode == 2
         assert "unknown option --destdri" in done.stderr
+
+
+class TestPackageHalves:
+    """The two halves of install.sh the Debian package runs (deploy/debian/build.sh, postinst)."""
+
+    def test_package_tree_has_the_files_in_debians_places(self, tmp_path: Path) -> None:
+        """--package-tree: code, config, commands in /usr/bin, units in /lib/systemd/system;
+        no venv, no broker state (its passwords are made on each box), no systemctl."""
+        root = tmp_path / "tree"
+        done = run_install("--package-tree", str(root))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (root / PREFIX.lstrip("/") / "app" / "bridge" / "cli.py").is_file()
+        assert not (root / PREFIX.lstrip("/") / "venv").exists()
+        assert not (root / "var").exists()
+        config = (root / "etc" / "se3" / "config.toml").read_text()
+        assert 'username = "monitor"' in config
+        units = root / "lib" / "systemd" / "system"
+        assert sorted(p.name for p in units.glob("*.service")) == sorted(EXPECTED)
+        assert not (root / "etc" / "systemd").exists()
+        for name in ("se3-bridge", "se3-collector"):
+            assert os.access(root / "usr" / "bin" / name, os.X_OK)
+        assert not (root / "usr" / "local").exists()
+        assert "systemctl" not in done.stdout
+
+    def test_package_configure_installs_only_the_bundled_wheels(self) -> None:
+        """--package-configure (the postinst): the venv from /opt/se3-bridge/wheels with no
+        index, the broker's user and state, the services enabled; no file copied."""
+        plan = run_install("--dry-run", "--package-configure", "--python", sys.executable)
+        assert plan.returncode == 0, plan.stderr
+        assert f"--no-index --find-links {PREFIX}/wheels --upgrade se3-bridge" in plan.stdout
+        assert "runuser -u se3-mqtt" in plan.stdout
+        assert "+ systemctl enable --now se3-mosquitto.service" in plan.stdout
+        assert "+ cp " not in plan.stdout
+        assert "+ install -m 0644" not in plan.stdout

@@ -14,10 +14,10 @@ import pytest
 from tests.deploy.rootfs import KEY_FILES, SUITE, apt_mirror, cached_root, recipe_key
 
 FAKE = """#!/bin/sh
-# debootstrap --variant=... --include=... SUITE TARGET MIRROR
+# debootstrap --arch=... --variant=... --include=... SUITE TARGET MIRROR
 echo "$@" >> "{calls}"
 [ -e "{fail}" ] && exit 1
-for f in {files}; do mkdir -p "$(dirname "$4/$f")"; touch "$4/$f"; done
+for f in {files}; do mkdir -p "$(dirname "$5/$f")"; touch "$5/$f"; done
 """
 
 
@@ -65,17 +65,18 @@ class TestCachedRoot:
     def test_second_run_does_not_download_again(self, tmp_path: Path,
                                                 fake_debootstrap: Path) -> None:
         """A good root is reused as it is."""
-        first = cached_root(tmp_path / "var")
-        second = cached_root(tmp_path / "var")
+        first = cached_root(tmp_path / "var", "amd64")
+        second = cached_root(tmp_path / "var", "amd64")
         assert first == second
         assert len(calls(fake_debootstrap)) == 1
-        assert recipe_key() in first.name
+        assert recipe_key("amd64") in first.name
+        assert calls(fake_debootstrap)[0].startswith("--arch=amd64 ")
 
     def test_half_made_root_is_made_again(self, tmp_path: Path, fake_debootstrap: Path) -> None:
         """A root missing a key file (a cut-short build, a hand edit) is rebuilt."""
-        root = cached_root(tmp_path / "var")
+        root = cached_root(tmp_path / "var", "amd64")
         (root / KEY_FILES[0]).unlink()
-        again = cached_root(tmp_path / "var")
+        again = cached_root(tmp_path / "var", "amd64")
         assert (again / KEY_FILES[0]).exists()
         assert len(calls(fake_debootstrap)) == 2
 
@@ -83,18 +84,31 @@ class TestCachedRoot:
                                                      fake_debootstrap: Path) -> None:
         """A build cut short and a root of another recipe go before a new build."""
         var = tmp_path / "var"
-        (var / "building" / "usr").mkdir(parents=True)
-        (var / f"root-{SUITE}-000000000000" / "etc").mkdir(parents=True)
-        root = cached_root(var)
-        assert sorted(p.name for p in var.iterdir()) == ["debootstrap.log", root.name]
+        (var / "building-amd64" / "usr").mkdir(parents=True)
+        (var / f"root-amd64-{SUITE}-000000000000" / "etc").mkdir(parents=True)
+        root = cached_root(var, "amd64")
+        assert sorted(p.name for p in var.iterdir()) == ["debootstrap-amd64.log", root.name]
+
+    def test_each_architecture_has_its_own_root(self, tmp_path: Path,
+                                                fake_debootstrap: Path) -> None:
+        """Building the arm64 root keeps the amd64 one, and each is reused afterwards."""
+        var = tmp_path / "var"
+        amd64 = cached_root(var, "amd64")
+        arm64 = cached_root(var, "arm64")
+        assert amd64 != arm64
+        assert amd64.is_dir()
+        assert (cached_root(var, "amd64"), cached_root(var, "arm64")) == (amd64, arm64)
+        assert [line.split()[0] for line in calls(fake_debootstrap)] == [
+            "--arch=amd64", "--arch=arm64"]
 
     def test_failed_debootstrap_leaves_no_root_that_looks_good(
         self, tmp_path: Path, fake_debootstrap: Path
     ) -> None:
         """A failure is an error naming the log, and the next run tries again."""
         (tmp_path / "fail").touch()
-        with pytest.raises(RuntimeError, match=r"debootstrap failed \(1\); see .*debootstrap\.log"):
-            cached_root(tmp_path / "var")
+        with pytest.raises(RuntimeError,
+                           match=r"debootstrap failed \(1\); see .*debootstrap-amd64\.log"):
+            cached_root(tmp_path / "var", "amd64")
         (tmp_path / "fail").unlink()
-        cached_root(tmp_path / "var")
+        cached_root(tmp_path / "var", "amd64")
         assert len(calls(fake_debootstrap)) == 2
