@@ -229,16 +229,14 @@ class TestPackage:
 
     def test_console_answers(self, pbox: PackageBox) -> None:
         """se3-console: 401 without the admin password, the bridge's settings with it."""
-        assert pbox.console("GET", MONITOR_URL, auth=False)[0] == 401
+        # Restarted with the edited config, it makes its certificate before it listens.
         deadline = time.monotonic() + 30 * pbox.slow
-        while True:
-            status, answer = pbox.console("GET", MONITOR_URL)
-            assert status == 200, answer
-            assert isinstance(answer, dict)
-            if answer["data"]["monitor_server_url"] == f"{pbox.platform.url}/DeviceStatus":
-                break
-            assert time.monotonic() < deadline, answer
+        while not pbox.container.run("ss", "-Hltn", "sport = :5555").stdout.strip():
+            assert time.monotonic() < deadline, pbox.container.run(
+                "journalctl", "--no-pager", "-n", "20", "-u", "se3-console").stdout
             time.sleep(0.5)
+        assert pbox.console("GET", MONITOR_URL, auth=False)[0] == 401
+        assert pbox.console_settings(timeout=30 * pbox.slow)["reported_peroid"] == 10
 
     def test_reboot_brings_back_the_retained_records(self, pbox: PackageBox) -> None:
         """A one-shot record (only the broker keeps it) is reported again after a reboot."""

@@ -126,7 +126,7 @@ def publish_device(ip: str, name: str) -> str:
     record = json.dumps({"ep_status": "online", "ep_type": "2", "ep_name": name,
                          "ep_location": "95274d2c-0941-4d96-b032-ab200f81362c"})
     return ("env XDG_CONFIG_HOME=/var/lib/se3/mqtt/clients/app mosquitto_pub"
-            f" -q 1 -r -t se3/{SN}/devices/{ip}/state -m '{record}'")
+            f" -q 1 -r -t se3/{SN}/apps/app/devices/{ip}/state -m '{record}'")
 
 
 def gateway_config(demo_toml: str, installed: str, report_url: str) -> str:
@@ -211,6 +211,18 @@ class Box:
             "" if body is None else json.dumps(body), "yes" if auth else "no").stdout
         status, _, text = out.strip().partition(" ")
         return int(status), json.loads(text) if text else None
+
+    def console_settings(self, timeout: float) -> dict[str, object]:
+        """The console's monitor settings once they name this platform (the bridge's)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, answer = self.console("GET", MONITOR_URL)
+            assert status == 200, answer
+            assert isinstance(answer, dict)
+            if answer["data"]["monitor_server_url"] == f"{self.platform.url}/DeviceStatus":
+                return dict(answer["data"])
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -349,17 +361,8 @@ class TestDeployment:
                             timeout=10).status_code == 401
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://{GUEST_IP}:5555{MONITOR_URL}", timeout=10)
-        deadline = time.monotonic() + 20
         # The console answers from the bridge's settings once it has them.
-        while True:
-            status, answer = box.console("GET", MONITOR_URL)
-            assert status == 200, answer
-            assert isinstance(answer, dict)
-            if answer["data"]["monitor_server_url"] == f"{box.platform.url}/DeviceStatus":
-                break
-            assert time.monotonic() < deadline, answer
-            time.sleep(0.5)
-        assert answer["data"]["reported_peroid"] == 10
+        assert box.console_settings(timeout=20)["reported_peroid"] == 10
         before = box.report(lambda r: gateway_status(r) == "online", after=0, timeout=10)
         assert isinstance(before.payload, dict)
         original = before.payload["dev_sno"]
