@@ -128,7 +128,7 @@ class Publisher:
         self._next = 0
         self._seq = 0
         self.connected = threading.Event()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="soak-publisher",
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="se3-soak-publisher",
                              protocol=mqtt.MQTTv5)
         client.username_pw_set("collector", broker.password("collector"))
         client.max_queued_messages_set(0)  # unbounded: nothing published may be lost here
