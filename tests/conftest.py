@@ -35,9 +35,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """Entry points set up the root logger; put it back for the other tests."""
+    """Entry points set up the root logger; put it back for the other tests.
+
+    For every test: a handler left on a stream pytest has since closed makes each
+    later log line (a thread of an earlier test, a listener in a later one) print
+    "--- Logging error ---" with a traceback, which tests of quiet logs catch."""
     root = logging.getLogger()
     urllib3 = logging.getLogger("urllib3")
     handlers, level, u_level = root.handlers[:], root.level, urllib3.level
