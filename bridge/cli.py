@@ -66,7 +66,7 @@ def _command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _check(config: Config) -> int:
-    from bridge.http import redact
+    from bridge.urltext import redact
 
     platform = config.platform
     chosen = platform.platform_release

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.errors import DeliveryError, RetryAfter
-from bridge.http import redact, with_query
 from bridge.slot import LatestSlot
+from bridge.urltext import redact, with_query
 
 logger = logging.getLogger(__name__)
 

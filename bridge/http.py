@@ -21,7 +21,6 @@ import email.utils
 import functools
 import logging
 import os
-import re
 import socket
 import ssl
 import threading
@@ -29,7 +28,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 import certifi
 import requests
@@ -39,69 +37,14 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bridge.errors import DeliveryError, RetryAfter
-from bridge.hide import hide, url_secrets, without_credentials
+from bridge.hide import without_credentials
+from bridge.urltext import BODY_LIMIT, printable, without_query_values
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "se3-bridge/0.1"
-BODY_LIMIT = 512  # bytes of a report's answer read (and kept for the log and events)
 LOGIN_BODY_LIMIT = 65536  # bytes of a login answer read; a longer one is refused
 CONNECT_TIMEOUT = 5.0  # seconds to make a connection, at most (the request's own limit)
-
-
-def redact(url: str) -> str:
-    """The URL without user info and query string, fit for logs and events (a control
-    character shown as its \\x/\\u escape, so no URL can start a forged log line)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:  # still show where, less credentials and query
-        head = re.split(r"[?#]", url, maxsplit=1)[0]
-        return _escape_control(re.sub(r"//[^/@]*@", "//", head, count=1)[:200])
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port else host
-    return _escape_control(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
-
-
-# C0, DEL, C1, and the invisible bidi and line-separator marks.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-                     "\u2028\u2029]")
-
-
-def _escape_control(text: str) -> str:
-    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def with_query(url: str, params: Mapping[str, str]) -> str:
-    """`url` with `params` appended to its query: the address's own parameters are kept
-    byte for byte, as the platform issued them (`sig=a%20b` stays so: a signature over
-    the query must still match), except one of the same name as an added one, which
-    the added one replaces."""
-    if not params:
-        return url
-    parts = urlsplit(url)
-    kept = [pair for pair in parts.query.split("&")
-            if pair and unquote_plus(pair.partition("=")[0]) not in params]
-    query = "&".join([*kept, urlencode(list(params.items()))])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-def without_query_values(text: str, url: str) -> str:
-    """`text` (a platform's answer) with the secrets of `url` hidden in every spelling
-    (bridge.hide): a platform may echo the request, and the login's token is in its
-    query. Values of other parameters shorter than 8 characters (`site=7`) stay."""
-    return hide(text, url_secrets(url))
-
-
-def printable(text: str, limit: int = BODY_LIMIT) -> str:
-    """`text` cut to `limit` characters with line breaks and other control characters
-    escaped (`\\n`, `\\x1b`), so that a platform's answer cannot forge a log line."""
-    text = text[:limit]
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def trust_context(ca_file: Path | None = None) -> ssl.SSLContext:

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 
 from bridge.config import Config
-from bridge.http import redact
 from bridge.observation import Event, Observation, text
 from bridge.urls import split_urls
+from bridge.urltext import redact
 
 # bridge/settings' source words, as a person reads them
 _SOURCES = {"topic": "config topic", "login": "login", "file": "config file",

@@ -10,7 +10,6 @@ from __future__ import annotations
 from bridge.config import Config
 from bridge.errors import RecordError
 from bridge.freshness import remaining
-from bridge.http import redact
 from bridge.inforce import (
     InForce,
     event_for,
@@ -23,6 +22,7 @@ from bridge.missing import missing_from_records
 from bridge.observation import Event, Observation, text
 from bridge.records import DeviceState, GatewayInfo, GatewayMetrics, parse_as
 from bridge.releases import RELEASES
+from bridge.urltext import redact
 from bridge.verdict import Devices, DevicesReport, Status
 
 

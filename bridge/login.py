@@ -41,10 +41,10 @@ from bridge import rules
 from bridge.channel import DEVICES
 from bridge.delivery import Backoff
 from bridge.errors import DeliveryError
-from bridge.http import printable, redact, without_query_values
 from bridge.releases import LOGINS, LoginVariant
 from bridge.slot import LatestSlot
 from bridge.urls import Refused, screen, split_urls
+from bridge.urltext import printable, redact, without_query_values
 
 logger = logging.getLogger(__name__)
 

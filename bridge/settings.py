@@ -36,11 +36,11 @@ from bridge import rules
 from bridge.channel import DEVICES, GATEWAY
 from bridge.config import PlatformSection
 from bridge.errors import RecordError
-from bridge.http import printable, redact
 from bridge.login import LoginFailed, LoginResult
 from bridge.releases import Release, release
 from bridge.topics import Kind
 from bridge.urls import split_urls
+from bridge.urltext import printable, redact
 
 CONFIG_KINDS = frozenset({
     Kind.REPORT_URL, Kind.REPORT_PERIOD, Kind.LOGIN_URL, Kind.DEV_SNO,

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bridge.http import CONTROL, redact
+from bridge.urltext import CONTROL, redact
 
 MAX_TARGETS = 8
 

@@ -22,7 +22,7 @@ from concurrent.futures import Executor, as_completed
 from urllib.parse import urlsplit, urlunsplit
 
 from bridge.config import DeviceEntry
-from bridge.http import redact
+from bridge.urltext import redact
 
 logger = logging.getLogger(__name__)
 

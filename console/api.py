@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge.http import redact
+from bridge.urltext import redact
 from console import calls
 from console.auth import changes_need_header
 from console.bodies import json_body

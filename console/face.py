@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge.http import redact
+from bridge.urltext import redact
 from console import keys
 from console.api import told
 from console.auth import changes_need_header, reads_only

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from bridge.http import redact
+from bridge.urltext import redact
 from console import calls
 from console.errors import ApiError, PublishError
 from console.state import state

@@ -15,10 +15,10 @@ import orjson
 
 from bridge.config import Config
 from bridge.hide import without_credentials
-from bridge.http import redact
 from bridge.missing import missing_from_records
 from bridge.releases import DEFAULT_RELEASE, RELEASES
 from bridge.urls import split_urls
+from bridge.urltext import redact
 from console.view import Record, Snapshot, TargetLog
 
 TYPES = {"0": "turnstile", "1": "capture camera", "2": "IPC static", "3": "IPC dynamic",

@@ -19,9 +19,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
-from bridge.http import printable
 from bridge.listener import BoundedRequests, CappedThreads, RequestLimits
 from bridge.logs import Damper
+from bridge.urltext import printable
 from bridge.wsgi import BackgroundServer
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge.http import redact
+from bridge.urltext import redact
 from console import calls
 from console.api import told
 from console.auth import changes_need_header, reads_only

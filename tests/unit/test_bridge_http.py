@@ -26,16 +26,8 @@ import pytest
 import bridge.http
 from bridge.errors import DeliveryError, RetryAfter
 from bridge.hide import hide, spellings, url_secrets, without_credentials
-from bridge.http import (
-    LOGIN_BODY_LIMIT,
-    USER_AGENT,
-    HttpSender,
-    printable,
-    redact,
-    retry_after,
-    with_query,
-    without_query_values,
-)
+from bridge.http import LOGIN_BODY_LIMIT, USER_AGENT, HttpSender, retry_after
+from bridge.urltext import printable, redact, with_query, without_query_values
 
 NOW = 1_700_000_000.0
 
