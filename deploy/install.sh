@@ -164,7 +164,7 @@ run rm -rf "$APP.old"
 if [ -e "$APP" ]; then run mv "$APP" "$APP.old"; fi
 run mv "$APP.new" "$APP"
 run rm -rf "$APP.old"
-fi
+fi  # FILES: the code
 
 if [ "$SYSTEM" -eq 1 ]; then
 # A venv whose Python is gone (the system's was replaced) is made again.
@@ -195,7 +195,7 @@ if [ "$PIP" -eq 1 ]; then
 else
     say "--no-pip: nothing installed into $VENV; Python steps use $PY"
 fi
-fi
+fi  # SYSTEM: the venv
 
 # -- 2. the configuration ----------------------------------------------------------------
 
@@ -232,7 +232,7 @@ elif [ -e "$ETC/config.toml" ] && ! grep -q "^password_file = \"$CONSOLE_PASS\""
     say "WARNING: [console] password_file in $ETC/config.toml is not $CONSOLE_PASS:"
     say "  se3-console.service may write only there"
 fi
-fi
+fi  # FILES: the configuration
 
 # -- 3. the broker's user and state ----------------------------------------------------------
 
@@ -266,7 +266,7 @@ if [ "$DRY" -eq 0 ]; then
         say "WARNING: $ETC/config.toml does not validate (see above); the services will not start"
     fi
 fi
-fi
+fi  # SYSTEM: the broker
 
 # -- 4. commands for people --------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ run mkdir -p "$UNITDIR"
 for unit in "$SRC"/deploy/systemd/*.service; do
     run install -m 0644 "$unit" "$UNITDIR/"
 done
-fi
+fi  # FILES: commands and units
 
 if [ "$SYSTEM" -eq 0 ]; then
     say "--package-tree: the package's postinst does the rest (install.sh --package-configure)"

@@ -9,6 +9,7 @@ when they are missing) and says why not where it cannot.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def emulation_problem(arch: str, host: str) -> str:
             return f"binfmt_misc is not mounted and mounting it was refused: {mounted.stderr}"
     handler = BINFMT / handler_name
     if not handler.exists():
+        if shutil.which("update-binfmts") is None:
+            return (f"no {handler_name} binfmt handler and no update-binfmts"
+                    " (apt-get install qemu-user-static binfmt-support)")
         enabled = subprocess.run(["update-binfmts", "--enable", handler_name],
                                  capture_output=True, text=True, check=False)
         if enabled.returncode != 0 or not handler.exists():
