@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 
 import orjson
 
@@ -58,6 +59,15 @@ class Arrivals:
                 self._guessed.add(key)
         self._hold(key, (wall, sha))
         return wall
+
+    def since(self, key: str, payload: bytes, ts: float | None, ttl: float | None,
+              wall: Callable[[], float], replayed: bool) -> float | None:
+        """The wall time a record's age counts from: its `ts`, else its arrival (kept
+        across restarts for a record with a `ttl`); `wall` tells the time now."""
+        if ttl is None or ts is not None:
+            self.forget(key)
+            return ts
+        return self.arrived(key, payload, wall(), replayed)
 
     def forget(self, key: str) -> None:
         """`key` no longer holds a record that needs an arrival."""

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-import bridge.state
+import bridge.devicetable
+import bridge.gatewayrecords
 from bridge.errors import RecordError
 from bridge.records import parse_as
 from bridge.report import dumps
@@ -290,7 +291,8 @@ class TestRepeats:
             calls.append(args[1])
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(bridge.state, "parse_as", counting)
+        monkeypatch.setattr(bridge.devicetable, "parse_as", counting)
+        monkeypatch.setattr(bridge.gatewayrecords, "parse_as", counting)
 
         assert h.dev("10.0.0.1", payload) == UNCHANGED
         assert h.metrics(js({"cpu_usage": 1.0})) == UNCHANGED
@@ -515,7 +517,7 @@ class TestExpiry:
             h.dev("10.0.0.1", device(ttl=60, ep_name=f"v{n}"))
             assert not h.state.expire(h.clock), n
 
-        assert len(h.state._expiries) < 100
+        assert len(h.state.table._expiries) < 100
         assert h.statuses() == {"10.0.0.1": "online", "10.0.0.99": "offline"}
 
     def test_several_expire_at_once(self) -> None:

@@ -452,8 +452,8 @@ def feed(state: GatewayState, clock: FakeClock, steps: list[tuple[Any, Any]],
         if refused is not None:
             assert refused.code in {*CODES, "status", "url", "limit"}, refused.code
             assert snapshot(state, clock) == before, "a refused message changed the state"
-        assert len(state.devices) <= state.max_devices
-        assert len(state._expiries) <= 2 * len(state.devices) + 65  # no pile-up of deadlines
+        assert len(state.devices) <= state.table.max_devices
+        assert len(state.table._expiries) <= 2 * len(state.devices) + 65  # no pile-up of deadlines
         state.counts(clock)
         state.device_views(clock)
 
@@ -506,4 +506,4 @@ class TestGatewayStateApply:
                       "ts": clock.wall_time, "ttl": ttl}
             state.apply(parse(TOPICS.device_state(ips[n % spread]), PREFIX), encode(record),
                         clock)
-            assert len(state._expiries) <= 2 * len(state.devices) + 65
+            assert len(state.table._expiries) <= 2 * len(state.devices) + 65
