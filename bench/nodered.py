@@ -34,6 +34,9 @@ from demo.broker import Broker
 VERSION = "4"  # the major release installed
 INSTALL_DIR = ROOT / "var" / "nodered"
 RED_JS = INSTALL_DIR / "node_modules" / "node-red" / "red.js"
+# The broker refuses a client id that does not start with `se3-` (clientid_prefixes),
+# and Node-RED's broker node given none asks for `nodered_<random>`: name one.
+CLIENT_ID = "se3-bench-nodered"
 
 _FUNCTION = r"""
 const st = context.get("st");
@@ -140,7 +143,7 @@ def write_flow(directory: Path, broker: Broker, platform: Platform, expected: in
     flow = [
         {"id": "tab", "type": "tab", "label": "se3 bench"},
         {"id": "brk", "type": "mqtt-broker", "name": "", "broker": broker.host,
-         "port": str(broker.port), "clientid": "", "autoConnect": True, "usetls": False,
+         "port": str(broker.port), "clientid": CLIENT_ID, "autoConnect": True, "usetls": False,
          "protocolVersion": "4", "keepalive": "60", "cleansession": True},
         {"id": "in", "type": "mqtt in", "z": "tab", "name": "", "topic": FILTER, "qos": "0",
          "datatype": "utf8", "broker": "brk", "nl": False, "rap": True, "rh": 0,
