@@ -50,6 +50,7 @@ from bench.stack import (
     device_payload,
     device_topic,
     gateway_records,
+    replay_retained,
     start_broker,
     sub_devices,
     write_config,
@@ -203,36 +204,13 @@ def retained_devices(broker: Broker, timeout: float) -> dict[str, tuple[str, str
     """The devices the broker holds a retained record for, as (status, name) by address
     (a QoS 0 replay)."""
     found: dict[str, tuple[str, str]] = {}
-    done = threading.Event()
-    fence: list[int] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.username_pw_set("monitor", broker.password("monitor"))
 
-    def on_connect(c: mqtt.Client, *_a: object) -> None:
-        c.subscribe(DEVICE_FILTER, qos=0)
-        _, mid = c.subscribe(f"{BASE}/soak/fence", qos=0)
-        fence.append(mid if mid is not None else -1)
-
-    def on_subscribe(_c: mqtt.Client, _u: object, mid: int, *_a: object) -> None:
-        if mid in fence:
-            done.set()
-
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+    def take(msg: mqtt.MQTTMessage) -> None:
         if msg.retain and msg.payload:
             record = orjson.loads(msg.payload)
             found[msg.topic.split("/")[-2]] = (record["ep_status"], record["ep_name"])
 
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        if not done.wait(timeout):
-            raise TimeoutError("the broker's retained replay did not end")
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    replay_retained(broker, DEVICE_FILTER, take, timeout)
     return found
 
 

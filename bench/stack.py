@@ -168,13 +168,28 @@ def pahosub_command(broker: Broker, count: int, live: bool = False) -> list[str]
 def count_retained(broker: Broker, timeout: float = 60.0) -> int:
     """How many retained messages the broker holds under FILTER (a QoS 0 replay, counted)."""
     seen = 0
+
+    def take(msg: mqtt.MQTTMessage) -> None:
+        nonlocal seen
+        seen += bool(msg.retain)
+
+    replay_retained(broker, FILTER, take, timeout)
+    return seen
+
+
+def replay_retained(broker: Broker, topic_filter: str,
+                    take: Callable[[mqtt.MQTTMessage], None], timeout: float) -> None:
+    """Subscribe to `topic_filter` as the read-only `monitor` user (QoS 0), hand `take`
+    each message, and return once the broker's retained replay has ended: the SUBACK
+    of a second subscription on the same connection comes after every retained message
+    of the first. TimeoutError if it does not end within `timeout` seconds."""
     done = threading.Event()
     fence: list[int] = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     client.username_pw_set("monitor", broker.password("monitor"))  # not the baseline's user
 
     def on_connect(c: mqtt.Client, *_a: object) -> None:
-        c.subscribe(FILTER, qos=0)
+        c.subscribe(topic_filter, qos=0)
         _, mid = c.subscribe(f"{BASE}/bench/fence", qos=0)
         fence.append(mid if mid is not None else -1)
 
@@ -182,13 +197,9 @@ def count_retained(broker: Broker, timeout: float = 60.0) -> int:
         if mid in fence:
             done.set()
 
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        nonlocal seen
-        seen += bool(msg.retain)
-
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
-    client.on_message = on_message
+    client.on_message = lambda _c, _u, msg: take(msg)
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
@@ -197,7 +208,6 @@ def count_retained(broker: Broker, timeout: float = 60.0) -> int:
     finally:
         client.disconnect()
         client.loop_stop()
-    return seen
 
 
 # -- the platform --------------------------------------------------------------
