@@ -195,18 +195,26 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
+def _good_and_dead(tmp_path: Path, broker: Broker, good: str) -> tuple[Path, str, int]:
+    """A bridge config reporting to `good` and to a URL where nothing listens, with its
+    metrics on a free port, and the spec's example records published: (config, the
+    dead URL, the metrics port)."""
+    dead = f"http://127.0.0.1:{free_port()}/DeviceStatus"
+    config = write_config(tmp_path / "b.toml", broker, [good, dead])
+    port = free_port()
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[bridge]\nmetrics_listen = "127.0.0.1:{port}"\n')
+    publish_spec_example(broker)
+    return config, dead, port
+
+
 class TestMetricsEndpoint:
     def test_metrics_follow_the_bridge(
         self, tmp_path: Path, broker: Broker, platform: ReceiverServer
     ) -> None:
         """Records by reason, reports per target, last success, devices, broker state."""
         good = f"{platform.url}/DeviceStatus"
-        dead = f"http://127.0.0.1:{free_port()}/DeviceStatus"  # nothing listens there
-        config = write_config(tmp_path / "b.toml", broker, [good, dead])
-        port = free_port()
-        with config.open("a", encoding="utf-8") as fh:
-            fh.write(f'\n[bridge]\nmetrics_listen = "127.0.0.1:{port}"\n')
-        publish_spec_example(broker)
+        config, dead, port = _good_and_dead(tmp_path, broker, good)
         publish(broker, "app", {"apps/app/devices/10.0.0.2/state": device("offline")})
         start = time.time()
         with running_bridge(config, broker, tmp_path / "bridge.log") as bridge:
@@ -257,12 +265,7 @@ class TestMetricsEndpoint:
     def _check_removed_targets(tmp_path: Path, broker: Broker, home: ReceiverServer,
                                other: ReceiverServer) -> None:
         good, moved = f"{home.url}/DeviceStatus", f"{other.url}/DeviceStatus"
-        dead = f"http://127.0.0.1:{free_port()}/DeviceStatus"  # nothing listens there
-        config = write_config(tmp_path / "b.toml", broker, [good, dead])
-        port = free_port()
-        with config.open("a", encoding="utf-8") as fh:
-            fh.write(f'\n[bridge]\nmetrics_listen = "127.0.0.1:{port}"\n')
-        publish_spec_example(broker)
+        config, dead, port = _good_and_dead(tmp_path, broker, good)
 
         def named() -> set[str]:
             return {dict(labels)["target"] for (name, labels) in scrape(port)
