@@ -8,11 +8,13 @@ and ports.
 release in `[platform] release` and the reference platform the one in
 `[receiver] release`, always the same. Ports are changed where config/demo.toml
 names them (`127.0.0.1:9528` in the platform's URLs, `[mqtt] port`, the
-listeners), and a two-report release gets `[platform] devices_report_url`, the
-reference platform's path for its sub-device report (V5R7C01's login has no key
-for it); the file is otherwise copied line for line, comments included, and
-the result is parsed as every program will parse it before it is written, so a
-bad release or port stops here with the reason (exit 2).
+listeners), `[platform] report_url` is the reference platform's path that the
+release's login issues (so the login confirms it), and a two-report release gets
+`[platform] devices_report_url`, the reference platform's path for its
+sub-device report (V5R7C01's login has no key for it); the file is otherwise
+copied line for line, comments included, and the result is parsed as every
+program will parse it before it is written, so a bad release or port stops here
+with the reason (exit 2).
 """
 
 from __future__ import annotations
@@ -60,10 +62,17 @@ def render(text: str, release: str, ports: Mapping[str, int]) -> str:
         out, more = re.subn(rf"127\.0\.0\.1:{default}\b", f"127.0.0.1:{port}", out)
         if not count + more:
             raise DemoConfigError(f"config/demo.toml does not name the {name} port {default}")
+    port = ports.get("receiver", PORTS["receiver"])
+    # The report's fallback address is the one the release's login issues, so the
+    # login confirms it rather than moving the reports (V5R7C01, V6: not /DeviceStatus).
+    out, count = re.subn(r'^report_url = "http://127\.0\.0\.1:\d+/[^"]*"$',
+                         f'report_url = "http://127.0.0.1:{port}{played.gateway.paths[0]}"',
+                         out, count=1, flags=re.M)
+    if not count:
+        raise DemoConfigError("config/demo.toml has no [platform] report_url line")
     if played.devices is not None:
         # The sub-device report's own address, before (V6) or instead of (V5R7C01, whose
         # login has no key for it) the login's: the reference platform's path for it.
-        port = ports.get("receiver", PORTS["receiver"])
         line = (f'devices_report_url = "http://127.0.0.1:{port}{played.devices.paths[0]}"')
         out, count = re.subn(r"^(report_url = .*)$", rf"\g<1>\n{line}", out, count=1,
                              flags=re.M)

@@ -39,11 +39,14 @@ def test_release_and_ports_reach_every_program(tmp_path: Path) -> None:
 def test_two_report_releases_point_the_sub_device_report(
     tmp_path: Path, release: str, path: str
 ) -> None:
-    """The sub-device report goes to the reference platform's path for it, from the start."""
+    """The sub-device report goes to the reference platform's path for it, from the start;
+    the gateway report to the path the release's login issues, so that the login does
+    not move it."""
     out = tmp_path / "demo.toml"
     write(DEMO, out, release, {"receiver": 19528})
     platform = tomllib.loads(out.read_text(encoding="utf-8"))["platform"]
     assert platform["devices_report_url"] == f"http://127.0.0.1:19528{path}"
+    assert platform["report_url"] == "http://127.0.0.1:19528/box/monitor/status/report"
 
 
 def test_defaults_are_the_file_itself() -> None:
