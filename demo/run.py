@@ -26,7 +26,10 @@ as a shell does for a job: Ctrl-C then reaches this process alone, not `make`
 above it, which would otherwise end on the SIGINT itself (status 130, "make:
 *** [Makefile: run] Interrupt") however cleanly the stack stopped. So `make`'s
 exit status is this process's. Ctrl-Z does not suspend it (nobody could resume
-it: the shell knows `make` only); Ctrl-C stops it.
+it: the shell knows `make` only); Ctrl-C stops it. A SIGINT sent to `make` alone
+(`kill -INT`) no longer reaches it then, and `make` waits for it: stop a
+backgrounded or scripted run with SIGTERM to `make` (which passes it on) or to
+this process.
 
 The stack stops, in the reverse order of the Procfile (the broker, first, stops
 last: every MQTT client closes while it is still there, and the receiver
