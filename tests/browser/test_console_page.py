@@ -157,3 +157,19 @@ def test_switch_release_and_point_the_sub_device_report(
     expect(row.locator(".last-ok")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"),
                                                  timeout=WAIT_MS)
     expect(page.locator("#setting-devices_report_url .source")).to_have_text("topic")
+
+
+def test_remove_a_stale_device(page: Page, console: RunningConsole) -> None:
+    """A device whose record names no publisher is stale: its row says so and its Remove
+    button deletes the record; the row is gone after the page comes back."""
+    page.goto(f"{console.url}/")
+    page.fill("input[name=password]", console.password)
+    page.click("#login-form button[type=submit]")
+    stale = page.locator('tr[data-ep-ip="127.0.0.12"]')
+    expect(stale.locator(".ep-stale")).to_contain_text("its record names no publisher",
+                                                       timeout=WAIT_MS)
+    stale.locator(".remove-device button").click()
+    expect(page.locator(".flash.ok")).to_have_text(
+        "Device 127.0.0.12 removed: its record is deleted from the broker.")
+    expect(page.locator('tr[data-ep-ip="127.0.0.12"]')).to_have_count(0, timeout=WAIT_MS)
+    expect(page.locator('tr[data-ep-ip="127.0.0.11"]')).to_have_count(1)
