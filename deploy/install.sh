@@ -325,6 +325,16 @@ elif staged; then
     say "--destdir: no systemctl; on the target run: systemctl daemon-reload"
 else
     say "systemd is not running here: skipped daemon-reload"
+    if [ "$ENABLE" -eq 1 ] && command -v systemctl >/dev/null; then
+        # A root being made ready (a chroot, an image): the services start at its first
+        # boot, and Debian's mosquitto does not take their port.
+        if systemctl is-enabled --quiet mosquitto.service 2>/dev/null; then
+            run systemctl disable mosquitto.service
+            run install -d -m 0755 "$ROOT/var/lib/se3"
+            run touch "$DEBIAN_MOSQUITTO_MARK"
+        fi
+        run systemctl enable "${CORE_UNITS[@]}"
+    fi
 fi
 
 if [ "$ENABLE" -eq 0 ]; then
