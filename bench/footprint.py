@@ -47,6 +47,7 @@ from bench.stack import (
     pahosub_command,
     raw_publisher,
     start_broker,
+    stop_process,
     sub_devices,
 )
 from demo.broker import Broker
@@ -110,16 +111,6 @@ def _collector(config: Path, broker: Broker, command: str, log: Path) -> subproc
         )
 
 
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _sample(procs: dict[str, psutil.Process], window: float) -> dict[str, dict[str, float]]:
     cpu0 = {name: cpu_seconds(p) for name, p in procs.items()}
     rss: dict[str, list[int]] = {name: [] for name in procs}
@@ -164,7 +155,7 @@ def run(workdir: Path, devices: int = 1_000,
             collectors_ran = False
         if not collectors_ran:
             for proc in collectors.values():
-                _stop(proc)
+                stop_process(proc)
             collectors = {}
             refresher = _Refresher(broker, devices)
             refresher.start()
@@ -178,7 +169,7 @@ def run(workdir: Path, devices: int = 1_000,
             refresher.stop()
         bridge.stop()
         for proc in started:
-            _stop(proc)
+            stop_process(proc)
         platform.stop()
         broker.stop()
 

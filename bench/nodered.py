@@ -28,7 +28,16 @@ from pathlib import Path
 
 import psutil
 
-from bench.stack import BASE, FILTER, ROOT, SN, Platform, cpu_seconds, sub_devices
+from bench.stack import (
+    BASE,
+    FILTER,
+    ROOT,
+    SN,
+    Platform,
+    cpu_seconds,
+    stop_process,
+    sub_devices,
+)
 from demo.broker import Broker
 
 VERSION = "4"  # the major release installed
@@ -193,10 +202,5 @@ def run_once(directory: Path, platform: Platform, expected: int, log: Path) -> N
         rss = process.memory_info().rss / 2**20
         arrived = platform.arrivals.time_of(report.report_id)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
     return NodeRedRun(arrived - started, cpu, rss)

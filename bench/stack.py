@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -177,6 +176,18 @@ def count_retained(broker: Broker, timeout: float = 60.0) -> int:
     return seen
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """SIGTERM to a child still running, and SIGKILL if it has not ended in `timeout` s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def replay_retained(broker: Broker, topic_filter: str,
                     take: Callable[[mqtt.MQTTMessage], None], timeout: float) -> None:
     """Subscribe to `topic_filter` as the read-only `monitor` user (QoS 0), hand `take`
@@ -329,14 +340,8 @@ class BridgeProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (the bridge sends its last report and exits); SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
 
     def __enter__(self) -> BridgeProcess:
         return self.start()
