@@ -158,10 +158,9 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
     in_force = platform.platform_release
     if force is not None and force.release in RELEASES:  # config/release may have switched
         in_force = RELEASES[force.release]
-    fmt = platform.format if platform.format in in_force.variants else "v1"
-    shown = " + ".join((in_force.gateway_format(fmt), *in_force.reports[1:]))
+    shown = " + ".join(in_force.sent_under(platform.format))
     missing = missing_from_records(
-        in_force.name, fmt, obs.sn, info=obs.info, metrics=obs.metrics,
+        in_force.name, platform.format, obs.sn, info=obs.info, metrics=obs.metrics,
         hardware=obs.hardware, devices=obs.devices, port=config.gateway_port(),
         reporter_id=config.gateway.reporter_id)
     return Status(

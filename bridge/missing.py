@@ -31,7 +31,8 @@ def missing_from_records(
     hardware: bytes | None, devices: Mapping[str, bytes], port: int | None,
     reporter_id: str = "",
 ) -> list[str]:
-    """The dotted names of what release `release_name` (format variant `fmt`) would miss;
+    """The dotted names of what release `release_name` under `[platform] format = fmt`
+    (its own report where it offers no such variant) would miss;
     ["gateway/info"] while the gateway's identity is unknown (no report is sent)."""
     found = release(release_name)
     parsed_info = _parsed(GatewayInfo, info)
@@ -43,7 +44,8 @@ def missing_from_records(
     views = [DeviceView(ip, record, record.ep_status) for ip, raw in sorted(devices.items())
              if (record := _parsed(DeviceState, raw, ip)) is not None] \
         if "F8" in found.reports else []
-    names = missing_fields(found.gateway_format(fmt), gateway, views)
-    if found.devices is not None:
-        names += missing_fields(found.devices, None, views)
+    sent = found.sent_under(fmt)
+    names = missing_fields(sent[0], gateway, views)
+    for devices_fmt in sent[1:]:
+        names += missing_fields(devices_fmt, None, views)
     return names

@@ -106,7 +106,7 @@ class Outbox:
         makes every report due soon, built whole in its new form."""
         state = self._state
         chosen = names.release
-        fmt = chosen.variants.get(self._format, chosen.gateway)
+        fmt = chosen.sent_under(self._format)[0]
         now = (fmt, chosen.devices, names.reporter_id, names.dev_sno)
         if now == (state.fmt, state.devices_fmt, state.reporter_id, state.dev_sno):
             return

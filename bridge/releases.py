@@ -118,10 +118,17 @@ class Release:
         """The gateway report under `[platform] format = fmt`; KeyError if not offered."""
         return self.variants[fmt]
 
+    def sent_under(self, fmt: str) -> tuple[ReportFormat, ...]:
+        """The formats sent under `[platform] format = fmt`, gateway report first: the
+        variant where this release offers it, else its own (a release switched on
+        config/release keeps the file's format only where the new one offers it)."""
+        gateway = self.variants.get(fmt, self.gateway)
+        return (gateway,) if self.devices is None else (gateway, self.devices)
+
     @property
     def reports(self) -> tuple[ReportFormat, ...]:
         """The formats this release sends by default, gateway report first."""
-        return (self.gateway,) if self.devices is None else (self.gateway, self.devices)
+        return self.sent_under("v1")
 
 
 def _release(name: ReleaseName, gateway: ReportFormat, devices: ReportFormat | None,

@@ -298,14 +298,14 @@ def release_view(settings: InForce, snap: Snapshot | None = None, config: Config
     found = RELEASES.get(name)
     missing: list[str] = []
     if found is not None and snap is not None and config is not None:
-        fmt = config.platform.format if name == config.platform.release else "v1"
         missing = missing_from_records(
-            name, fmt, sn, info=_raw(snap.info), metrics=_raw(snap.metrics),
+            name, config.platform.format, sn, info=_raw(snap.info), metrics=_raw(snap.metrics),
             hardware=_raw(snap.hardware),
             devices={ip: orjson.dumps(r.data) for ip, r in snap.devices.items()},
             port=config.gateway_port(), reporter_id=str(settings.reporter_id.value or ""))
     return {"name": name, "source": settings.release.source,
-            "reports": list(found.reports) if found else [],
+            "reports": list(found.sent_under(config.platform.format if config else "v1"))
+            if found else [],
             "two_reports": settings.two_reports,
             "reporter_id": found is not None and found.gateway == "F7",
             "missing": missing,

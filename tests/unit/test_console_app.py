@@ -564,3 +564,26 @@ class TestNotMeasured:
         model = client.get("/api/view", headers=BEARER).json
         assert model is not None
         assert "gateway_ext_data.tpu_info.tpu_usage" not in model["release"]["missing"]
+
+    def test_a_switched_release_keeps_the_file_s_variant_as_the_bridge_does(
+        self, publisher: FakePublisher, view: View, clock: Clock
+    ) -> None:
+        """The file says V2R6C01 with format "port" (F3); config/release switches to V5R6C01,
+        which offers "port" too, so the bridge goes on sending F3: the page names F3 and
+        what F3 misses, not F4's nested fields."""
+        config = make_config(release="V2R6C01", format="port")
+        state = ConsoleState(config, view, publisher, Password(PASSWORD),
+                             LoginThrottle(clock=clock, sleep=clock.sleep),
+                             Sessions(clock=clock), clock=clock)
+        view.apply(f"{BASE}/gateway/info", orjson.dumps({
+            "gateway_ip": "10.0.0.5", "gateway_name": "box", "dev_sno": "DEV1",
+            "sw_version": "V5R6C01", "gateway_mac": "e0:a5:09:00:0e:6d"}))
+        view.apply(f"{BASE}/config/release", b"V5R6C01")
+        with create_app(state).test_client() as switched:
+            model = switched.get("/api/view", headers=BEARER).json
+        assert model is not None
+        assert model["release"]["name"] == "V5R6C01"
+        assert model["release"]["reports"] == ["F3"]
+        missing = model["release"]["missing"]
+        assert "gateway_ext_data.cpu_usage" in missing
+        assert [name for name in missing if "cpu_info" in name] == []
