@@ -49,9 +49,9 @@ from bridge.urltext import printable, redact, without_query_values
 logger = logging.getLogger(__name__)
 
 # Every variant's names are accepted on input, its own first (bridge.releases.LOGINS).
-_ADDRESS_KEYS = ("deviceMonitorAddr", "device_monitor_url")
-_PERIOD_KEYS = ("deviceMonitorPeriod", "device_monitor_report_period")
-_TOKEN_KEYS = ("token", "mq_login_token")
+_ADDRESS_KEYS = tuple(dict.fromkeys(k for v in LOGINS.values() for k in v.address_keys))
+_PERIOD_KEYS = tuple(dict.fromkeys(k for v in LOGINS.values() for k in v.period_keys))
+_TOKEN_KEYS = tuple(dict.fromkeys(k for v in LOGINS.values() for k in v.token_keys))
 
 
 @dataclass(frozen=True, slots=True)
