@@ -65,6 +65,7 @@ class Settings:
         self._file_period = {GATEWAY: interval, DEVICES: platform.devices_interval or interval}
         self._file_login = platform.login_url
         self._file_release = platform.release
+        self._format = platform.format  # `[platform] format`: kept where a release offers it
         self._file_reporter_id = reporter_id  # [gateway] reporter_id
         self._send_token = platform.send_token
         self._wall = wall
@@ -223,7 +224,8 @@ class Settings:
         return {
             **reports,
             "release": {"value": chosen.name, "source": release_source,
-                        "reports": list(chosen.reports), "login": chosen.login},
+                        "reports": list(chosen.sent_under(self._format)),
+                        "login": chosen.login},
             "reporter_id": {"value": reporter_id, "source": reporter_id_source},
             "login_url": {"value": redact(login_url) if login_url else "",
                           "source": login_source},

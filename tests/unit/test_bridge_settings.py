@@ -455,6 +455,21 @@ class TestRelease:
         assert s.release()[0].name == "V2R1C01"
         assert s.release()[1] == "file"
 
+    def test_the_reports_named_are_those_sent_under_the_file_s_format(self) -> None:
+        """V2R6C01 with format "port" sends F3, and so does V5R6C01 switched to on
+        config/release (it offers "port" too); V6R1C01 offers no variant: its own."""
+        s = settings(release="V2R6C01", format="port")
+        assert s.document()["release"] == {"value": "V2R6C01", "source": "file",
+                                           "reports": ["F3"], "login": "L3"}
+
+        s.apply(Kind.RELEASE, b"V5R6C01")
+        assert s.document()["release"] == {"value": "V5R6C01", "source": "topic",
+                                           "reports": ["F3"], "login": "L3"}
+
+        s.apply(Kind.RELEASE, b"V6R1C01")
+        assert s.document()["release"] == {"value": "V6R1C01", "source": "topic",
+                                           "reports": ["F7", "F8"], "login": "L4"}
+
     @pytest.mark.parametrize("payload", [b"V9R9C09", b"v2r2c01 x"])
     def test_unknown_release_is_refused_and_the_old_kept(self, payload: bytes) -> None:
         s = settings()
