@@ -78,7 +78,7 @@ fi
 
 demo-config: venv
 	@$(PY) -m demo.config --release $(RELEASE) --out $(DEMO_CONFIG) --port mqtt=$(MQTT_PORT) \
-  --port receiver=$(RECEIVER_PORT) --port metrics=$(METRICS_PORT) \
+  --port watch=$(MQTT_WATCH_PORT) --port receiver=$(RECEIVER_PORT) --port metrics=$(METRICS_PORT) \
   --port console=$(CONSOLE_PORT) --port system=$(SYSTEM_PORT)
 
 broker-setup: deps venv demo-config

@@ -112,6 +112,11 @@ class GatewaySection(_Section):
 class MqttSection(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 1883
+    # The broker's watchers' listener, where the read-only users (`monitor`, `debug`) may
+    # have many sessions at once: `se3-bridge status` and `snapshot` connect there when
+    # it is set (on `port` the broker makes the user name the client id, so two of them
+    # at once push each other off). The daemons always use `port`.
+    watch_port: Annotated[int | None, Field(strict=True, ge=1, le=65535)] = None
     username: str = ""
     password_file: Path | None = None
     topic_prefix: Annotated[str, Field(min_length=1)] = "se3"
@@ -124,6 +129,12 @@ class MqttSection(_Section):
         if any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
             raise ValueError("must not contain + or # nor start or end with /")
         return value
+
+    def for_looking(self) -> MqttSection:
+        """These settings for a read-only tool: on `watch_port` when there is one."""
+        if self.watch_port is None:
+            return self
+        return self.model_copy(update={"port": self.watch_port})
 
     def password(self) -> str | None:
         """The password from `password_file`, or None for a broker without auth."""

@@ -164,7 +164,8 @@ def summarize(obs: Observation, config: Config, now: float, waited: float) -> St
         hardware=obs.hardware, devices=obs.devices, port=config.gateway_port(),
         reporter_id=config.gateway.reporter_id)
     return Status(
-        gateway_sn=obs.sn, broker=f"{config.mqtt.host}:{config.mqtt.port}", bridge=bridge,
+        gateway_sn=obs.sn, broker=f"{config.mqtt.host}:{config.mqtt.for_looking().port}",
+        bridge=bridge,
         collectors=collectors, gateway=gateway, metrics_age=metrics_age,
         metrics_stale=metrics_stale, devices=devices, url_source=source, urls=urls,
         login_url=login_url,

@@ -108,7 +108,8 @@ class Bridge:
         # so the old connection's last will cannot land after our "online".
         client_id = f"se3-bridge-{self.sn}" if announce else f"se3-peek-{secrets.token_hex(4)}"
         self.conn = Connection(
-            config.mqtt, client_id, self.topics.bridge_status if announce else None,
+            config.mqtt if announce else config.mqtt.for_looking(), client_id,
+            self.topics.bridge_status if announce else None,
             # MQTT 3.1.1 on the hot path: under MQTT 5 paho builds and clears a properties
             # object for every PUBLISH read, a third of the bridge's CPU per message
             # (bench ingest: 121 -> 79 us). The bridge needs no PUBACK reason codes (its

@@ -77,7 +77,8 @@ class StatusReader:
         self._inbox: queue.SimpleQueue[tuple[str, bytes, bool] | _Fence] = queue.SimpleQueue()
         self._fence = ReplayFence(topics.everything, topics.fence,
                                   lambda: self._inbox.put(_Fence()))
-        self.conn = Connection(config.mqtt, f"se3-status-{secrets.token_hex(4)}")
+        self.mqtt = config.mqtt.for_looking()  # the watchers' port when there is one
+        self.conn = Connection(self.mqtt, f"se3-status-{secrets.token_hex(4)}")
         self.conn.client.on_message = self._on_message
         self.conn.client.on_subscribe = self._fence.on_subscribe
         self.conn.on_connected(self._fence.subscribe)
@@ -105,7 +106,7 @@ class StatusReader:
             except queue.Empty:
                 if time.monotonic() >= end:
                     raise BrokerError(
-                        f"the MQTT broker at {self.config.mqtt.host}:{self.config.mqtt.port} "
+                        f"the MQTT broker at {self.mqtt.host}:{self.mqtt.port} "
                         f"did not finish replaying the retained state within {timeout:g} s"
                     ) from None
                 continue

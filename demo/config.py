@@ -7,8 +7,8 @@ and ports.
 (README), and every process of the Procfile reads it: the bridge plays the
 release in `[platform] release` and the reference platform the one in
 `[receiver] release`, always the same. Ports are changed where config/demo.toml
-names them (`127.0.0.1:9528` in the platform's URLs, `[mqtt] port`, the
-listeners), `[platform] report_url` is the reference platform's path that the
+names them (`127.0.0.1:9528` in the platform's URLs, `[mqtt] port` and
+`watch_port`, the listeners), `[platform] report_url` is the reference platform's path that the
 release's login issues (so the login confirms it), and a two-report release gets
 `[platform] devices_report_url`, the reference platform's path for its
 sub-device report (V5R7C01's login has no key for it); the file is otherwise
@@ -32,7 +32,7 @@ from receiver import releases
 
 # Each port of the demo: its name and the port config/demo.toml gives it.
 PORTS: Mapping[str, int] = {
-    "mqtt": 1883, "receiver": 9528, "metrics": 9530, "console": 5555, "system": 8888}
+    "mqtt": 1883, "watch": 1884, "receiver": 9528, "metrics": 9530, "console": 5555, "system": 8888}
 _RELEASE = re.compile(r'^(release = )"[^"]*"$', re.M)
 
 
@@ -41,7 +41,12 @@ class DemoConfigError(ValueError):
 
 
 def render(text: str, release: str, ports: Mapping[str, int]) -> str:
-    """config/demo.toml's `text` for `release` and `ports` (name -> port, PORTS' names)."""
+    """config/demo.toml's `text` for `release` and `ports` (name -> port, PORTS' names).
+
+    The watchers' port defaults to the MQTT port + 1, as the broker's setup has it.
+    """
+    if "mqtt" in ports and "watch" not in ports:
+        ports = {**ports, "watch": ports["mqtt"] + 1}
     for name, port in ports.items():
         if name not in PORTS:
             raise DemoConfigError(f"unknown port {name!r}; known: {', '.join(PORTS)}")
@@ -58,7 +63,8 @@ def render(text: str, release: str, ports: Mapping[str, int]) -> str:
         raise DemoConfigError(f"expected 2 `release = ` lines (platform, receiver), found {found}")
     for name, port in ports.items():
         default = PORTS[name]
-        out, count = re.subn(rf"^port = {default}$", f"port = {port}", out, flags=re.M)
+        out, count = re.subn(rf"^((?:watch_)?port) = {default}$", rf"\g<1> = {port}", out,
+                             flags=re.M)
         out, more = re.subn(rf"127\.0\.0\.1:{default}\b", f"127.0.0.1:{port}", out)
         if not count + more:
             raise DemoConfigError(f"config/demo.toml does not name the {name} port {default}")

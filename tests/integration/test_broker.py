@@ -417,24 +417,32 @@ class TestWatchers:
         assert "already connected" not in broker.log_text()  # nobody pushed off
 
 
-    def test_three_snapshots_at_once(self, broker: Broker, tmp_path: Path) -> None:
-        """README's `se3-bridge snapshot` line, as written, in three windows at the same
-        moment (all as `monitor` on the main port): each prints the payload."""
+    @staticmethod
+    def readme_tool_line(broker: Broker, tmp_path: Path, command: str, extra: str = "") -> str:
+        """README's Debugging line running `se3-bridge COMMAND`, and in `tmp_path` what it
+        reads: var/mqtt (the broker's) and its config, [mqtt] as config/demo.toml has it
+        (`monitor`, `watch_port`)."""
         readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
         block = readme.split("## Debugging", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
-        line = next(line for line in block.splitlines() if " snapshot" in line).split("#")[0]
+        line = next(line for line in block.splitlines()
+                    if f"se3-bridge {command}" in line).split("#")[0]
         config = line.split("SE3_CONFIG=", 1)[1].split()[0]  # var/demo.toml
         (tmp_path / "var").mkdir()
         (tmp_path / "var" / "mqtt").symlink_to(broker.dir)
         (tmp_path / ".venv").symlink_to(Path(__file__).parents[2] / ".venv")
         (tmp_path / config).write_text(
             f'[gateway]\nsn = "{SN}"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
-            'username = "monitor"\npassword_file = "var/mqtt/monitor.pass"\n',
+            f'watch_port = {broker.watch_port}\n'
+            'username = "monitor"\npassword_file = "var/mqtt/monitor.pass"\n' + extra,
             encoding="utf-8")
-        info = ('{"gateway_ip":"192.168.1.251","gateway_name":"box","dev_sno":"ZKZC1",'
-                '"sw_version":"V1"}')
+        return line
+
+    def test_three_snapshots_at_once(self, broker: Broker, tmp_path: Path) -> None:
+        """README's `se3-bridge snapshot` line, as written, in three windows at the same
+        moment (all as `monitor`): each prints the payload."""
+        line = self.readme_tool_line(broker, tmp_path, "snapshot")
         with mqtt_client(broker, "collector") as collector:
-            publish_and_wait(collector, f"se3/{SN}/gateway/info", info, retain=True)
+            publish_and_wait(collector, f"se3/{SN}/gateway/info", GATEWAY_INFO, retain=True)
         windows = [subprocess.Popen(["bash", "-c", line], cwd=tmp_path, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                    for _ in range(3)]
@@ -442,6 +450,31 @@ class TestWatchers:
         for window, (out, err) in zip(windows, answers, strict=True):
             assert window.returncode == 0, err
             assert '"gateway_name": "box"' in out or '"gateway_name":"box"' in out, out
+
+    def test_three_status_windows_at_once(self, broker: Broker, tmp_path: Path) -> None:
+        """README's `se3-bridge status` line in three windows, each watching the bridge's
+        deliveries for seconds at the same time: none pushes another off (on the main
+        port, all three are `monitor` and take the session from each other throughout)."""
+        line = self.readme_tool_line(broker, tmp_path, "status",
+                                     "[platform]\ninterval = 4.0\n"  # each watches 9 s
+                                     'report_url = "http://127.0.0.1:9/DeviceStatus"\n')
+        with mqtt_client(broker, "bridge") as bridge:  # online: status waits for deliveries
+            publish_and_wait(bridge, f"se3/{SN}/bridge/status", "online", retain=True)
+        with mqtt_client(broker, "collector") as collector:
+            publish_and_wait(collector, f"se3/{SN}/gateway/info", GATEWAY_INFO, retain=True)
+        windows = [subprocess.Popen(["bash", "-c", line], cwd=tmp_path, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for _ in range(3)]
+        answers = [window.communicate(timeout=120) for window in windows]
+        for out, err in answers:
+            assert "disconnected from broker unexpectedly" not in err, err
+            assert "(watched 9 s)" in out, out
+            assert f"gateway {SN} on broker 127.0.0.1:{broker.watch_port}" in out, out
+        assert "already connected" not in broker.log_text()
+
+
+GATEWAY_INFO = ('{"gateway_ip":"192.168.1.251","gateway_name":"box","dev_sno":"ZKZC1",'
+                '"sw_version":"V1"}')
 
 
 class Window:

@@ -76,7 +76,19 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--source", str(DEMO), "--out", str(out), "--release", "V2R3C01",
                  "--port", "receiver=19528"]) == 0
     assert capsys.readouterr().out == (
-        f"demo config: {out} plays V2R3C01; ports mqtt 1883, receiver 19528, metrics 9530, "
-        "console 5555, system 8888\n")
+        f"demo config: {out} plays V2R3C01; ports mqtt 1883, watch 1884, receiver 19528, "
+        "metrics 9530, console 5555, system 8888\n")
     assert main(["--source", str(DEMO), "--out", str(out), "--release", "V0R0C00"]) == 2
     assert "demo config: " in capsys.readouterr().err
+
+
+def test_the_watchers_port_follows_the_mqtt_port(tmp_path: Path) -> None:
+    """`se3-bridge status` and `snapshot` connect to the watchers' port: by default the
+    MQTT port + 1, as the broker's setup makes it; both may be given."""
+    out = tmp_path / "demo.toml"
+    write(DEMO, out, "V2R2C01", {"mqtt": 21883})
+    mqtt = tomllib.loads(out.read_text(encoding="utf-8"))["mqtt"]
+    assert (mqtt["port"], mqtt["watch_port"]) == (21883, 21884)
+    write(DEMO, out, "V2R2C01", {"mqtt": 21883, "watch": 21990})
+    mqtt = tomllib.loads(out.read_text(encoding="utf-8"))["mqtt"]
+    assert (mqtt["port"], mqtt["watch_port"]) == (21883, 21990)
