@@ -40,13 +40,18 @@ class DemoConfigError(ValueError):
     """The demo's config cannot be made as asked; the text says why."""
 
 
-def render(text: str, release: str, ports: Mapping[str, int]) -> str:
-    """config/demo.toml's `text` for `release` and `ports` (name -> port, PORTS' names).
-
-    The watchers' port defaults to the MQTT port + 1, as the broker's setup has it.
-    """
+def with_defaults(ports: Mapping[str, int]) -> dict[str, int]:
+    """`ports` and what follows from them: the watchers' port defaults to the MQTT
+    port + 1, as the broker's setup has it."""
     if "mqtt" in ports and "watch" not in ports:
-        ports = {**ports, "watch": ports["mqtt"] + 1}
+        return {**ports, "watch": ports["mqtt"] + 1}
+    return dict(ports)
+
+
+def render(text: str, release: str, ports: Mapping[str, int]) -> str:
+    """config/demo.toml's `text` for `release` and `ports` (name -> port, PORTS' names;
+    `with_defaults`)."""
+    ports = with_defaults(ports)
     for name, port in ports.items():
         if name not in PORTS:
             raise DemoConfigError(f"unknown port {name!r}; known: {', '.join(PORTS)}")
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DemoConfigError, OSError) as exc:
         print(f"demo config: {exc}", file=sys.stderr)
         return 2
-    ports = {**PORTS, **dict(args.port)}
+    ports = {**PORTS, **with_defaults(dict(args.port))}
     print(f"demo config: {args.out} plays {args.release}; ports "
           + ", ".join(f"{name} {port}" for name, port in ports.items()))
     return 0

@@ -78,6 +78,9 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().out == (
         f"demo config: {out} plays V2R3C01; ports mqtt 1883, watch 1884, receiver 19528, "
         "metrics 9530, console 5555, system 8888\n")
+    assert main(["--source", str(DEMO), "--out", str(out), "--release", "V2R3C01",
+                 "--port", "mqtt=21883"]) == 0
+    assert "ports mqtt 21883, watch 21884, " in capsys.readouterr().out  # what it wrote
     assert main(["--source", str(DEMO), "--out", str(out), "--release", "V0R0C00"]) == 2
     assert "demo config: " in capsys.readouterr().err
 
