@@ -3,8 +3,8 @@
 1,000 retained devices; the bridge runs with `min_interval` 0, then 1 (and
 the default `interval`, so periodic reports happen as in production). Each
 change gives one device a new `ep_name` and is published by the raw publisher
-(as an app would); its latency is the time from just before the packet is
-written to the moment the POST whose body first carries the new name had fully
+as the `collector` user (the records are the collectors'; an app writes only in
+its own space); its latency is the time from just before the packet is written to the moment the POST whose body first carries the new name had fully
 arrived at the platform. One change at a time: the next is published only
 after the previous one was seen, so each is measured on its own.
 
@@ -106,7 +106,7 @@ def _measure(broker: Broker, platform: Platform, mqtt_seen: MqttArrivals, workdi
     mqtt_s: list[float] = []
     after = time.time()
     with BridgeProcess(config, broker, workdir / "latency-bridge.log"), \
-            raw_publisher(broker, "app") as publisher:
+            raw_publisher(broker, "collector") as publisher:
         platform.wait(lambda r: len(sub_devices(r)) == devices, 30, after)
         for k in range(changes):
             if min_interval:
