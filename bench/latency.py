@@ -5,8 +5,9 @@ the default `interval`, so periodic reports happen as in production). Each
 change gives one device a new `ep_name` and is published by the raw publisher
 as the `collector` user (the records are the collectors'; an app writes only in
 its own space); its latency is the time from just before the packet is written
-to the moment the POST whose body first carries the new name had fully arrived at the platform. One change at a time: the next is published only
-after the previous one was seen, so each is measured on its own.
+to the moment the POST whose body first carries the new name had fully arrived
+at the platform. One change at a time: the next is published only after the
+previous one was seen, so each is measured on its own.
 
 - `min_interval` 0: back to back.
 - `min_interval` 1: after each report, a random pause of 0 to 1.2 s before the
