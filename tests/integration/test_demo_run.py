@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -77,7 +78,7 @@ def _procfile(path: Path, tmp: Path, hard: bool,
         f"broker: {mosquitto} -c {conf}",
         f"receiver: {sys.executable} -m receiver.cli --host 127.0.0.1 --port {web_port}",
     ]
-    ports = [mqtt_port, web_port]
+    ports = [mqtt_port, web_port, watch_port]  # the broker is up once both listeners are
     if bridge:
         line, metrics = _bridge_line(tmp, mqtt_port, web_port)
         lines.append(line)
@@ -125,9 +126,46 @@ def _start(started: list[subprocess.Popen[bytes]], procfile: Path,
     return proc
 
 
+class _PortTaken(Exception):
+    """A port chosen free was taken by another process before the stack bound it."""
+
+
+@dataclass
+class _Stack:
+    proc: subprocess.Popen[bytes]
+    ports: list[int]
+    pids: list[int]
+    lines: list[str]
+    dir: Path
+
+
+def _up(started: list[subprocess.Popen[bytes]], tmp_path: Path, *, hard: bool, grace: float,
+        bridge: bool = False) -> _Stack:
+    """A test stack on free ports, up and listening.
+
+    A free port can be taken by another test's process between being chosen and
+    being bound (the broker binds its listeners one after the other, then exits on
+    "Address already in use"): the stack is then started again on other ports.
+    """
+    for attempt in range(3):
+        tmp = tmp_path / f"stack{attempt}"
+        tmp.mkdir()
+        procfile, ports = _procfile(tmp / "Procfile", tmp, hard=hard, bridge=bridge)
+        proc = _start(started, procfile, grace=grace)
+        try:
+            pids, lines = _read_until_ready(proc, ports)
+        except _PortTaken:
+            proc.wait(timeout=30)
+            continue
+        return _Stack(proc, ports, pids, lines, tmp)
+    raise AssertionError("three stacks in a row found a port taken by another process")
+
+
 def _read_until_ready(proc: subprocess.Popen[bytes], ports: list[int],
                       timeout: float = 20.0) -> tuple[list[int], list[str]]:
-    """Read the runner's output until every port is taken; the children's pids, the lines."""
+    """Read the runner's output until every port is taken; the children's pids, the lines.
+
+    _PortTaken when the runner ended because a child found its port taken."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
@@ -140,6 +178,8 @@ def _read_until_ready(proc: subprocess.Popen[bytes], ports: list[int],
             chunk = os.read(fd, 65536)
         except BlockingIOError:
             continue
+        if not chunk and b"Address already in use" in text:
+            raise _PortTaken(text.decode())
         assert chunk, f"the runner ended early:\n{text.decode()}"
         text += chunk
     os.set_blocking(fd, True)
@@ -187,9 +227,8 @@ class TestStop:
         A child that ignores SIGTERM is killed after the grace, and so is a
         grandchild left behind in a child's process group.
         """
-        procfile, ports = _procfile(tmp_path / "Procfile", tmp_path, hard=True)
-        proc = _start(run_stack, procfile, grace=1.0)
-        pids, _ = _read_until_ready(proc, ports)
+        stack = _up(run_stack, tmp_path, hard=True, grace=1.0)
+        proc, ports, pids = stack.proc, stack.ports, stack.pids
         assert len(pids) == 4
         everyone = pids + _descendants(pids)
         assert proc.stdout is not None
@@ -203,9 +242,8 @@ class TestStop:
         self, tmp_path: Path, run_stack: list[subprocess.Popen[bytes]]
     ) -> None:
         """A broken output alone (the reader closed the pipe, no signal) stops the stack."""
-        procfile, ports = _procfile(tmp_path / "Procfile", tmp_path, hard=False)
-        proc = _start(run_stack, procfile, grace=5.0)
-        pids, _ = _read_until_ready(proc, ports)
+        stack = _up(run_stack, tmp_path, hard=False, grace=5.0)
+        proc, ports, pids = stack.proc, stack.ports, stack.pids
         assert proc.stdout is not None
         proc.stdout.close()
         assert proc.wait(timeout=30) == 0
@@ -219,10 +257,9 @@ class TestStop:
         """A clean stop: the bridge stops first and its last report reaches the receiver,
         nothing reads like a failure, the broker (first line) stops last, the last line
         says so, exit 0."""
-        procfile, ports = _procfile(tmp_path / "Procfile", tmp_path, hard=False, bridge=True)
-        proc = _start(run_stack, procfile, grace=5.0)
-        _, lines = _read_until_ready(proc, ports)
-        publish_spec_example(Broker(tmp_path / "mqtt", ports[0]))  # something to report
+        stack = _up(run_stack, tmp_path, hard=False, grace=5.0, bridge=True)
+        proc, ports, lines = stack.proc, stack.ports, stack.lines
+        publish_spec_example(Broker(stack.dir / "mqtt", ports[0]))  # something to report
         _, more = _read_until(proc, f"report {SN}-")
         lines += more
         proc.send_signal(signum)
