@@ -417,11 +417,10 @@ class Broker:
         self.users = all_users(apps)
         self.sn = sn
         self.dir = Path(directory).resolve()
-        chosen = free_ports(3)
-        self.port = port if port is not None else chosen[0]
-        # The watchers' listener (debug, monitor): many sessions per user.
-        self.watch_port = (watch_port if watch_port is not None
-                           else next(p for p in chosen[1:] if p != self.port))
+        # Ports it chooses itself, it may choose again at its first start (start()).
+        self._own_ports = (port is None, watch_port is None)
+        self._started = False
+        self.port, self.watch_port = self._choose_ports(port, watch_port)
         self.prefix = prefix
         self.autosave_interval = autosave_interval
         self.conf_path = self.dir / "mosquitto.conf"
@@ -473,8 +472,39 @@ class Broker:
         except FileNotFoundError:
             return ""
 
+    @staticmethod
+    def _choose_ports(port: int | None, watch_port: int | None) -> tuple[int, int]:
+        chosen = free_ports(3)
+        port = port if port is not None else chosen[0]
+        # The watchers' listener (debug, monitor): many sessions per user.
+        watch = watch_port if watch_port is not None else next(p for p in chosen[1:] if p != port)
+        return port, watch
+
     def start(self, timeout: float = 10.0) -> None:
-        """Start mosquitto and wait until it accepts connections on its port."""
+        """Start mosquitto and wait until it accepts connections on its port.
+
+        A port it chose itself as free can be taken by another process before
+        mosquitto binds it: at its first start it then chooses again (twice at
+        most). A port it was given, or one it has run on, is never changed.
+        """
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+            except MosquittoError as exc:
+                if (self._started or attempt == 2 or not any(self._own_ports)
+                        or "Address already in use" not in str(exc)):
+                    raise
+                port, watch = self._choose_ports(
+                    None if self._own_ports[0] else self.port,
+                    None if self._own_ports[1] else self.watch_port)
+                logger.info("a port of mosquitto was taken meanwhile; trying %s and %s",
+                            port, watch)
+                self.port, self.watch_port = port, watch
+                continue
+            self._started = True
+            return
+
+    def _start_once(self, timeout: float) -> None:
         if self.running:
             raise MosquittoError("broker already running")
         # A child of the tests and benchmarks runs as whoever runs them: their

@@ -184,6 +184,24 @@ class TestListener:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.2", broker.port), timeout=5).close()
 
+    def test_a_port_it_chose_and_found_taken_is_chosen_again(self, tmp_path: Path) -> None:
+        """Another process took the chosen watch port before mosquitto bound it: the
+        first start chooses again; a port the caller gave is never changed."""
+        with socket.socket() as taker:
+            taker.bind(("127.0.0.1", 0))
+            taker.listen()
+            taken = taker.getsockname()[1]
+            given = free_port()
+            broker = Broker(tmp_path / "mqtt", given)
+            broker.watch_port = taken  # as if chosen free, then taken meanwhile
+            with broker:
+                assert (broker.port, broker.watch_port != taken) == (given, True)
+                with mqtt_client(broker, "collector"):
+                    pass
+            fixed = Broker(tmp_path / "fixed", free_port(), watch_port=taken)
+            with pytest.raises(MosquittoError, match="Address already in use"):
+                fixed.start()
+
 
 class TestFiles:
     def test_credentials_and_config_are_private(self, broker: Broker) -> None:
