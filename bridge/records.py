@@ -1,7 +1,8 @@
 """The MQTT records (docs/topics.md) and the one parser that admits them.
 
 A record is the JSON object a collector or an app publishes, retained, for one
-subject. `parse_record` turns raw bytes into a validated, frozen model or raises
+subject. `parse_record` turns raw bytes into a validated, frozen record (a pydantic
+model; a slotted pydantic dataclass for a device, held by the thousand) or raises
 `RecordError` with a reason fit for a log line and a `bridge/errors` event; it
 never raises anything else (pinned down by a property-based test).
 
@@ -17,9 +18,10 @@ its line breaks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -27,10 +29,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
+from pydantic.dataclasses import dataclass
 
 from bridge.addresses import canonical_ip
 from bridge.errors import RecordError
@@ -67,30 +71,37 @@ def _blank_is_unknown(value: object) -> object:
 Unknown = BeforeValidator(_blank_is_unknown)
 
 
+# Every record: strict, unknown keys ignored (and frozen).
+_STRICT = ConfigDict(strict=True, extra="ignore")
+Source = Annotated[str, Field(min_length=1, max_length=128)]
+# A record that may expire: `ts` (publisher's Unix time) and `ttl` (seconds).
+Ts = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Ttl = Annotated[float, Field(gt=0, le=30 * 86400, allow_inf_nan=False)]
+
+
+def _no_control_characters(value: object, info: ValidationInfo) -> object:
+    """The check of every field of every record: no control characters in a string."""
+    if info.context is _PLAIN:
+        return value  # nothing to find: see _plain
+    if isinstance(value, str) and info.field_name not in _FORMATTED:
+        no_control(value, info.field_name or "")
+    return value
+
+
 class _Checked(BaseModel):
     """Strict, frozen, unknown keys ignored, and no control characters in any string."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
-
-    @field_validator("*")
-    @classmethod
-    def _no_control_characters(cls, value: object, info: ValidationInfo) -> object:
-        if info.context is _PLAIN:
-            return value  # nothing to find: see _plain
-        if isinstance(value, str) and info.field_name not in _FORMATTED:
-            no_control(value, info.field_name or "")
-        return value
+    model_config = ConfigDict(**_STRICT, frozen=True)
+    _no_control = field_validator("*")(_no_control_characters)
 
 
 class _Record(_Checked):
-    source: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    source: Source | None = None
 
 
 class _Fresh(_Record):
-    """A record that may expire: `ts` (publisher's Unix time) and `ttl` (seconds)."""
-
-    ts: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    ttl: Annotated[float, Field(gt=0, le=30 * 86400, allow_inf_nan=False)] | None = None
+    ts: Ts | None = None
+    ttl: Ttl | None = None
 
 
 def _ip(value: str) -> str:
@@ -184,10 +195,18 @@ class EpExtData(_Checked):
     group_name: Annotated[ExtText | None, Unknown] = None
 
 
-class DeviceState(_Fresh):
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class DeviceState:
+    """A sub-device's record. The same checks as every record, but a slotted dataclass,
+    not a model: a bridge holds one for each of up to 20,000 devices, and a model's
+    instance (its `__dict__` and the set of the fields given) is five times the size."""
+
     ep_status: Status
     ep_type: EpType
     ep_location: Location
+    source: Source | None = None
+    ts: Ts | None = None
+    ttl: Ttl | None = None
     ep_ip: Short | None = None
     ep_name: Name = ""
     ep_url: Annotated[Url | None, Unknown] = None
@@ -197,6 +216,8 @@ class DeviceState(_Fresh):
     media_device_id: Annotated[Short | None, Unknown] = None  # else derived (stable)
     permission_id: Annotated[Short | None, Unknown] = None
 
+    _no_control = field_validator("*")(_no_control_characters)
+
     @field_validator("ep_ip")
     @classmethod
     def _ep_ip(cls, value: str | None) -> str | None:
@@ -205,15 +226,18 @@ class DeviceState(_Fresh):
 
 Record = GatewayInfo | GatewayMetrics | GatewayHardware | DeviceState
 
-_MODELS: dict[Kind, type[_Record]] = {
+_MODELS: dict[Kind, type[Record]] = {
     Kind.GATEWAY_INFO: GatewayInfo,
     Kind.GATEWAY_METRICS: GatewayMetrics,
     Kind.GATEWAY_HARDWARE: GatewayHardware,
     Kind.DEVICE_STATE: DeviceState,
 }
+# Each record is validated straight from its JSON bytes (no dict in between).
+_ADAPTERS: dict[type[Record], TypeAdapter[Any]] = {
+    model: TypeAdapter(model) for model in _MODELS.values()
+}
 
-
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R", GatewayInfo, GatewayMetrics, GatewayHardware, DeviceState)
 
 
 def owned(record: DeviceState, owner: str) -> DeviceState:
@@ -224,15 +248,22 @@ def owned(record: DeviceState, owner: str) -> DeviceState:
         raise RecordError(f"source {record.source!r} in the space of app {owner}: an app's "
                           f"records are its own (leave source out, or say {owner!r})",
                           field="source")
-    return record.model_copy(update={"source": owner})
+    return dataclasses.replace(record, source=owner)
 
 
-def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_384) -> _Record:
+def fields_of(record: Record) -> dict[str, Any]:
+    """A record's fields as plain values (nested records as dicts), those unset left out."""
+    fields: dict[str, Any] = _ADAPTERS[type(record)].dump_python(record, exclude_none=True)
+    return fields
+
+
+def parse_record(kind: Kind, payload: bytes, key: str = "", max_size: int = 16_384) -> Record:
     """Validate one JSON record of the model that `kind` of topic carries."""
     model = _MODELS.get(kind)
     if model is None:
         raise RecordError(f"{kind.value} does not carry a JSON record")
-    return parse_as(model, payload, key, max_size)
+    record: Record = _validated(model, payload, key, max_size)
+    return record
 
 
 def parse_as(model: type[R], payload: bytes, key: str = "", max_size: int = 16_384) -> R:
@@ -241,10 +272,18 @@ def parse_as(model: type[R], payload: bytes, key: str = "", max_size: int = 16_3
     Raises RecordError, and only RecordError, for anything that is not a
     conforming record.
     """
+    record: R = _validated(model, payload, key, max_size)
+    return record
+
+
+def _validated(model: type[Record], payload: bytes, key: str, max_size: int) -> Any:
     if len(payload) > max_size:
         raise RecordError(
             f"payload of {len(payload)} bytes is over the {max_size}-byte limit", code="size"
         )
+    # What is JSON is orjson's word, as everywhere in the bridge (no NaN, no integer past
+    # 64 bits); the record is then built from the bytes themselves, which keeps one copy
+    # of the strings that every device repeats (its location, its status, its source).
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -252,21 +291,29 @@ def parse_as(model: type[R], payload: bytes, key: str = "", max_size: int = 16_3
     if not isinstance(data, dict):
         raise RecordError(f"not a JSON object but {_json_type(data)}", code="json")
     try:
-        record = model.model_validate(data, context=_PLAIN if _plain(payload) else None)
+        record = _ADAPTERS[model].validate_json(
+            payload, context=_PLAIN if _plain(payload) else None)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in err["loc"])
-        got = "" if err["type"] == "missing" else f" (got {_brief(err.get('input'))})"
-        msg = err["msg"].removeprefix("Value error, ")
-        more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
-        # The code is a metric label: the top-level field, from a fixed set.
-        top = str(err["loc"][0]) if err["loc"] else ""
-        raise RecordError(f"{msg}{got}{more}", field=field, code=top) from None
+        raise _refusal(exc) from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise RecordError(f"invalid record: {exc}", code="json") from None
     if isinstance(record, DeviceState) and record.ep_ip is not None and key and record.ep_ip != key:
         raise RecordError(f"ep_ip {record.ep_ip} does not match the topic's {key}", field="ep_ip")
     return record
+
+
+def _refusal(exc: ValidationError) -> RecordError:
+    """Why a record was refused: its first fault, and how many more."""
+    err = exc.errors(include_url=False)[0]
+    if err["type"] == "json_invalid":  # read by orjson, not by pydantic (nested too deep)
+        return RecordError(f"not JSON: {err['msg']}", code="json")
+    field = ".".join(str(p) for p in err["loc"])
+    got = "" if err["type"] == "missing" else f" (got {_brief(err.get('input'))})"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+    # The code is a metric label: the top-level field, from a fixed set.
+    top = str(err["loc"][0]) if err["loc"] else ""
+    return RecordError(f"{msg}{got}{more}", field=field, code=top)
 
 
 _PLAIN: dict[str, bool] = {"plain": True}

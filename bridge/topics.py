@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 from dataclasses import dataclass
 
 from bridge.addresses import MAX_ADDRESS_TEXT, canonical_ip
@@ -115,7 +116,9 @@ def parse(topic: str, prefix: str) -> TopicRef:
     rest = parts[n_prefix:]
     if len(rest) < 3 or not rest[0]:
         raise TopicError("unknown topic shape")
-    sn = rest[0]
+    # One copy of the serial, whatever number of a gateway's topics are held (the bridge
+    # keeps a parsed topic for each of its devices).
+    sn = sys.intern(rest[0])
     if len(rest) == 3:
         kind = _FIXED.get((rest[1], rest[2]))
         if kind is None:

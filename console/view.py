@@ -31,7 +31,7 @@ import orjson
 
 from bridge.config import Config
 from bridge.errors import RecordError
-from bridge.records import DeviceState, owned, parse_as, parse_record
+from bridge.records import DeviceState, fields_of, owned, parse_as, parse_record
 from bridge.topics import Kind, TopicError, TopicRef, Topics, parse
 
 CONFIG_SETTINGS = ("report_url", "report_period", "login_url", "dev_sno", "devices_report_url",
@@ -164,7 +164,7 @@ class View:
             record = owned(parse_as(DeviceState, payload, ip, self.max_payload), owner)
         except RecordError:
             return  # the record before it stays, as in the bridge
-        devices[ip] = Record(record.model_dump(exclude_none=True), now)
+        devices[ip] = Record(fields_of(record), now)
         owners[ip] = owner
 
     def _apply(self, parts: list[str], payload: bytes, now: float) -> None:
@@ -211,7 +211,7 @@ class View:
             record = parse_record(kind, payload, "", self.max_payload)
         except RecordError:
             return before
-        return Record(record.model_dump(exclude_none=True), now)
+        return Record(fields_of(record), now)
 
     def _event(self, event: dict[str, Any] | None, now: float) -> None:
         if event is None or not isinstance(event.get("target"), str) or "ok" not in event:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bridge.records import fields_of
 from bridge.releases import ReportFormat
 from demo.broker import Broker
 from receiver.app import create_app
@@ -30,8 +31,7 @@ from tests.unit.test_bridge_formats import (
 
 
 def dumped(record: Any) -> dict[str, Any]:
-    found: dict[str, Any] = record.model_dump(exclude_none=True)
-    return found
+    return fields_of(record)
 
 
 @pytest.mark.parametrize(("release", "fmt", "sent"), [

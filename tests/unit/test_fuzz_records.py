@@ -50,7 +50,7 @@ MODELS: dict[Kind, type[Any]] = {
     Kind.GATEWAY_HARDWARE: GatewayHardware,
     Kind.DEVICE_STATE: DeviceState,
 }
-FIELDS = sorted({name for model in MODELS.values() for name in model.model_fields})
+FIELDS = sorted({name for model in MODELS.values() for name in model.__pydantic_fields__})
 # A RecordError's code becomes a metric label: it must come from a small, fixed set.
 CODES = {*FIELDS, "json", "size", "invalid"}
 
