@@ -165,13 +165,17 @@ def _read_until_ready(proc: subprocess.Popen[bytes], ports: list[int],
                       timeout: float = 20.0) -> tuple[list[int], list[str]]:
     """Read the runner's output until every port is taken; the children's pids, the lines.
 
-    _PortTaken when the runner ended because a child found its port taken."""
+    The ports are looked up in the kernel's table, not connected to: each connection
+    is a line of the broker's log, which the runner passes on, which wakes this loop
+    to connect again; once the test stops reading, that log fills the pipes and the
+    broker blocks on its own logging. _PortTaken when the runner ended because a
+    child found its port taken."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
     text = b""
     deadline = time.monotonic() + timeout
-    while not all(port_in_use(port) for port in ports):
+    while not all(listening(("127.0.0.1", port)) for port in ports):
         assert time.monotonic() < deadline, f"stack not up in {timeout} s:\n{text.decode()}"
         select.select([fd], [], [], 0.1)
         try:
