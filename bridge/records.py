@@ -8,7 +8,7 @@ never raises anything else (pinned down by a property-based test).
 
 Types are strict: `"ep_type": 2` is refused, not coerced, because an app that
 sends numbers where the platform wants strings is a bug worth hearing about.
-Keys the contract does not name are ignored, so newer publishers keep working.
+Keys the protocol does not name are ignored, so newer publishers keep working.
 
 No string may hold control characters (C0, DEL, C1) or the invisible bidi and
 line-separator marks: a NUL makes a platform on PostgreSQL refuse every report,

@@ -50,7 +50,7 @@ _CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'n
 
 
 class _JSON(DefaultJSONProvider):
-    # Reports are shown as posted: key order is part of the contract, and
+    # Reports are shown as posted: key order is part of the format, and
     # non-ASCII (the Chinese date in sw_version) stays readable.
     sort_keys = False
     ensure_ascii = False
@@ -202,7 +202,7 @@ def _report_view(state: ReceiverState, route: Route, path: str) -> Any:
                                  unmeasured=tuple(unmeasured), path=path)
         _log_report(report)
         if rejected:
-            message = f"{len(violations)} violation(s) of the report contract"
+            message = f"{len(violations)} violation(s) of its format"
             return jsonify(status=1, message=message, violations=violations), 422
         return jsonify(status=0, message="SUCCESS")
 

@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Reference platform: accepts status reports at /DeviceStatus, "
-        "checks them against the contract and shows them on a live page. "
+        "checks them against their format's table and shows them on a live page. "
         "Options not given come from [receiver] in the config file, else the defaults.",
     )
     add = parser.add_argument

@@ -118,7 +118,7 @@ _RATE = rules.number(0, 1)  # "满值为1"
 _GB = rules.number(0, None)
 _PORT = rules.number(1, 65535)
 
-# -- the seed (v1) and its V2R1C01 MQ variant (v2): the project's contract ---------
+# -- the seed (v1) and its V2R1C01 MQ variant (v2): the project's payload ----------
 
 _V1_TOP = (
     Key("gateway_ip", "string", rule=rules.ip),
@@ -321,10 +321,10 @@ _SEED_DOC = "设备状态上报内容"
 _BOX = ("gateway_sn",)
 FORMATS: dict[FormatName, Format] = {f.name: f for f in (
     Format("v1", f"the seed {_SEED_DOC} (this project's payload)", "both", _V1, _V1_DEVICES,
-           _BOX, "the contract's"),
+           _BOX, "docs/protocol.md's"),
     Format("v2", f"{_SEED_DOC}, V2R1C01 MQ 7.3 variant", "both", _V2,
            replace(_V1_DEVICES, columns=(*_EP_COLUMNS[:-1], "ep_ext_data")), _BOX,
-           "the contract's"),
+           "docs/protocol.md's"),
     Format("F1", f"{_SEED_DOC} (V2R1C01)", "both", _F1, _EP, _BOX),
     Format("F2", f"{_SEED_DOC} (V2R2C01-V2R4C01, V5R2C01-V5R5C01)", "both", _F2, _EP, _BOX),
     Format("F3", f"{_SEED_DOC} with gateway_port (4.5, V2R6C01 onward)", "both", _F3, _EP, _BOX),

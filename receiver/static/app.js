@@ -190,7 +190,7 @@
       el("span", { class: "count count-offline" }, `${devices.length - online} offline`));
     const violations = r.violations.length === 0 ? null :
       el("div", { class: "violations", role: "alert" },
-        el("h3", {}, `${r.violations.length} violation${r.violations.length === 1 ? "" : "s"} of the contract`),
+        el("h3", {}, `${r.violations.length} violation${r.violations.length === 1 ? "" : "s"} of its format`),
         el("ul", {}, ...r.violations.map((v) => el("li", { class: "violation mono" }, v))));
     const table = el("table", { class: "devices" },
       el("thead", {}, el("tr", {}, ...v.columns.map((h) => el("th", {}, h)))),

@@ -58,7 +58,7 @@ SPEC_PAYLOAD: dict[str, Any] = {
     ],
     "gateway_name": "bm1682landy93",
     "gateway_status": "online",
-    "gateway_ip": "192.168.1.251",  # the spec has '192.168.1.251 ': the contract strips it
+    "gateway_ip": "192.168.1.251",  # the spec has '192.168.1.251 ': the protocol strips it
 }
 
 # The report's three tables (docs/protocol.md), in order.
@@ -154,7 +154,7 @@ class TestSpecExample:
         assert report_of(spec_state(clock), clock) == SPEC_PAYLOAD
 
     def test_keys_come_in_contract_order(self) -> None:
-        """Top level, gateway_ext_data and each sub-device follow the contract's tables."""
+        """Top level, gateway_ext_data and each sub-device follow the protocol's tables."""
         clock = FakeClock()
         report = report_of(spec_state(clock), clock)
 
@@ -317,7 +317,7 @@ class TestRounding:
         assert isinstance(value, float)
 
     def test_integral_metrics_are_still_floats(self) -> None:
-        """An integer in a float field is sent as a float (6.0), as the contract types it."""
+        """An integer in a float field is sent as a float (6.0), as the protocol types it."""
         clock = FakeClock()
         state = GatewayState(SN)
         feed(state, TOPICS.gateway_info, spec_info(), clock)

@@ -128,7 +128,7 @@ class TestAccepted:
         assert "ep_id" not in fields_of(record)
 
     def test_unknown_keys_are_ignored(self) -> None:
-        """Keys the contract does not name are ignored, so newer publishers keep working."""
+        """Keys the protocol does not name are ignored, so newer publishers keep working."""
         record = parse_as(DeviceState, js(device(vendor="acme", extra={"a": [1, 2]})))
 
         assert set(fields_of(record)) <= {f.name for f in dataclasses.fields(DeviceState)}
@@ -438,7 +438,7 @@ FIELDS = sorted(
     set(GatewayInfo.model_fields) | set(GatewayMetrics.model_fields)
     | {f.name for f in dataclasses.fields(DeviceState)} | {"ep_id"}
 )
-# Values near the edges of the contract's sets and ranges, plus anything at all.
+# Values near the edges of the protocol's sets and ranges, plus anything at all.
 INTERESTING = (
     st.sampled_from(["online", "offline", "up", "0", "4", "9", "", " ", "10.0.0.1", "::1",
                      "2001:DB8::1", "e0:A5:09:00:0e:6d", "1.2.3.400", "x" * 300])
@@ -463,7 +463,7 @@ MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def check_contract(record: object) -> None:
-    """Whatever parse_record admits obeys the contract's sets and ranges."""
+    """Whatever parse_record admits obeys the protocol's sets and ranges."""
     if isinstance(record, DeviceState):
         assert record.ep_status in ("online", "offline")
         assert record.ep_type in ("0", "1", "2", "3", "4")
@@ -538,7 +538,7 @@ class TestProperties:
     def test_real_field_names_arbitrary_values(
         self, kind: Kind, record: dict[str, Any], key: str
     ) -> None:
-        """Objects of the contract's field names with arbitrary values: admitted ones conform."""
+        """Objects of the protocol's field names with arbitrary values: admitted ones conform."""
         parse_or_refuse(kind, js(record), key)
 
     @PROPERTY
@@ -569,7 +569,7 @@ class TestProperties:
     def test_every_valid_device_is_admitted(
         self, status: str, ep_type: str, location: str, extra: dict[str, Any]
     ) -> None:
-        """Every device record within the contract is admitted as sent, whatever extra keys."""
+        """Every device record within the protocol is admitted as sent, whatever extra keys."""
         record = parse_as(DeviceState, js(
             {**extra, "ep_status": status, "ep_type": ep_type, "ep_location": location}))
 

@@ -1,6 +1,6 @@
 """Property-based tests: what the bridge admits from MQTT, whatever arrives (docs/reliability.md).
 
-Two units, each against an independent statement of the contract:
+Two units, each against an independent statement of the protocol:
 - `bridge.records.parse_record`, for every topic kind: arbitrary bytes and
   arbitrary JSON never raise anything but `RecordError`, and a record is
   admitted exactly when `conforms()` (written here from docs/topics.md, not from
@@ -294,7 +294,7 @@ class TestParseRecord:
     def test_contract_fields_with_edge_values(
         self, kind: Kind, doc: dict[str, Any], key: str
     ) -> None:
-        """Objects of the contract's field names and edge values: admitted iff conforming."""
+        """Objects of the protocol's field names and edge values: admitted iff conforming."""
         assume(not _big(doc))
         result = outcome(kind, encode(doc), key)
         admitted = not isinstance(result, RecordError)

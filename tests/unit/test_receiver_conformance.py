@@ -118,7 +118,8 @@ class TestSpecExample:
         """The example as printed fails only on the stray space and on key order."""
         violations = violations_of(ast.literal_eval(SPEC_BLOCK))
         assert "gateway_ip: '192.168.1.251 ' has surrounding whitespace" in violations
-        assert all(v == violations[0] or "contract's key order" in v for v in violations[1:])
+        order = "docs/protocol.md's key order"
+        assert all(v == violations[0] or order in v for v in violations[1:])
         assert len(violations) == 4  # whitespace + top, ext and device order
 
     def test_non_ascii_arrives_unchanged(self) -> None:
@@ -431,10 +432,11 @@ class TestMetrics:
 
 class TestKeyOrder:
     def test_top_level_order(self, report: dict[str, Any]) -> None:
-        """Top-level keys go in the order of the contract's table."""
+        """Top-level keys go in the order of the protocol's table."""
         reordered = {"gateway_name": report.pop("gateway_name"), **report}
         assert violations_of(reordered) == [
-            "body: key 'gateway_name' comes before 'gateway_ip', against the contract's key order"
+            "body: key 'gateway_name' comes before 'gateway_ip', "
+            "against docs/protocol.md's key order"
         ]
 
     def test_ext_order(self, report: dict[str, Any]) -> None:
@@ -443,7 +445,7 @@ class TestKeyOrder:
         report["gateway_ext_data"] = {"cpu_usage": ext.pop("cpu_usage"), **ext}
         assert violations_of(report) == [
             "gateway_ext_data: key 'cpu_usage' comes before 'sw_version', "
-            "against the contract's key order"
+            "against docs/protocol.md's key order"
         ]
 
     def test_device_order(self, report: dict[str, Any]) -> None:
@@ -451,7 +453,7 @@ class TestKeyOrder:
         dev = report["sub_devices"][0]
         report["sub_devices"][0] = {"ep_ip": dev.pop("ep_ip"), **dev}
         assert violations_of(report) == [
-            "sub_devices[0]: key 'ep_ip' comes before 'ep_id', against the contract's key order"
+            "sub_devices[0]: key 'ep_ip' comes before 'ep_id', against docs/protocol.md's key order"
         ]
 
     def test_unknown_keys_do_not_count_for_order(self, report: dict[str, Any]) -> None:
@@ -657,7 +659,7 @@ class TestVersions:
                                    "(leave the key out)"),
             ({"color": "red"}, "sub_devices[0].ep_ext_data.color: unknown key"),
             ({"group_name": "g", "sw_version": "1"}, "sub_devices[0].ep_ext_data: key "
-             "'group_name' comes before 'sw_version', against the contract's key order"),
+             "'group_name' comes before 'sw_version', against docs/protocol.md's key order"),
         ],
     )
     def test_bad_ep_ext_data(self, extra: object, complaint: str) -> None:
@@ -675,7 +677,7 @@ class TestVersions:
 
         assert v2_violations(report) == [
             "sub_devices[0]: key 'ep_ext_data' comes before 'ep_id', "
-            "against the contract's key order"
+            "against docs/protocol.md's key order"
         ]
 
     def test_v2_still_refuses_a_blank_location(self) -> None:
