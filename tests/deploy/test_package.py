@@ -59,11 +59,14 @@ UNITS = ("se3-mosquitto", "se3-collector-gateway", "se3-collector-devices", "se3
          "se3-console")
 APT = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y")
 # What a purge is checked on: every path of the root but the kernel's, the logs, the
-# caches, the package manager's own records and Debian's mosquitto's database (its
-# broker saves it when the package stops it, and again when it comes back).
+# caches, the package manager's own records (with /var/backups, where Debian's daily
+# dpkg-db-backup.timer copies them whenever it comes due, as it may during a test) and
+# Debian's mosquitto's database (its broker saves it when the package stops it, and
+# again when it comes back).
 SNAPSHOT = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run"
             " -o -path /tmp -o -path /var/tmp -o -path /var/log -o -path /var/cache"
             " -o -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/lib/systemd"
+            " -o -path /var/backups"
             " -o -path /var/lib/mosquitto -o -path /root \\) -prune -o -print;"
             " getent passwd; getent group")
 
