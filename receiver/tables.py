@@ -319,12 +319,12 @@ _F8 = (
 _EP = Devices("sub_devices", "ep_ip", "ep_status", ("ep_ip",), ep_id=True, columns=_EP_COLUMNS)
 _SEED_DOC = "设备状态上报内容"
 _BOX = ("gateway_sn",)
+_OURS = "docs/protocol.md's"  # the seed's key order is this project's own table
 FORMATS: dict[FormatName, Format] = {f.name: f for f in (
     Format("v1", f"the seed {_SEED_DOC} (this project's payload)", "both", _V1, _V1_DEVICES,
-           _BOX, "docs/protocol.md's"),
+           _BOX, _OURS),
     Format("v2", f"{_SEED_DOC}, V2R1C01 MQ 7.3 variant", "both", _V2,
-           replace(_V1_DEVICES, columns=(*_EP_COLUMNS[:-1], "ep_ext_data")), _BOX,
-           "docs/protocol.md's"),
+           replace(_V1_DEVICES, columns=(*_EP_COLUMNS[:-1], "ep_ext_data")), _BOX, _OURS),
     Format("F1", f"{_SEED_DOC} (V2R1C01)", "both", _F1, _EP, _BOX),
     Format("F2", f"{_SEED_DOC} (V2R2C01-V2R4C01, V5R2C01-V5R5C01)", "both", _F2, _EP, _BOX),
     Format("F3", f"{_SEED_DOC} with gateway_port (4.5, V2R6C01 onward)", "both", _F3, _EP, _BOX),
